@@ -1,0 +1,118 @@
+//! Wiring: builds the pieces from a [`Config`] and runs them. No logic lives here.
+//!
+//! Two runtimes, as the design requires: the data path runs on a multi-threaded
+//! runtime; the control path (Sentinel follower, probes) on its own
+//! single-threaded runtime on a named thread, so its timers do not depend on
+//! data-plane load. The switch is the only thing they share.
+
+use std::net::SocketAddr;
+use std::sync::Arc;
+use std::time::Duration;
+
+use tokio::net::TcpListener;
+use tokio_util::sync::CancellationToken;
+use tokio_util::task::TaskTracker;
+use tracing::{info, warn};
+
+use crate::config::{Config, Source};
+use crate::follow::Follower;
+use crate::proxy::{self, Shared};
+use crate::switch;
+
+/// A running proxy: its bound address and the handles to stop it.
+pub struct App {
+    /// The address clients connect to (the real port when `:0` was asked).
+    pub listen_addr: SocketAddr,
+    stop_accepting: CancellationToken,
+    shutdown: CancellationToken,
+    sessions: TaskTracker,
+    control: CancellationToken,
+    drain_timeout: Duration,
+    control_thread: Option<std::thread::JoinHandle<()>>,
+    accept_task: tokio::task::JoinHandle<()>,
+}
+
+impl App {
+    /// Binds the client listener and starts the data and control paths on the
+    /// current (data) runtime and a new control thread.
+    pub async fn start(config: Config) -> anyhow::Result<App> {
+        let listener = TcpListener::bind(config.listen)
+            .await
+            .map_err(|e| anyhow::anyhow!("cannot listen on {}: {e}", config.listen))?;
+        let listen_addr = listener.local_addr()?;
+        let (hints, hint_rx) = switch::hints();
+        let control = CancellationToken::new();
+        let (reader, control_thread) = match &config.source {
+            Source::Fixed(master) => {
+                let (writer, reader) = switch::new(Some(*master), 0);
+                // A fixed master never changes; the writer simply lives on.
+                std::mem::forget(writer);
+                drop(hint_rx);
+                (reader, None)
+            }
+            Source::Sentinels(sentinels) => {
+                let (writer, reader) = switch::new(None, 0);
+                let follower = Follower {
+                    sentinels: sentinels.clone(),
+                    master_name: config.master_name.clone(),
+                    auth: config.backend_auth.clone(),
+                    writer,
+                    hints: hint_rx,
+                };
+                let cancel = control.clone();
+                let thread = std::thread::Builder::new().name("control".into()).spawn(move || {
+                    match tokio::runtime::Builder::new_current_thread().enable_all().build() {
+                        Ok(rt) => rt.block_on(follower.run(cancel)),
+                        Err(error) => tracing::error!(%error, "cannot start the control runtime"),
+                    }
+                })?;
+                (reader, Some(thread))
+            }
+        };
+        let shared = Arc::new(Shared {
+            switch: reader,
+            hints,
+            settings: proxy::Settings::from_config(&config),
+        });
+        let stop_accepting = CancellationToken::new();
+        let shutdown = CancellationToken::new();
+        let sessions = TaskTracker::new();
+        let accept_task = tokio::spawn(proxy::listener::serve(
+            listener,
+            shared,
+            config.max_clients,
+            sessions.clone(),
+            stop_accepting.clone(),
+            shutdown.clone(),
+        ));
+        info!(listen = %listen_addr, source = ?config.source, "sentinel-proxy ready");
+        Ok(App {
+            listen_addr,
+            stop_accepting,
+            shutdown,
+            sessions,
+            control,
+            drain_timeout: config.drain_timeout,
+            control_thread,
+            accept_task,
+        })
+    }
+
+    /// Graceful stop: stop accepting, let sessions finish their in-flight
+    /// replies (bounded by the drain timeout), then stop the control path.
+    pub async fn shutdown(mut self) {
+        self.stop_accepting.cancel();
+        let _ = self.accept_task.await;
+        self.shutdown.cancel();
+        self.sessions.close();
+        let grace = self.drain_timeout + Duration::from_millis(500);
+        if tokio::time::timeout(grace, self.sessions.wait()).await.is_err() {
+            warn!(remaining = self.sessions.len(), "sessions still open after the drain timeout");
+        }
+        self.control.cancel();
+        if let Some(thread) = self.control_thread.take() {
+            let _ = tokio::task::spawn_blocking(move || thread.join()).await;
+        }
+        info!("stopped");
+    }
+}

@@ -1,0 +1,143 @@
+//! Command-line flags and config-file keys: one struct serves both.
+//!
+//! Every flag is also a key of the TOML config file (`--hold-timeout-ms` is
+//! `hold_timeout_ms`); a flag given on the command line overrides the file.
+//! Values stay raw here (strings, numbers); [`super::Config::from_settings`]
+//! validates them once into typed settings.
+
+use std::path::PathBuf;
+
+use clap::{Parser, Subcommand, ValueEnum};
+use serde::Deserialize;
+
+/// A Redis endpoint that stays put while the master moves.
+#[derive(Debug, Parser)]
+#[command(name = "sentinel-proxy", version, about, long_about = None)]
+pub struct Cli {
+    /// TOML config file; its keys are the flag names with `_` for `-`.
+    #[arg(short, long, value_name = "FILE", global = true)]
+    pub config: Option<PathBuf>,
+
+    /// Settings given as flags (they override the file).
+    #[command(flatten)]
+    pub settings: Settings,
+
+    /// What to run; without one, the proxy runs.
+    #[command(subcommand)]
+    pub command: Option<Command>,
+}
+
+/// Subcommands.
+#[derive(Debug, Subcommand)]
+pub enum Command {
+    /// Validate the configuration, print the effective settings and exit.
+    CheckConfig,
+}
+
+/// What sessions do when the master changes.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum OnSwitch {
+    /// Move idle sessions to the new master, replaying their state.
+    Rebind,
+    /// Close every session after its in-flight replies (Sentinel's own behaviour).
+    Close,
+}
+
+/// Log line format.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum LogFormat {
+    /// Human-readable lines.
+    Text,
+    /// One JSON object per line, for log shippers.
+    Json,
+}
+
+/// Every setting, each optional so the file and the flags can be merged.
+#[derive(Debug, Default, Clone, clap::Args, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct Settings {
+    /// Client endpoint for legacy applications [default: 127.0.0.1:6379]
+    #[arg(long, value_name = "ADDR")]
+    pub listen: Option<String>,
+
+    /// Name of the monitored group, as Sentinel knows it [default: mymaster]
+    #[arg(long, value_name = "NAME")]
+    pub master_name: Option<String>,
+
+    /// A fixed master to proxy to (no failover): HOST:PORT
+    #[arg(long, value_name = "HOST:PORT")]
+    pub master: Option<String>,
+
+    /// Follow this Redis Sentinel (repeat for each); the master is the one a majority names
+    #[arg(long = "sentinel", value_name = "HOST:PORT")]
+    #[serde(rename = "sentinel")]
+    pub sentinels: Vec<String>,
+
+    /// What happens to sessions on a master switch: rebind or close [default: rebind]
+    #[arg(long, value_enum, value_name = "MODE")]
+    pub on_switch: Option<OnSwitch>,
+
+    /// How long to wait for in-flight replies on a switch or shutdown [default: 5000]
+    #[arg(long, value_name = "MS")]
+    pub drain_timeout_ms: Option<u64>,
+
+    /// How long a command may wait for a master before -MASTERDOWN [default: 15000]
+    #[arg(long, value_name = "MS")]
+    pub hold_timeout_ms: Option<u64>,
+
+    /// Release an idle session's backend connection after this long; 0 = never [default: 0]
+    #[arg(long, value_name = "MS")]
+    pub idle_release_ms: Option<u64>,
+
+    /// ACL user for backend connections [default: none]
+    #[arg(long, value_name = "USER")]
+    pub auth_user: Option<String>,
+
+    /// Password for backend connections (and Sentinels) [default: none]
+    #[arg(long, value_name = "PASSWORD")]
+    pub auth_pass: Option<String>,
+
+    /// Password clients must AUTH with at the proxy [default: none]
+    #[arg(long, value_name = "PASSWORD")]
+    pub requirepass: Option<String>,
+
+    /// Client connections accepted at once [default: 10000]
+    #[arg(long, value_name = "N")]
+    pub max_clients: Option<u64>,
+
+    /// Log format: text or json [default: text]
+    #[arg(long, value_enum, value_name = "FORMAT")]
+    pub log_format: Option<LogFormat>,
+
+    /// Log level or tracing filter, e.g. info, debug, sentinel_proxy=trace [default: info]
+    #[arg(long, value_name = "LEVEL")]
+    pub log_level: Option<String>,
+}
+
+impl Settings {
+    /// Overlays `over` on `self`: every value `over` sets wins.
+    pub fn overlay(self, over: Settings) -> Settings {
+        Settings {
+            listen: over.listen.or(self.listen),
+            master_name: over.master_name.or(self.master_name),
+            master: over.master.or(self.master),
+            sentinels: if over.sentinels.is_empty() {
+                self.sentinels
+            } else {
+                over.sentinels
+            },
+            on_switch: over.on_switch.or(self.on_switch),
+            drain_timeout_ms: over.drain_timeout_ms.or(self.drain_timeout_ms),
+            hold_timeout_ms: over.hold_timeout_ms.or(self.hold_timeout_ms),
+            idle_release_ms: over.idle_release_ms.or(self.idle_release_ms),
+            auth_user: over.auth_user.or(self.auth_user),
+            auth_pass: over.auth_pass.or(self.auth_pass),
+            requirepass: over.requirepass.or(self.requirepass),
+            max_clients: over.max_clients.or(self.max_clients),
+            log_format: over.log_format.or(self.log_format),
+            log_level: over.log_level.or(self.log_level),
+        }
+    }
+}

@@ -1,0 +1,346 @@
+//! Configuration: flags and file merged, validated once into a typed [`Config`].
+//!
+//! Validation binds nothing and connects nowhere; it only checks values, so
+//! `check-config` and start-up give the same verdict. Errors name the field and
+//! what is allowed, in one line.
+
+pub mod cli;
+
+use std::fmt;
+use std::net::{SocketAddr, ToSocketAddrs};
+use std::path::Path;
+use std::time::Duration;
+
+pub use cli::{Cli, Command, LogFormat, OnSwitch, Settings};
+
+/// A setting that cannot be used. Displays as one line naming the field.
+#[derive(Debug, thiserror::Error)]
+pub enum ConfigError {
+    /// The config file could not be read.
+    #[error("cannot read config file {path}: {source}")]
+    Read {
+        /// The file.
+        path: String,
+        /// Why.
+        source: std::io::Error,
+    },
+    /// The config file is not valid TOML or has unknown keys.
+    #[error("config file {path}: {message}")]
+    Parse {
+        /// The file.
+        path: String,
+        /// The parser's message, on one line.
+        message: String,
+    },
+    /// A value is out of range or malformed.
+    #[error("{field}: {message}")]
+    Invalid {
+        /// The flag name without dashes, as in the file (`hold_timeout_ms`).
+        field: &'static str,
+        /// What is wrong and what is allowed.
+        message: String,
+    },
+}
+
+fn invalid(field: &'static str, message: impl Into<String>) -> ConfigError {
+    ConfigError::Invalid {
+        field,
+        message: message.into(),
+    }
+}
+
+/// Where the proxy learns which node is the master.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Source {
+    /// One fixed master; no failover.
+    Fixed(SocketAddr),
+    /// Follow these Redis Sentinels; switch when a majority names a new master.
+    Sentinels(Vec<SocketAddr>),
+}
+
+/// Credentials the proxy uses towards backends.
+#[derive(Clone, Default, PartialEq, Eq)]
+pub struct Credentials {
+    /// ACL user, if any (otherwise `default`).
+    pub user: Option<String>,
+    /// Password.
+    pub pass: Option<String>,
+}
+
+impl fmt::Debug for Credentials {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("Credentials")
+            .field("user", &self.user)
+            .field("pass", &self.pass.as_ref().map(|_| "<redacted>"))
+            .finish()
+    }
+}
+
+/// The validated configuration.
+#[derive(Debug, Clone)]
+pub struct Config {
+    /// Client endpoint.
+    pub listen: SocketAddr,
+    /// Name of the monitored group.
+    pub master_name: String,
+    /// Where the master comes from.
+    pub source: Source,
+    /// Session behaviour on a switch.
+    pub on_switch: OnSwitch,
+    /// Wait for in-flight replies on a switch or shutdown.
+    pub drain_timeout: Duration,
+    /// How long a command may wait for a master.
+    pub hold_timeout: Duration,
+    /// Release an idle session's backend connection after this long.
+    pub idle_release: Option<Duration>,
+    /// Credentials for backend connections.
+    pub backend_auth: Credentials,
+    /// Password clients must give the proxy.
+    pub requirepass: Option<String>,
+    /// Client connections accepted at once.
+    pub max_clients: usize,
+    /// Log format.
+    pub log_format: LogFormat,
+    /// Log filter.
+    pub log_level: String,
+}
+
+/// Largest `max_clients`: beyond it file descriptors, not the proxy, are the limit.
+const MAX_CLIENTS_LIMIT: u64 = 1_000_000;
+
+impl Config {
+    /// Reads the file named by `--config` (if any), overlays the flags, validates.
+    pub fn load(cli: &Cli) -> Result<Config, ConfigError> {
+        let file = match &cli.config {
+            Some(path) => read_file(path)?,
+            None => Settings::default(),
+        };
+        Config::from_settings(file.overlay(cli.settings.clone()))
+    }
+
+    /// Validates merged settings.
+    pub fn from_settings(s: Settings) -> Result<Config, ConfigError> {
+        let listen = resolve("listen", s.listen.as_deref().unwrap_or("127.0.0.1:6379"))?;
+        let master_name = s.master_name.unwrap_or_else(|| "mymaster".to_owned());
+        if master_name.is_empty() || master_name.contains(char::is_whitespace) {
+            return Err(invalid("master_name", "must be a non-empty name without spaces"));
+        }
+        let source = match (s.master, s.sentinels.is_empty()) {
+            (Some(_), false) => {
+                return Err(invalid(
+                    "master",
+                    "give either master (a fixed master) or sentinel (follow Sentinels), not both",
+                ));
+            }
+            (Some(master), true) => Source::Fixed(resolve("master", &master)?),
+            (None, false) => {
+                let sentinels = s
+                    .sentinels
+                    .iter()
+                    .map(|a| resolve("sentinel", a))
+                    .collect::<Result<Vec<_>, _>>()?;
+                let mut unique = sentinels.clone();
+                unique.sort();
+                unique.dedup();
+                if unique.len() != sentinels.len() {
+                    return Err(invalid("sentinel", "each Sentinel may be listed once"));
+                }
+                Source::Sentinels(sentinels)
+            }
+            (None, true) => {
+                return Err(invalid(
+                    "master",
+                    "required: give master HOST:PORT or at least one sentinel HOST:PORT",
+                ));
+            }
+        };
+        let drain_timeout = millis("drain_timeout_ms", s.drain_timeout_ms.unwrap_or(5000), 1)?;
+        let hold_timeout = millis("hold_timeout_ms", s.hold_timeout_ms.unwrap_or(15000), 1)?;
+        let idle_release = match s.idle_release_ms.unwrap_or(0) {
+            0 => None,
+            ms => Some(millis("idle_release_ms", ms, 1)?),
+        };
+        let max_clients = s.max_clients.unwrap_or(10_000);
+        if !(1..=MAX_CLIENTS_LIMIT).contains(&max_clients) {
+            return Err(invalid(
+                "max_clients",
+                format!("must be between 1 and {MAX_CLIENTS_LIMIT}, got {max_clients}"),
+            ));
+        }
+        if s.auth_user.is_some() && s.auth_pass.is_none() {
+            return Err(invalid("auth_user", "needs auth_pass as well"));
+        }
+        if s.requirepass.as_deref() == Some("") {
+            return Err(invalid("requirepass", "must not be empty (omit it to disable client AUTH)"));
+        }
+        let log_level = s.log_level.unwrap_or_else(|| "info".to_owned());
+        if tracing_subscriber::EnvFilter::try_new(&log_level).is_err() {
+            return Err(invalid(
+                "log_level",
+                format!("'{log_level}' is not a level (error, warn, info, debug, trace) or filter"),
+            ));
+        }
+        Ok(Config {
+            listen,
+            master_name,
+            source,
+            on_switch: s.on_switch.unwrap_or(OnSwitch::Rebind),
+            drain_timeout,
+            hold_timeout,
+            idle_release,
+            backend_auth: Credentials {
+                user: s.auth_user,
+                pass: s.auth_pass,
+            },
+            requirepass: s.requirepass,
+            max_clients: max_clients as usize,
+            log_format: s.log_format.unwrap_or(LogFormat::Text),
+            log_level,
+        })
+    }
+
+    /// The effective settings as TOML-like lines, secrets redacted (`check-config`).
+    pub fn describe(&self) -> String {
+        let secret = |s: &Option<String>| if s.is_some() { "\"<redacted>\"" } else { "none" };
+        let source = match &self.source {
+            Source::Fixed(addr) => format!("master = \"{addr}\""),
+            Source::Sentinels(list) => {
+                let list: Vec<String> = list.iter().map(|a| format!("\"{a}\"")).collect();
+                format!("sentinel = [{}]", list.join(", "))
+            }
+        };
+        let on_switch = match self.on_switch {
+            OnSwitch::Rebind => "rebind",
+            OnSwitch::Close => "close",
+        };
+        let log_format = match self.log_format {
+            LogFormat::Text => "text",
+            LogFormat::Json => "json",
+        };
+        [
+            format!("listen = \"{}\"", self.listen),
+            format!("master_name = \"{}\"", self.master_name),
+            source,
+            format!("on_switch = \"{on_switch}\""),
+            format!("drain_timeout_ms = {}", self.drain_timeout.as_millis()),
+            format!("hold_timeout_ms = {}", self.hold_timeout.as_millis()),
+            format!("idle_release_ms = {}", self.idle_release.map_or(0, |d| d.as_millis())),
+            format!(
+                "auth_user = {}",
+                self.backend_auth.user.as_ref().map_or("none".to_owned(), |u| format!("\"{u}\""))
+            ),
+            format!("auth_pass = {}", secret(&self.backend_auth.pass)),
+            format!("requirepass = {}", secret(&self.requirepass)),
+            format!("max_clients = {}", self.max_clients),
+            format!("log_format = \"{log_format}\""),
+            format!("log_level = \"{}\"", self.log_level),
+        ]
+        .join("\n")
+    }
+}
+
+fn read_file(path: &Path) -> Result<Settings, ConfigError> {
+    let text = std::fs::read_to_string(path).map_err(|source| ConfigError::Read {
+        path: path.display().to_string(),
+        source,
+    })?;
+    toml::from_str(&text).map_err(|e| ConfigError::Parse {
+        path: path.display().to_string(),
+        message: e.message().replace('\n', " "),
+    })
+}
+
+/// Parses `HOST:PORT` (an IP or a name resolved now) into a socket address.
+fn resolve(field: &'static str, value: &str) -> Result<SocketAddr, ConfigError> {
+    if let Ok(addr) = value.parse::<SocketAddr>() {
+        return Ok(addr);
+    }
+    let (host, port) = value
+        .rsplit_once(':')
+        .ok_or_else(|| invalid(field, format!("'{value}' is not HOST:PORT")))?;
+    if host.is_empty() || port.parse::<u16>().is_err() {
+        return Err(invalid(field, format!("'{value}' is not HOST:PORT (port 0-65535)")));
+    }
+    value
+        .to_socket_addrs()
+        .ok()
+        .and_then(|mut addrs| addrs.next())
+        .ok_or_else(|| invalid(field, format!("cannot resolve host '{host}'")))
+}
+
+fn millis(field: &'static str, ms: u64, min: u64) -> Result<Duration, ConfigError> {
+    const MAX_MS: u64 = 24 * 3600 * 1000;
+    if !(min..=MAX_MS).contains(&ms) {
+        return Err(invalid(
+            field,
+            format!("must be between {min} and {MAX_MS} milliseconds, got {ms}"),
+        ));
+    }
+    Ok(Duration::from_millis(ms))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn settings(master: &str) -> Settings {
+        Settings {
+            master: Some(master.to_owned()),
+            ..Settings::default()
+        }
+    }
+
+    #[test]
+    fn defaults_follow_the_cli_contract() {
+        let config = Config::from_settings(settings("127.0.0.1:6000")).expect("valid");
+        assert_eq!(config.listen, "127.0.0.1:6379".parse().expect("addr"));
+        assert_eq!(config.master_name, "mymaster");
+        assert_eq!(config.hold_timeout, Duration::from_millis(15000));
+        assert_eq!(config.drain_timeout, Duration::from_millis(5000));
+        assert_eq!(config.max_clients, 10_000);
+        assert_eq!(config.on_switch, OnSwitch::Rebind);
+        assert_eq!(config.idle_release, None);
+    }
+
+    #[test]
+    fn errors_name_the_field_and_what_is_allowed() {
+        let err = |s: Settings| Config::from_settings(s).expect_err("invalid").to_string();
+        assert_eq!(
+            err(Settings::default()),
+            "master: required: give master HOST:PORT or at least one sentinel HOST:PORT"
+        );
+        assert!(err(settings("nonsense")).starts_with("master: 'nonsense' is not HOST:PORT"));
+        let mut s = settings("127.0.0.1:1");
+        s.max_clients = Some(0);
+        assert!(err(s).starts_with("max_clients: must be between 1 and"));
+        let mut s = settings("127.0.0.1:1");
+        s.sentinels = vec!["127.0.0.1:2".into()];
+        assert!(err(s).starts_with("master: give either master"));
+        let mut s = Settings::default();
+        s.sentinels = vec!["127.0.0.1:2".into(), "127.0.0.1:2".into()];
+        assert_eq!(err(s), "sentinel: each Sentinel may be listed once");
+    }
+
+    #[test]
+    fn the_file_is_strict_and_flags_override_it() {
+        let file: Settings =
+            toml::from_str("master = \"127.0.0.1:7000\"\nhold_timeout_ms = 100\n").expect("valid toml");
+        let flags = Settings {
+            hold_timeout_ms: Some(200),
+            ..Settings::default()
+        };
+        let config = Config::from_settings(file.overlay(flags)).expect("valid");
+        assert_eq!(config.hold_timeout, Duration::from_millis(200));
+        assert!(toml::from_str::<Settings>("hold_timeout = 1").is_err());
+    }
+
+    #[test]
+    fn secrets_are_redacted() {
+        let mut s = settings("127.0.0.1:1");
+        s.auth_pass = Some("hunter2".into());
+        s.requirepass = Some("swordfish".into());
+        let text = Config::from_settings(s).expect("valid").describe();
+        assert!(!text.contains("hunter2") && !text.contains("swordfish"), "{text}");
+        assert!(text.contains("auth_pass = \"<redacted>\""));
+    }
+}

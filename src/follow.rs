@@ -1,0 +1,297 @@
+//! Following existing Redis Sentinels: the control path that publishes the
+//! master a majority of Sentinels agree on.
+//!
+//! Every second (at once on a `+switch-master` event from any Sentinel, or a
+//! [`Hint`] from a session) the follower asks every configured Sentinel for
+//! `SENTINEL master <name>` and counts the answers:
+//! * a master is committed only when a majority of the configured Sentinels name
+//!   the same address, none of them reports it `o_down` or a failover in
+//!   progress, and `ROLE` on that node says `master`. One stale or partitioned
+//!   Sentinel cannot move the proxy; the last answer never wins;
+//! * if the committed master stops answering `ROLE` as a master and no new one is
+//!   agreed, the follower publishes "no master": sessions hold their commands
+//!   (never sending them anywhere) until a master is committed again.
+//!
+//! The follower is the only writer of the [`SwitchWriter`].
+
+use std::collections::HashMap;
+use std::net::SocketAddr;
+use std::sync::Arc;
+use std::time::Duration;
+
+use tokio::sync::{Notify, mpsc};
+use tokio_util::sync::CancellationToken;
+use tracing::{debug, info, warn};
+
+use crate::backend::probe::{self, Probe, ProbeError, Role};
+use crate::config::Credentials;
+use crate::resp::value::{self, OwnedFrame};
+use crate::switch::{Hint, SwitchWriter};
+
+/// How often the Sentinels are asked when nothing happens.
+const CHECK_INTERVAL: Duration = Duration::from_millis(1000);
+
+/// Deadline for one query to a Sentinel or probe of a node.
+const QUERY_TIMEOUT: Duration = Duration::from_millis(500);
+
+/// Shortest gap between two checks triggered by events.
+const MIN_GAP: Duration = Duration::from_millis(50);
+
+/// What one Sentinel says about the master.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Report {
+    /// The master's address as the Sentinel knows it.
+    pub addr: SocketAddr,
+    /// The config epoch it was announced under.
+    pub config_epoch: u64,
+    /// Whether the Sentinel sees the master objectively down or is failing it over.
+    pub unsettled: bool,
+}
+
+/// The outcome of counting Sentinel reports.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Verdict {
+    /// A majority names this master, and none of them is failing it over.
+    Agreed {
+        /// The master.
+        addr: SocketAddr,
+        /// The highest config epoch among the agreeing reports.
+        config_epoch: u64,
+    },
+    /// No majority agrees (yet), or a failover is in progress.
+    Undecided,
+}
+
+/// Counts reports from `total` configured Sentinels (pure, for tests).
+pub fn tally(reports: &[Report], total: usize) -> Verdict {
+    let majority = total / 2 + 1;
+    let mut votes: HashMap<SocketAddr, (usize, u64, bool)> = HashMap::new();
+    for r in reports {
+        let entry = votes.entry(r.addr).or_insert((0, 0, false));
+        entry.0 += 1;
+        entry.1 = entry.1.max(r.config_epoch);
+        entry.2 |= r.unsettled;
+    }
+    votes
+        .into_iter()
+        .find(|(_, (count, _, unsettled))| *count >= majority && !unsettled)
+        .map_or(Verdict::Undecided, |(addr, (_, config_epoch, _))| Verdict::Agreed {
+            addr,
+            config_epoch,
+        })
+}
+
+/// Follows a set of Sentinels and publishes the agreed master.
+pub struct Follower {
+    /// The configured Sentinels.
+    pub sentinels: Vec<SocketAddr>,
+    /// The monitored group's name.
+    pub master_name: String,
+    /// Credentials for data nodes (ROLE probes).
+    pub auth: Credentials,
+    /// The one writer of the switch.
+    pub writer: SwitchWriter,
+    /// Trouble reported by sessions.
+    pub hints: mpsc::Receiver<Hint>,
+}
+
+impl Follower {
+    /// Runs until `cancel` fires.
+    pub async fn run(mut self, cancel: CancellationToken) {
+        let wake = Arc::new(Notify::new());
+        for &sentinel in &self.sentinels {
+            tokio::spawn(watch_events(sentinel, Arc::clone(&wake), cancel.clone()));
+        }
+        let mut tick = tokio::time::interval(CHECK_INTERVAL);
+        tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+        loop {
+            tokio::select! {
+                _ = cancel.cancelled() => return,
+                _ = tick.tick() => {}
+                _ = wake.notified() => debug!("sentinel event: checking now"),
+                Some(hint) = self.hints.recv() => debug!(?hint, "session hint: checking now"),
+            }
+            self.check().await;
+            tokio::time::sleep(MIN_GAP).await;
+        }
+    }
+
+    /// Asks every Sentinel, counts, verifies, publishes.
+    async fn check(&mut self) {
+        let mut queries = tokio::task::JoinSet::new();
+        for &sentinel in &self.sentinels {
+            let name = self.master_name.clone();
+            queries.spawn(async move { ask(sentinel, &name).await });
+        }
+        let reports: Vec<Report> = queries.join_all().await.into_iter().flatten().collect();
+        let current = self.writer.current();
+        let verdict = tally(&reports, self.sentinels.len());
+        if let Verdict::Agreed { addr, config_epoch } = verdict {
+            if current.master == Some(addr) && config_epoch <= current.config_epoch {
+                return self.keep_or_fence(addr, current.config_epoch).await;
+            }
+            match probe::role(addr, &self.auth, QUERY_TIMEOUT).await {
+                Ok(Role::Master) => {
+                    match self.writer.publish(Some(addr), config_epoch.max(current.config_epoch)) {
+                        Ok(t) => info!(
+                            master = %addr, config_epoch = t.config_epoch, generation = t.generation,
+                            "+switch-master: majority of Sentinels agree and ROLE says master"
+                        ),
+                        Err(stale) => warn!(%stale, "ignored a stale master"),
+                    }
+                    return;
+                }
+                Ok(role) => debug!(%addr, ?role, "agreed master does not say master yet"),
+                Err(error) => debug!(%addr, %error, "agreed master unreachable"),
+            }
+            return self.fence(current.master, current.config_epoch);
+        }
+        debug!(reports = reports.len(), "no Sentinel majority");
+        if let Some(master) = current.master {
+            self.keep_or_fence(master, current.config_epoch).await;
+        }
+    }
+
+    /// Keeps the current master if it still says master; otherwise holds.
+    async fn keep_or_fence(&self, master: SocketAddr, config_epoch: u64) {
+        match probe::role(master, &self.auth, QUERY_TIMEOUT).await {
+            Ok(Role::Master) => {}
+            Ok(role) => {
+                warn!(%master, ?role, "master no longer says master; holding commands");
+                self.fence(Some(master), config_epoch);
+            }
+            Err(error) => {
+                warn!(%master, %error, "master unreachable; holding commands");
+                self.fence(Some(master), config_epoch);
+            }
+        }
+    }
+
+    /// Publishes "no master" unless that is already the state.
+    fn fence(&self, current: Option<SocketAddr>, config_epoch: u64) {
+        if current.is_some() {
+            let _ = self.writer.publish(None, config_epoch);
+        }
+    }
+}
+
+/// `SENTINEL master <name>` on one Sentinel.
+async fn ask(sentinel: SocketAddr, master_name: &str) -> Option<Report> {
+    let result = async {
+        let mut conn = Probe::connect(sentinel, &Credentials::default(), QUERY_TIMEOUT).await?;
+        let reply = conn.call(&["SENTINEL", "master", master_name]).await?;
+        parse_report(&reply).ok_or(ProbeError::Malformed)
+    }
+    .await;
+    match result {
+        Ok(report) => Some(report),
+        Err(error) => {
+            debug!(%sentinel, %error, "sentinel did not answer");
+            None
+        }
+    }
+}
+
+/// Reads ip, port, flags and config-epoch from a `SENTINEL master` reply.
+pub fn parse_report(reply: &OwnedFrame) -> Option<Report> {
+    let ip: std::net::IpAddr = value::field(reply, "ip")?.parse().ok()?;
+    let port: u16 = value::field(reply, "port")?.parse().ok()?;
+    let flags = value::field(reply, "flags").unwrap_or("");
+    let config_epoch = value::field(reply, "config-epoch").and_then(|e| e.parse().ok()).unwrap_or(0);
+    let unsettled = flags
+        .split(',')
+        .any(|f| matches!(f, "o_down" | "failover_in_progress" | "promoted"));
+    Some(Report {
+        addr: SocketAddr::new(ip, port),
+        config_epoch,
+        unsettled,
+    })
+}
+
+/// Subscribes to `+switch-master` on one Sentinel and wakes the follower on
+/// each event. Reconnects after failures.
+async fn watch_events(sentinel: SocketAddr, wake: Arc<Notify>, cancel: CancellationToken) {
+    loop {
+        let session = async {
+            let mut conn = Probe::connect(sentinel, &Credentials::default(), QUERY_TIMEOUT).await?;
+            conn.send(&["SUBSCRIBE", "+switch-master"]).await?;
+            loop {
+                let frame = conn.read_frame().await?;
+                if let OwnedFrame::Array(items) = &frame {
+                    if items.first().and_then(value::as_str) == Some("message") {
+                        info!(%sentinel, event = ?items.get(2).and_then(value::as_str), "+switch-master");
+                        wake.notify_one();
+                    }
+                }
+            }
+            #[allow(unreachable_code)]
+            Ok::<(), ProbeError>(())
+        };
+        tokio::select! {
+            _ = cancel.cancelled() => return,
+            result = session => if let Err(error) = result {
+                debug!(%sentinel, %error, "sentinel event stream lost; reconnecting");
+            },
+        }
+        tokio::select! {
+            _ = cancel.cancelled() => return,
+            _ = tokio::time::sleep(Duration::from_millis(500)) => {}
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn report(port: u16, config_epoch: u64, unsettled: bool) -> Report {
+        Report {
+            addr: SocketAddr::from(([127, 0, 0, 1], port)),
+            config_epoch,
+            unsettled,
+        }
+    }
+
+    #[test]
+    fn a_majority_must_agree() {
+        let a = report(1, 3, false);
+        let b = report(2, 4, false);
+        assert_eq!(
+            tally(&[a.clone(), a.clone(), b.clone()], 3),
+            Verdict::Agreed {
+                addr: a.addr,
+                config_epoch: 3
+            }
+        );
+        // One stale or partitioned Sentinel cannot move the proxy.
+        assert_eq!(tally(&[b.clone()], 3), Verdict::Undecided);
+        assert_eq!(tally(&[a.clone(), b.clone()], 3), Verdict::Undecided);
+        // Majority of the configured set, not of those that answered.
+        assert_eq!(tally(&[a.clone(), a.clone()], 5), Verdict::Undecided);
+    }
+
+    #[test]
+    fn a_failover_in_progress_is_not_agreement() {
+        let a = report(1, 3, false);
+        let busy = report(1, 3, true);
+        assert_eq!(tally(&[a.clone(), a, busy], 3), Verdict::Undecided);
+    }
+
+    #[test]
+    fn reports_are_read_from_sentinel_replies() {
+        let pairs = [
+            ("name", "mymaster"),
+            ("ip", "127.0.0.1"),
+            ("port", "6380"),
+            ("flags", "master,o_down"),
+            ("config-epoch", "7"),
+        ];
+        let reply = OwnedFrame::Array(
+            pairs
+                .iter()
+                .flat_map(|(k, v)| [OwnedFrame::BulkString(k.as_bytes().to_vec()), OwnedFrame::BulkString(v.as_bytes().to_vec())])
+                .collect(),
+        );
+        assert_eq!(parse_report(&reply), Some(report(6380, 7, true)));
+    }
+}

@@ -1,0 +1,354 @@
+//! The ledger of replies a session is waiting for, and where each reply goes.
+//!
+//! Every forwarded command appends an [`Expect`]; every reply read from the
+//! backend is matched against the front. Pub/sub traffic is told apart by its
+//! first word (RESP2 arrays, RESP3 pushes) so messages never consume an entry.
+//! Pure: the session executes the [`Route`] it is given.
+
+use std::collections::VecDeque;
+
+use crate::resp::command::Family;
+use crate::resp::reply::{self, Kind};
+
+use super::state::{ConnState, Expect};
+
+/// What to do with one reply from the backend.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Route {
+    /// Send it to the client unchanged.
+    Forward,
+    /// Drop it: it answers a command the proxy sent itself (replay, resubscribe).
+    Swallow,
+    /// A replayed command failed: the session cannot be restored honestly.
+    ReplayFailed,
+    /// `-READONLY`: the backend was demoted. `sole` when this was the session's
+    /// only command in flight and no transaction is open (so it was not executed
+    /// and may be retried on the new master).
+    Demoted {
+        /// The command was alone in flight, outside MULTI.
+        sole: bool,
+    },
+}
+
+/// Pending replies and connection state of one session.
+#[derive(Debug)]
+pub struct Ledger {
+    pending: VecDeque<Expect>,
+    /// Entries that wait for a counted reply (Reply, Track, Replay).
+    counted: usize,
+    /// Replay and Resubscribe entries outstanding.
+    replaying: usize,
+    /// PubSub and UnsubscribeAll entries outstanding.
+    pubsub_waiting: usize,
+    /// Connection state built from successful commands.
+    pub state: ConnState,
+}
+
+impl Default for Ledger {
+    fn default() -> Self {
+        Self {
+            pending: VecDeque::new(),
+            counted: 0,
+            replaying: 0,
+            pubsub_waiting: 0,
+            state: ConnState::new(),
+        }
+    }
+}
+
+/// Pub/sub words that open a reply array or push.
+enum PubSubWord {
+    Message,
+    Confirm { family: Family, subscribe: bool },
+}
+
+fn pubsub_word(word: &[u8]) -> Option<PubSubWord> {
+    let mut lower = [0u8; 12];
+    let slot = lower.get_mut(..word.len())?;
+    slot.copy_from_slice(word);
+    slot.make_ascii_lowercase();
+    let confirm = |family, subscribe| Some(PubSubWord::Confirm { family, subscribe });
+    match &*slot {
+        b"message" | b"pmessage" | b"smessage" => Some(PubSubWord::Message),
+        b"subscribe" => confirm(Family::Channel, true),
+        b"psubscribe" => confirm(Family::Pattern, true),
+        b"ssubscribe" => confirm(Family::Shard, true),
+        b"unsubscribe" => confirm(Family::Channel, false),
+        b"punsubscribe" => confirm(Family::Pattern, false),
+        b"sunsubscribe" => confirm(Family::Shard, false),
+        _ => None,
+    }
+}
+
+impl Ledger {
+    /// Appends what the reply to a just-forwarded command will mean.
+    pub fn push(&mut self, expect: Expect) {
+        match expect {
+            Expect::Reply | Expect::Track(_) => self.counted += 1,
+            Expect::Replay => {
+                self.counted += 1;
+                self.replaying += 1;
+            }
+            Expect::Resubscribe { .. } => self.replaying += 1,
+            Expect::PubSub { .. } | Expect::UnsubscribeAll(_) => self.pubsub_waiting += 1,
+            Expect::Local(_) | Expect::LocalThenClose(_) => {}
+        }
+        self.pending.push_back(expect);
+    }
+
+    /// A proxy-made reply at the front, ready to go out: `(bytes, close_after)`.
+    pub fn pop_local(&mut self) -> Option<(bytes::Bytes, bool)> {
+        match self.pending.front()? {
+            Expect::Local(b) => {
+                let b = b.clone();
+                self.pending.pop_front();
+                Some((b, false))
+            }
+            Expect::LocalThenClose(b) => {
+                let b = b.clone();
+                self.pending.pop_front();
+                Some((b, true))
+            }
+            _ => None,
+        }
+    }
+
+    /// Replies still expected that answer commands.
+    pub fn counted(&self) -> usize {
+        self.counted
+    }
+
+    /// Whether anything is still expected from the backend.
+    pub fn awaits_backend(&self) -> bool {
+        self.counted > 0 || self.replaying > 0 || self.pubsub_waiting > 0
+    }
+
+    /// Whether state restoration on a new backend is still in flight.
+    pub fn replaying(&self) -> bool {
+        self.replaying > 0
+    }
+
+    /// Whether anything at all is queued (replies or proxy-made replies).
+    pub fn is_empty(&self) -> bool {
+        self.pending.is_empty()
+    }
+
+    /// Forgets entries that awaited a backend that is gone (after a switch in
+    /// which nothing counted was in flight: only pub/sub bookkeeping remains).
+    pub fn forget_backend(&mut self) {
+        self.pending.retain(|e| !e.awaits_backend());
+        self.counted = 0;
+        self.replaying = 0;
+        self.pubsub_waiting = 0;
+    }
+
+    /// Whether RESP2 arrays may be pub/sub traffic (subscribed, or subscribing).
+    fn pubsub_context(&self) -> bool {
+        self.pubsub_waiting > 0 || self.replaying > 0 || !self.state.subscriptions.is_empty()
+    }
+
+    /// Decides where one complete reply goes and updates the bookkeeping.
+    pub fn route(&mut self, frame: &[u8], kind: Kind) -> Route {
+        if self.state.pin.replies_unmatched() {
+            return Route::Forward;
+        }
+        if kind == Kind::Push || (kind == Kind::Array && self.pubsub_context()) {
+            match reply::first_word(frame).and_then(|(w, _)| pubsub_word(w)) {
+                Some(PubSubWord::Message) => return Route::Forward,
+                Some(PubSubWord::Confirm { family, subscribe }) => return self.confirm(frame, family, subscribe),
+                None if kind == Kind::Push => return Route::Forward,
+                None => {}
+            }
+        }
+        let Some(expect) = self.pending.pop_front() else {
+            // Nothing expected: forward rather than hide what the server said.
+            return Route::Forward;
+        };
+        let is_error = kind == Kind::Error;
+        match expect {
+            Expect::Reply | Expect::Track(_) if is_error && frame.starts_with(b"-READONLY") => {
+                self.counted -= 1;
+                Route::Demoted {
+                    sole: self.counted == 0 && !self.state.pin.multi,
+                }
+            }
+            Expect::Reply => {
+                self.counted -= 1;
+                Route::Forward
+            }
+            Expect::Track(effect) => {
+                self.counted -= 1;
+                self.state.apply(effect, !is_error);
+                Route::Forward
+            }
+            Expect::Replay => {
+                self.counted -= 1;
+                self.replaying -= 1;
+                if is_error { Route::ReplayFailed } else { Route::Swallow }
+            }
+            Expect::Resubscribe { .. } => {
+                self.replaying -= 1;
+                Route::ReplayFailed
+            }
+            Expect::PubSub { .. } | Expect::UnsubscribeAll(_) => {
+                // Only an error (e.g. wrong arity) answers these with a counted reply.
+                self.pubsub_waiting -= 1;
+                Route::Forward
+            }
+            Expect::Local(_) | Expect::LocalThenClose(_) => {
+                // The session emits proxy-made replies before routing; keep order.
+                self.pending.push_front(expect);
+                Route::Forward
+            }
+        }
+    }
+
+    /// A subscribe/unsubscribe confirmation.
+    fn confirm(&mut self, frame: &[u8], family: Family, subscribe: bool) -> Route {
+        let channel = reply::element(frame, 1).and_then(reply::string_payload);
+        if subscribe {
+            let resub = self
+                .pending
+                .iter()
+                .position(|e| matches!(e, Expect::Resubscribe { family: f, .. } if *f == family));
+            if let Some(at) = resub {
+                if let Some(Expect::Resubscribe { remaining, .. }) = self.pending.get_mut(at) {
+                    *remaining -= 1;
+                    if *remaining == 0 {
+                        self.pending.remove(at);
+                        self.replaying -= 1;
+                    }
+                }
+                return Route::Swallow;
+            }
+            if let Some(channel) = channel {
+                self.state.subscriptions.add(family, channel);
+            }
+        } else if let Some(channel) = channel {
+            self.state.subscriptions.remove(family, channel);
+        }
+        let left = self.state.subscriptions.count(family);
+        let waiting = self.pending.iter().position(|e| match e {
+            Expect::PubSub { family: f, .. } => *f == family,
+            Expect::UnsubscribeAll(f) => !subscribe && *f == family,
+            _ => false,
+        });
+        if let Some(at) = waiting {
+            let done = match self.pending.get_mut(at) {
+                Some(Expect::PubSub { remaining, .. }) => {
+                    *remaining = remaining.saturating_sub(1);
+                    *remaining == 0
+                }
+                Some(Expect::UnsubscribeAll(_)) => left == 0,
+                _ => false,
+            };
+            if done {
+                self.pending.remove(at);
+                self.pubsub_waiting -= 1;
+            }
+        }
+        Route::Forward
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::proxy::state::Effect;
+    use bytes::Bytes;
+
+    const OK: &[u8] = b"+OK\r\n";
+
+    fn route(ledger: &mut Ledger, frame: &[u8]) -> Route {
+        let reply = crate::resp::reply::ReplyScanner::default()
+            .scan(frame)
+            .expect("valid")
+            .expect("complete");
+        ledger.route(frame, reply.kind)
+    }
+
+    #[test]
+    fn replies_are_matched_in_order_and_effects_applied_on_success() {
+        let mut ledger = Ledger::default();
+        ledger.push(Expect::Track(Effect::Select(Bytes::from_static(b"SELECT 1\r\n"))));
+        ledger.push(Expect::Reply);
+        assert_eq!(ledger.counted(), 2);
+        assert_eq!(route(&mut ledger, OK), Route::Forward);
+        assert_eq!(route(&mut ledger, b"$1\r\nv\r\n"), Route::Forward);
+        assert_eq!(ledger.counted(), 0);
+        assert_eq!(ledger.state.replay_frames().count(), 1);
+    }
+
+    #[test]
+    fn resp2_subscriber_messages_do_not_consume_replies() {
+        let mut ledger = Ledger::default();
+        ledger.push(Expect::PubSub {
+            family: Family::Channel,
+            remaining: 2,
+        });
+        let confirm_a = b"*3\r\n$9\r\nsubscribe\r\n$1\r\na\r\n:1\r\n";
+        let confirm_b = b"*3\r\n$9\r\nsubscribe\r\n$1\r\nb\r\n:2\r\n";
+        assert_eq!(route(&mut ledger, confirm_a), Route::Forward);
+        assert!(ledger.awaits_backend());
+        assert_eq!(route(&mut ledger, confirm_b), Route::Forward);
+        assert!(!ledger.awaits_backend());
+        let message = b"*3\r\n$7\r\nmessage\r\n$1\r\na\r\n$2\r\nhi\r\n";
+        assert_eq!(route(&mut ledger, message), Route::Forward);
+        ledger.push(Expect::Reply); // PING while subscribed
+        assert_eq!(route(&mut ledger, message), Route::Forward);
+        assert_eq!(ledger.counted(), 1);
+        assert_eq!(route(&mut ledger, b"*2\r\n$4\r\npong\r\n$0\r\n\r\n"), Route::Forward);
+        assert_eq!(ledger.counted(), 0);
+        ledger.push(Expect::UnsubscribeAll(Family::Channel));
+        let unsub_a = b"*3\r\n$11\r\nunsubscribe\r\n$1\r\na\r\n:1\r\n";
+        let unsub_b = b"*3\r\n$11\r\nunsubscribe\r\n$1\r\nb\r\n:0\r\n";
+        route(&mut ledger, unsub_a);
+        assert!(ledger.awaits_backend());
+        route(&mut ledger, unsub_b);
+        assert!(!ledger.awaits_backend());
+        assert!(ledger.state.subscriptions.is_empty());
+    }
+
+    #[test]
+    fn resubscription_confirmations_are_swallowed() {
+        let mut ledger = Ledger::default();
+        ledger.state.subscriptions.add(Family::Channel, b"a");
+        ledger.push(Expect::Resubscribe {
+            family: Family::Channel,
+            remaining: 1,
+        });
+        assert!(ledger.replaying());
+        let confirm = b"*3\r\n$9\r\nsubscribe\r\n$1\r\na\r\n:1\r\n";
+        assert_eq!(route(&mut ledger, confirm), Route::Swallow);
+        assert!(!ledger.replaying());
+    }
+
+    #[test]
+    fn resp3_pushes_never_answer_commands() {
+        let mut ledger = Ledger::default();
+        ledger.push(Expect::Reply);
+        let invalidate = b">2\r\n$10\r\ninvalidate\r\n*1\r\n$1\r\nk\r\n";
+        assert_eq!(route(&mut ledger, invalidate), Route::Forward);
+        assert_eq!(ledger.counted(), 1);
+    }
+
+    #[test]
+    fn readonly_is_reported_with_whether_a_retry_is_safe() {
+        let readonly = b"-READONLY You can't write against a read only replica.\r\n";
+        let mut ledger = Ledger::default();
+        ledger.push(Expect::Reply);
+        assert_eq!(route(&mut ledger, readonly), Route::Demoted { sole: true });
+        ledger.push(Expect::Reply);
+        ledger.push(Expect::Reply);
+        assert_eq!(route(&mut ledger, readonly), Route::Demoted { sole: false });
+    }
+
+    #[test]
+    fn a_failed_replay_is_reported() {
+        let mut ledger = Ledger::default();
+        ledger.push(Expect::Replay);
+        assert_eq!(route(&mut ledger, b"-WRONGPASS nope\r\n"), Route::ReplayFailed);
+        ledger.push(Expect::Replay);
+        assert_eq!(route(&mut ledger, OK), Route::Swallow);
+    }
+}

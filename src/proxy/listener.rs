@@ -1,0 +1,57 @@
+//! The client listener: accepts connections up to `max_clients` and runs a
+//! session for each, until shutdown.
+
+use std::sync::Arc;
+
+use tokio::io::AsyncWriteExt;
+use tokio::net::TcpListener;
+use tokio::sync::Semaphore;
+use tokio_util::sync::CancellationToken;
+use tokio_util::task::TaskTracker;
+use tracing::{debug, warn};
+
+use super::Shared;
+use super::session;
+use super::state::replies;
+
+/// Accepts clients on `listener` until `stop_accepting` is cancelled. Sessions
+/// are spawned on `sessions` and told to finish when `shutdown` is cancelled.
+pub async fn serve(
+    listener: TcpListener,
+    shared: Arc<Shared>,
+    max_clients: usize,
+    sessions: TaskTracker,
+    stop_accepting: CancellationToken,
+    shutdown: CancellationToken,
+) {
+    let slots = Arc::new(Semaphore::new(max_clients));
+    loop {
+        let accepted = tokio::select! {
+            _ = stop_accepting.cancelled() => break,
+            accepted = listener.accept() => accepted,
+        };
+        let (mut stream, peer) = match accepted {
+            Ok(conn) => conn,
+            Err(error) => {
+                // EMFILE and friends: back off briefly rather than spin.
+                warn!(%error, "accept failed");
+                tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+                continue;
+            }
+        };
+        let Ok(permit) = Arc::clone(&slots).try_acquire_owned() else {
+            debug!(%peer, "refusing client: max_clients reached");
+            tokio::spawn(async move {
+                let _ = stream.write_all(replies::MAX_CLIENTS).await;
+            });
+            continue;
+        };
+        let _ = stream.set_nodelay(true);
+        let shared = Arc::clone(&shared);
+        let shutdown = shutdown.clone();
+        sessions.spawn(async move {
+            session::run(stream, shared, shutdown).await;
+            drop(permit);
+        });
+    }
+}

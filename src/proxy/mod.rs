@@ -1,0 +1,80 @@
+//! The data path, client side: accept connections and run one session per client.
+//!
+//! A client connection gets its own backend connection to the current master
+//! (1:1), opened at its first command, so SELECT, AUTH, MULTI/WATCH, pub/sub,
+//! blocking commands and MONITOR behave exactly as on Redis. Requests and replies
+//! are delimited, never rebuilt: the bytes a client sent are the bytes the master
+//! gets.
+//!
+//! This module reads the [`crate::switch`] and never reaches into the control
+//! path; when it notices trouble it sends a [`crate::switch::Hint`].
+//!
+//! * [`listener`]: the accept loop, the client limit, and graceful shutdown.
+//! * `session`: the per-client event loop.
+//! * [`state`]: pure decisions: what a command does to the session.
+//! * [`ledger`]: pure bookkeeping: which reply answers which command.
+//! * [`bufpool`]: read buffers lent only while a session holds bytes.
+
+pub mod bufpool;
+pub mod ledger;
+pub mod listener;
+mod session;
+pub mod state;
+
+use std::time::Duration;
+
+use bytes::{Bytes, BytesMut};
+
+use crate::config::{Config, OnSwitch};
+use crate::resp::value::encode_command;
+use crate::switch::{HintSender, SwitchReader};
+
+/// Session settings, fixed at start-up.
+#[derive(Debug, Clone)]
+pub struct Settings {
+    /// How long a command may wait for a master.
+    pub hold_timeout: Duration,
+    /// How long in-flight replies are awaited on a switch or shutdown.
+    pub drain_timeout: Duration,
+    /// Release an idle stateless session's backend after this long.
+    pub idle_release: Option<Duration>,
+    /// Rebind or close sessions on a switch.
+    pub on_switch: OnSwitch,
+    /// Password clients must AUTH with at the proxy.
+    pub requirepass: Option<String>,
+    /// The AUTH command sent first on every backend connection, if configured.
+    pub backend_auth: Option<Bytes>,
+}
+
+impl Settings {
+    /// Session settings from the validated configuration.
+    pub fn from_config(config: &Config) -> Settings {
+        let backend_auth = config.backend_auth.pass.as_ref().map(|pass| {
+            let mut frame = BytesMut::new();
+            match &config.backend_auth.user {
+                Some(user) => encode_command(&mut frame, &["AUTH", user, pass]),
+                None => encode_command(&mut frame, &["AUTH", pass]),
+            }
+            frame.freeze()
+        });
+        Settings {
+            hold_timeout: config.hold_timeout,
+            drain_timeout: config.drain_timeout,
+            idle_release: config.idle_release,
+            on_switch: config.on_switch,
+            requirepass: config.requirepass.clone(),
+            backend_auth,
+        }
+    }
+}
+
+/// What every session shares: read-only after start-up.
+#[derive(Debug)]
+pub struct Shared {
+    /// Where the master is.
+    pub switch: SwitchReader,
+    /// Where to report trouble.
+    pub hints: HintSender,
+    /// Fixed settings.
+    pub settings: Settings,
+}

@@ -1,0 +1,795 @@
+//! One client connection and its backend connection (1:1).
+//!
+//! The session is a single task running one `select!` loop over: shutdown, a new
+//! topology (the current snapshot's `retired` future), backend readable, client
+//! readable, and one timer (hold, drain, retry, idle release). Everything it
+//! decides comes from [`state::decide`](super::state::decide) and
+//! [`Ledger::route`](super::ledger::Ledger::route); this file only moves bytes.
+//!
+//! Bytes are forwarded as received, straight from the read buffer: complete
+//! requests are batched into one write to the backend, complete replies into one
+//! write to the client. Buffers are borrowed from [`bufpool`] only while they hold
+//! bytes.
+//!
+//! Guarantees (see the README's "What clients see during a failover"):
+//! * a command is sent only to the master of the current topology, after the
+//!   session's state (AUTH, HELLO, SELECT, CLIENT SETNAME, subscriptions) was
+//!   restored there; while there is none, it is held, then refused with
+//!   `-MASTERDOWN` (never executed);
+//! * if the backend is lost with replies in flight, the client connection is
+//!   closed (the outcome is unknown), as a direct connection would be;
+//! * a backend closed by a live server (CLIENT KILL, `timeout`, QUIT) closes the
+//!   client connection: outside a switch nothing is hidden.
+
+use std::io;
+use std::net::SocketAddr;
+use std::pin::Pin;
+use std::sync::Arc;
+use std::time::Duration;
+
+use bytes::{Buf, Bytes, BytesMut};
+use tokio::io::AsyncWriteExt;
+use tokio::net::TcpStream;
+use tokio::time::{Instant, Sleep};
+use tokio_util::sync::CancellationToken;
+use tracing::{debug, info, warn};
+
+use super::bufpool;
+use super::ledger::{Ledger, Route};
+use super::state::{Action, Expect, decide, replies};
+use super::Shared;
+use crate::backend::connect::{CONNECT_TIMEOUT, connect};
+use crate::config::OnSwitch;
+use crate::resp::request::{RequestScanner, Scanned};
+use crate::resp::reply::ReplyScanner;
+use crate::switch::{Hint, Topology};
+
+/// Largest unforwarded input kept per client (Redis's `client-query-buffer-limit`).
+const MAX_QUERY_BUFFER: usize = 1024 * 1024 * 1024;
+
+/// Complete commands held (no master yet) before the session stops reading.
+const MAX_HELD_BYTES: usize = 16 * 1024 * 1024;
+
+/// Replies in flight before the session stops reading (back-pressure).
+const MAX_IN_FLIGHT: usize = 64 * 1024;
+
+/// Pause before retrying a master that refused a connection.
+const RETRY_DELAY: Duration = Duration::from_millis(200);
+
+/// How long the check "did a live server close us?" may take.
+const LIVENESS_TIMEOUT: Duration = Duration::from_millis(300);
+
+/// Why a session ended (for logs).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum End {
+    /// The client closed or its socket failed.
+    Client,
+    /// Done: QUIT, a protocol error, or input closed with nothing left in flight.
+    Finished,
+    /// The backend was lost with replies in flight (outcome unknown).
+    BackendLost,
+    /// A live server closed the backend connection.
+    ServerClosed,
+    /// Pinned state (MULTI, WATCH, MONITOR, …) cannot move to a new master.
+    Pinned,
+    /// `--on-switch close`.
+    SwitchClose,
+    /// In-flight replies did not arrive within the drain timeout.
+    DrainTimeout,
+    /// Restoring state on a new master failed.
+    ReplayFailed,
+    /// The client sent more than the query buffer limit.
+    QueryBufferLimit,
+    /// The backend sent bytes that are not RESP.
+    BackendProtocol,
+}
+
+/// The backend side of a session.
+struct Backend {
+    stream: TcpStream,
+    addr: SocketAddr,
+    buf: Option<BytesMut>,
+    replies: ReplyScanner,
+}
+
+/// Why the session may not bind to the current master right now.
+#[derive(Debug, Clone, Copy)]
+enum Avoid {
+    /// It answered `-READONLY`: wait for a new topology.
+    Demoted,
+    /// It refused or timed out: retry at the given instant.
+    Unreachable(Instant),
+}
+
+/// Where the session's input stands.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Input {
+    /// Reading and forwarding commands.
+    Open,
+    /// The client closed its side: finish what was received, then end.
+    Eof,
+    /// QUIT, a protocol error or shutdown: nothing more is read or forwarded.
+    Stopped,
+}
+
+/// One client session.
+struct Session {
+    shared: Arc<Shared>,
+    client: TcpStream,
+    /// Client bytes not yet forwarded (plus, at its front, `retained` bytes of
+    /// the one command in flight, kept for a retry after `-READONLY`).
+    cbuf: Option<BytesMut>,
+    requests: RequestScanner,
+    retained: usize,
+    backend: Option<Backend>,
+    topology: Arc<Topology>,
+    ledger: Ledger,
+    authenticated: bool,
+    input: Input,
+    /// When commands started waiting for a master.
+    held_since: Option<Instant>,
+    /// A switch is draining in-flight replies until this instant.
+    draining_until: Option<Instant>,
+    /// Shutdown: finish in-flight replies until this instant.
+    shutdown_until: Option<Instant>,
+    avoid: Option<Avoid>,
+    close_after_drain: bool,
+    /// The hold timeout passed: answer held commands with -MASTERDOWN.
+    refuse_held: bool,
+    /// Last client activity, when idle release is on.
+    last_active: Instant,
+    /// When to check next whether the backend has been idle long enough.
+    idle_check_at: Option<Instant>,
+}
+
+/// Serves one client until it or the proxy is done.
+pub async fn run(client: TcpStream, shared: Arc<Shared>, shutdown: CancellationToken) {
+    let topology = shared.switch.current();
+    let authenticated = shared.settings.requirepass.is_none();
+    let session = Session {
+        shared,
+        client,
+        cbuf: None,
+        requests: RequestScanner::default(),
+        retained: 0,
+        backend: None,
+        topology,
+        ledger: Ledger::default(),
+        authenticated,
+        input: Input::Open,
+        held_since: None,
+        draining_until: None,
+        shutdown_until: None,
+        avoid: None,
+        close_after_drain: false,
+        refuse_held: false,
+        last_active: Instant::now(),
+        idle_check_at: None,
+    };
+    let end = session.serve(shutdown).await;
+    debug!(reason = ?end, "session ended");
+}
+
+impl Session {
+    async fn serve(mut self, shutdown: CancellationToken) -> End {
+        let mut shutdown = Box::pin(shutdown.cancelled_owned());
+        let mut retired = Box::pin(self.topology.retired());
+        let mut timer: Option<Pin<Box<Sleep>>> = None;
+        loop {
+            if let Err(end) = self.settle().await {
+                self.release();
+                return end;
+            }
+            let deadline = self.next_deadline();
+            match (&mut timer, deadline) {
+                (Some(t), Some(at)) if t.deadline() != at => t.as_mut().reset(at),
+                (None, Some(at)) => timer = Some(Box::pin(tokio::time::sleep_until(at))),
+                _ => {}
+            }
+            let timer_armed = deadline.is_some();
+            let read_client = self.wants_client_input();
+            let result = tokio::select! {
+                biased;
+                // Proxy shutdown: stop reading, let in-flight replies finish.
+                _ = &mut shutdown, if self.shutdown_until.is_none() => {
+                    self.begin_shutdown();
+                    Ok(())
+                }
+                // A new topology was published: move, drain or stay.
+                _ = &mut retired => {
+                    self.topology = self.shared.switch.current();
+                    retired = Box::pin(self.topology.retired());
+                    self.on_new_topology()
+                }
+                // Replies (or a close) from the backend.
+                ready = readable(self.backend.as_ref()) => match ready {
+                    Ok(()) => self.on_backend_readable().await,
+                    Err(_) => self.on_backend_lost().await,
+                },
+                // Commands (or a close) from the client.
+                ready = self.client.readable(), if read_client => match ready {
+                    Ok(()) => self.on_client_readable(),
+                    Err(_) => Err(End::Client),
+                },
+                // Hold, drain, retry or idle deadline.
+                _ = async { if let Some(t) = timer.as_mut() { t.await } }, if timer_armed => {
+                    self.on_timer()
+                }
+            };
+            if let Err(end) = result {
+                self.release();
+                return end;
+            }
+        }
+    }
+
+    /// Brings the session to a resting state after any event: proxy-made replies
+    /// written, held commands forwarded if possible, end conditions checked.
+    async fn settle(&mut self) -> Result<(), End> {
+        loop {
+            self.emit_locals().await?;
+            let refuse = std::mem::take(&mut self.refuse_held);
+            let progressed = self.pump(refuse).await?;
+            self.emit_locals().await?;
+            if !progressed {
+                break;
+            }
+        }
+        self.rebind_subscriber().await?;
+        let nothing_left = !self.ledger.awaits_backend() && self.ledger.is_empty();
+        match self.input {
+            Input::Stopped if nothing_left => return Err(End::Finished),
+            Input::Eof if nothing_left && !self.has_complete_unsent() => return Err(End::Finished),
+            _ => {}
+        }
+        if self.ledger.state.pin.replies_unmatched() && self.input != Input::Open {
+            return Err(End::Finished);
+        }
+        bufpool::give_back_if_empty(&mut self.cbuf);
+        if let Some(backend) = self.backend.as_mut() {
+            bufpool::give_back_if_empty(&mut backend.buf);
+        }
+        Ok(())
+    }
+
+    /// Writes proxy-made replies that have reached the front of the ledger.
+    async fn emit_locals(&mut self) -> Result<(), End> {
+        while let Some((bytes, close)) = self.ledger.pop_local() {
+            write_client(&mut self.client, &bytes).await?;
+            if close {
+                return Err(End::Finished);
+            }
+        }
+        Ok(())
+    }
+
+    /// Bytes received from the client and not forwarded yet.
+    fn unsent(&self) -> usize {
+        self.cbuf.as_ref().map_or(0, |b| b.len() - self.retained)
+    }
+
+    /// Whether a complete command waits in the input buffer.
+    fn has_complete_unsent(&self) -> bool {
+        let Some(buf) = self.cbuf.as_ref() else {
+            return false;
+        };
+        matches!(RequestScanner::default().scan(&buf[self.retained..]), Ok(Some(_)))
+    }
+
+    fn wants_client_input(&self) -> bool {
+        self.input == Input::Open
+            && self.ledger.counted() < MAX_IN_FLIGHT
+            && (self.held_since.is_none() || self.unsent() < MAX_HELD_BYTES)
+    }
+
+    fn on_client_readable(&mut self) -> Result<(), End> {
+        let buf = self.cbuf.get_or_insert_with(bufpool::take);
+        bufpool::reserve_for_read(buf);
+        match self.client.try_read_buf(buf) {
+            Ok(0) => {
+                self.input = Input::Eof;
+                return Ok(());
+            }
+            Ok(_) => {}
+            Err(e) if e.kind() == io::ErrorKind::WouldBlock => return Ok(()),
+            Err(_) => return Err(End::Client),
+        }
+        if buf.len() > MAX_QUERY_BUFFER {
+            warn!("closing client that reached the query buffer limit");
+            return Err(End::QueryBufferLimit);
+        }
+        if self.shared.settings.idle_release.is_some() {
+            self.last_active = Instant::now();
+        }
+        Ok(())
+    }
+
+    /// Forwards or answers the complete commands in the input buffer. With
+    /// `refuse`, commands that need the backend are answered `-MASTERDOWN`.
+    /// Returns whether a new backend was bound (so the caller pumps again).
+    async fn pump(&mut self, refuse: bool) -> Result<bool, End> {
+        if self.input == Input::Stopped {
+            return Ok(false);
+        }
+        let Some(buf) = self.cbuf.as_mut() else {
+            self.held_since = None;
+            return Ok(false);
+        };
+        // Bytes past a retained command mean it is no longer alone in flight.
+        if self.retained > 0 && buf.len() > self.retained {
+            buf.advance(self.retained);
+            self.retained = 0;
+        }
+        if self.retained > 0 || buf.is_empty() {
+            self.held_since = None;
+            return Ok(false);
+        }
+        let in_flight_before = self.ledger.counted();
+        let mut end = 0;
+        let mut commands = 0usize;
+        let mut need_backend = false;
+        loop {
+            let scanned = match self.requests.scan(&buf[end..]) {
+                Ok(Some(scanned)) => scanned,
+                Ok(None) => break,
+                Err(error) => {
+                    flush_batch(&mut self.backend, buf, &mut end).await?;
+                    self.ledger.push(Expect::LocalThenClose(error.reply()));
+                    self.input = Input::Stopped;
+                    debug!(%error, "client protocol error");
+                    break;
+                }
+            };
+            let req = match scanned {
+                Scanned::Empty(n) => {
+                    if end == 0 {
+                        buf.advance(n);
+                    } else {
+                        end += n;
+                    }
+                    continue;
+                }
+                Scanned::Request(req) => req,
+            };
+            let frame = &buf[end..end + req.len];
+            let requirepass = self.shared.settings.requirepass.as_deref();
+            let action = decide(frame, &req, requirepass, self.authenticated);
+            let local = match action {
+                Action::Forward(_) | Action::ForwardLast | Action::ForwardUncounted | Action::Substitute(..)
+                    if refuse =>
+                {
+                    Some((Bytes::from_static(replies::MASTERDOWN), false))
+                }
+                Action::Forward(_) | Action::ForwardLast | Action::ForwardUncounted | Action::Substitute(..)
+                    if !(self.backend.is_some()
+                        && self.draining_until.is_none()
+                        && !self.ledger.replaying()) =>
+                {
+                    need_backend = true;
+                    break;
+                }
+                Action::Forward(expect) => {
+                    self.ledger.push(expect);
+                    end += req.len;
+                    commands += 1;
+                    None
+                }
+                Action::ForwardLast => {
+                    self.ledger.push(Expect::Reply);
+                    end += req.len;
+                    commands += 2; // never retained
+                    self.input = Input::Stopped;
+                    break;
+                }
+                Action::ForwardUncounted => {
+                    self.ledger.state.pin.uncounted = true;
+                    end += req.len;
+                    commands += 2;
+                    None
+                }
+                Action::Substitute(replacement, expect) => {
+                    flush_batch(&mut self.backend, buf, &mut end).await?;
+                    buf.advance(req.len);
+                    write_backend(&mut self.backend, &replacement).await?;
+                    self.ledger.push(expect);
+                    commands += 2;
+                    continue;
+                }
+                Action::Local(reply) => Some((Bytes::from_static(reply), false)),
+                Action::Authenticate(ok) => {
+                    self.authenticated |= ok;
+                    let reply = if ok { replies::OK } else { replies::WRONGPASS };
+                    Some((Bytes::from_static(reply), false))
+                }
+                Action::LocalThenClose(reply) => {
+                    self.input = Input::Stopped;
+                    Some((Bytes::from_static(reply), true))
+                }
+            };
+            if let Some((reply, close)) = local {
+                flush_batch(&mut self.backend, buf, &mut end).await?;
+                buf.advance(req.len);
+                commands += 2;
+                self.ledger.push(if close {
+                    Expect::LocalThenClose(reply)
+                } else {
+                    Expect::Local(reply)
+                });
+                if close {
+                    break;
+                }
+            }
+        }
+        if end > 0 {
+            // A lone command with nothing else in flight is kept until its reply:
+            // if that reply is -READONLY it was not executed and can be retried.
+            let lone = commands == 1 && in_flight_before == 0 && end == buf.len() && !self.ledger.state.pin.multi;
+            if lone {
+                write_backend(&mut self.backend, &buf[..end]).await?;
+                self.retained = end;
+            } else {
+                flush_batch(&mut self.backend, buf, &mut end).await?;
+            }
+        }
+        if need_backend {
+            if self.held_since.is_none() {
+                self.held_since = Some(Instant::now());
+            }
+            return self.bind().await;
+        }
+        self.held_since = None;
+        Ok(false)
+    }
+
+    /// Connects to the current master and restores the session's state there.
+    /// Returns whether a backend is now bound.
+    async fn bind(&mut self) -> Result<bool, End> {
+        if self.backend.is_some() || self.draining_until.is_some() || self.shutdown_until.is_some() {
+            return Ok(false);
+        }
+        let Some(addr) = self.topology.master else {
+            return Ok(false);
+        };
+        match self.avoid {
+            Some(Avoid::Demoted) => return Ok(false),
+            Some(Avoid::Unreachable(at)) if Instant::now() < at => return Ok(false),
+            _ => {}
+        }
+        let stream = match connect(addr, CONNECT_TIMEOUT).await {
+            Ok(stream) => stream,
+            Err(error) => {
+                debug!(%addr, %error, "master unreachable; holding commands");
+                self.shared.hints.send(Hint::Unreachable(addr));
+                self.avoid = Some(Avoid::Unreachable(Instant::now() + RETRY_DELAY));
+                return Ok(false);
+            }
+        };
+        self.avoid = None;
+        let mut prelude = BytesMut::new();
+        let mut replays = 0;
+        if let Some(auth) = &self.shared.settings.backend_auth {
+            prelude.extend_from_slice(auth);
+            replays += 1;
+        }
+        for frame in self.ledger.state.replay_frames() {
+            prelude.extend_from_slice(frame);
+            replays += 1;
+        }
+        for _ in 0..replays {
+            self.ledger.push(Expect::Replay);
+        }
+        for (family, frame, remaining) in self.ledger.state.subscriptions.resubscribe_commands() {
+            prelude.extend_from_slice(&frame);
+            self.ledger.push(Expect::Resubscribe { family, remaining });
+        }
+        self.backend = Some(Backend {
+            stream,
+            addr,
+            buf: None,
+            replies: ReplyScanner::default(),
+        });
+        if !prelude.is_empty() {
+            write_backend(&mut self.backend, &prelude).await?;
+        }
+        if let Some(after) = self.shared.settings.idle_release {
+            self.idle_check_at = Some(Instant::now() + after);
+        }
+        Ok(true)
+    }
+
+    /// A subscribed session without a backend re-subscribes as soon as it can.
+    async fn rebind_subscriber(&mut self) -> Result<(), End> {
+        if self.backend.is_none() && !self.ledger.state.subscriptions.is_empty() && self.input != Input::Stopped {
+            self.bind().await?;
+        }
+        Ok(())
+    }
+
+    async fn on_backend_readable(&mut self) -> Result<(), End> {
+        let Some(backend) = self.backend.as_mut() else {
+            return Ok(());
+        };
+        let buf = backend.buf.get_or_insert_with(bufpool::take);
+        bufpool::reserve_for_read(buf);
+        match backend.stream.try_read_buf(buf) {
+            Ok(0) => return self.on_backend_lost().await,
+            Ok(_) => {}
+            Err(e) if e.kind() == io::ErrorKind::WouldBlock => return Ok(()),
+            Err(_) => return self.on_backend_lost().await,
+        }
+        self.route_replies().await
+    }
+
+    /// Sends complete replies on to the client, in order, swallowing the replies
+    /// to commands the proxy sent itself.
+    async fn route_replies(&mut self) -> Result<(), End> {
+        let Some(backend) = self.backend.as_mut() else {
+            return Ok(());
+        };
+        let Some(buf) = backend.buf.as_mut() else {
+            return Ok(());
+        };
+        let mut run_start = 0;
+        let mut pos = 0;
+        let mut demoted = None;
+        loop {
+            if let Some((bytes, close)) = self.ledger.pop_local() {
+                write_client(&mut self.client, &buf[run_start..pos]).await?;
+                run_start = pos;
+                write_client(&mut self.client, &bytes).await?;
+                if close {
+                    return Err(End::Finished);
+                }
+                continue;
+            }
+            let reply = match backend.replies.scan(&buf[pos..]) {
+                Ok(Some(reply)) => reply,
+                Ok(None) => break,
+                Err(_) => {
+                    write_client(&mut self.client, &buf[run_start..pos]).await?;
+                    warn!(addr = %backend.addr, "backend sent a malformed reply; closing the session");
+                    return Err(End::BackendProtocol);
+                }
+            };
+            let frame = &buf[pos..pos + reply.len];
+            match self.ledger.route(frame, reply.kind) {
+                Route::Forward => pos += reply.len,
+                Route::Swallow => {
+                    write_client(&mut self.client, &buf[run_start..pos]).await?;
+                    pos += reply.len;
+                    run_start = pos;
+                }
+                Route::ReplayFailed => {
+                    write_client(&mut self.client, &buf[run_start..pos]).await?;
+                    warn!(addr = %backend.addr, reply = %String::from_utf8_lossy(frame).trim_end(),
+                        "restoring session state on the master failed; closing the session");
+                    let _ = write_client(&mut self.client, replies::REPLAY_FAILED).await;
+                    return Err(End::ReplayFailed);
+                }
+                Route::Demoted { sole } => {
+                    self.shared.hints.send(Hint::Demoted(backend.addr));
+                    if sole && self.retained > 0 {
+                        // Not executed: keep the command for the new master.
+                        write_client(&mut self.client, &buf[run_start..pos]).await?;
+                        pos += reply.len;
+                        run_start = pos;
+                        demoted = Some(true);
+                    } else {
+                        pos += reply.len;
+                        demoted = Some(false);
+                    }
+                }
+            }
+            if self.retained > 0 && self.ledger.counted() == 0 && demoted != Some(true) {
+                if let Some(cbuf) = self.cbuf.as_mut() {
+                    cbuf.advance(self.retained);
+                }
+                self.retained = 0;
+            }
+        }
+        write_client(&mut self.client, &buf[run_start..pos]).await?;
+        buf.advance(pos);
+        backend.replies.consumed(pos);
+        match demoted {
+            Some(true) => {
+                info!(addr = %backend.addr, "master answered -READONLY; retrying the command on the new master");
+                self.retained = 0;
+                self.avoid = Some(Avoid::Demoted);
+                self.drop_backend();
+            }
+            Some(false) => {
+                info!(addr = %backend.addr, "master answered -READONLY; closing the session after its replies");
+                self.input = Input::Stopped;
+            }
+            None => {}
+        }
+        if self.draining_until.is_some() && self.ledger.counted() == 0 {
+            self.finish_switch()?;
+        }
+        Ok(())
+    }
+
+    /// The backend connection closed or failed.
+    async fn on_backend_lost(&mut self) -> Result<(), End> {
+        let Some(addr) = self.backend.as_ref().map(|b| b.addr) else {
+            return Ok(());
+        };
+        self.drop_backend();
+        if self.input == Input::Stopped && !self.ledger.awaits_backend() {
+            return Err(End::Finished);
+        }
+        if self.ledger.counted() > 0 {
+            debug!(%addr, in_flight = self.ledger.counted(), "backend lost with replies in flight");
+            return Err(End::BackendLost);
+        }
+        self.ledger.forget_backend();
+        if self.draining_until.is_some() {
+            return self.finish_switch();
+        }
+        if let Some(reason) = self.ledger.state.pin.reason() {
+            debug!(%addr, reason, "backend lost while pinned");
+            return Err(End::Pinned);
+        }
+        // Idle connection lost. A live server that closed it (CLIENT KILL, its
+        // idle timeout) accepts a new connection: then the client must see the
+        // close, as it would directly. Otherwise the master is gone: wait for it.
+        if connect(addr, LIVENESS_TIMEOUT).await.is_ok() {
+            debug!(%addr, "backend closed by a live server");
+            return Err(End::ServerClosed);
+        }
+        debug!(%addr, "master gone; the session waits for a master");
+        self.shared.hints.send(Hint::Unreachable(addr));
+        self.avoid = Some(Avoid::Unreachable(Instant::now() + RETRY_DELAY));
+        Ok(())
+    }
+
+    fn on_new_topology(&mut self) -> Result<(), End> {
+        self.avoid = None;
+        let Some(backend) = self.backend.as_ref() else {
+            return Ok(());
+        };
+        if Some(backend.addr) == self.topology.master {
+            return Ok(());
+        }
+        debug!(from = %backend.addr, to = ?self.topology.master, "switch");
+        if self.shared.settings.on_switch == OnSwitch::Close {
+            self.close_after_drain = true;
+        }
+        if self.ledger.counted() == 0 {
+            self.finish_switch()
+        } else {
+            self.draining_until = Some(Instant::now() + self.shared.settings.drain_timeout);
+            Ok(())
+        }
+    }
+
+    /// The old backend has nothing more to deliver: leave it.
+    fn finish_switch(&mut self) -> Result<(), End> {
+        self.draining_until = None;
+        self.drop_backend();
+        self.ledger.forget_backend();
+        if self.close_after_drain {
+            return Err(End::SwitchClose);
+        }
+        if let Some(reason) = self.ledger.state.pin.reason() {
+            debug!(reason, "session pinned to the old master; closing it");
+            return Err(End::Pinned);
+        }
+        Ok(())
+    }
+
+    fn begin_shutdown(&mut self) {
+        self.input = Input::Stopped;
+        self.shutdown_until = Some(Instant::now() + self.shared.settings.drain_timeout);
+    }
+
+    /// The earliest instant the session must wake up without I/O.
+    fn next_deadline(&self) -> Option<Instant> {
+        let settings = &self.shared.settings;
+        let hold = self.held_since.map(|t| t + settings.hold_timeout);
+        let retry = match self.avoid {
+            Some(Avoid::Unreachable(at))
+                if self.held_since.is_some() || !self.ledger.state.subscriptions.is_empty() =>
+            {
+                Some(at)
+            }
+            _ => None,
+        };
+        let idle = self.backend.as_ref().and(self.idle_check_at);
+        [hold, retry, idle, self.draining_until, self.shutdown_until]
+            .into_iter()
+            .flatten()
+            .min()
+    }
+
+    fn on_timer(&mut self) -> Result<(), End> {
+        let now = Instant::now();
+        if self.shutdown_until.is_some_and(|t| now >= t) {
+            return Err(End::DrainTimeout);
+        }
+        if self.draining_until.is_some_and(|t| now >= t) {
+            debug!("drain timeout on switch; closing the session");
+            return Err(End::DrainTimeout);
+        }
+        if let Some(since) = self.held_since {
+            if now >= since + self.shared.settings.hold_timeout {
+                self.refuse_held = true;
+            }
+        }
+        if let (Some(after), Some(at)) = (self.shared.settings.idle_release, self.idle_check_at) {
+            if now >= at {
+                self.idle_check_at = if now >= self.last_active + after {
+                    self.release_if_idle();
+                    self.backend.as_ref().map(|_| now + after)
+                } else {
+                    Some(self.last_active + after)
+                };
+            }
+        }
+        Ok(())
+    }
+
+    /// Gives the backend connection back while the session is idle and stateless.
+    fn release_if_idle(&mut self) {
+        let idle = self.ledger.is_empty()
+            && self.retained == 0
+            && self.unsent() == 0
+            && self.ledger.state.pin.reason().is_none()
+            && self.ledger.state.subscriptions.is_empty();
+        if idle {
+            debug!("releasing idle backend connection");
+            self.drop_backend();
+        }
+    }
+
+    fn drop_backend(&mut self) {
+        if let Some(mut backend) = self.backend.take() {
+            if let Some(buf) = backend.buf.as_mut() {
+                buf.clear();
+            }
+            bufpool::give_back_if_empty(&mut backend.buf);
+        }
+    }
+
+    /// Returns buffers before the session's memory is freed.
+    fn release(&mut self) {
+        self.drop_backend();
+        if let Some(buf) = self.cbuf.as_mut() {
+            buf.clear();
+        }
+        bufpool::give_back_if_empty(&mut self.cbuf);
+    }
+}
+
+/// Resolves when the backend (if any) has bytes or a close to read.
+async fn readable(backend: Option<&Backend>) -> io::Result<()> {
+    match backend {
+        Some(b) => b.stream.readable().await,
+        None => std::future::pending().await,
+    }
+}
+
+async fn write_client(client: &mut TcpStream, bytes: &[u8]) -> Result<(), End> {
+    if bytes.is_empty() {
+        return Ok(());
+    }
+    client.write_all(bytes).await.map_err(|_| End::Client)
+}
+
+async fn write_backend(backend: &mut Option<Backend>, bytes: &[u8]) -> Result<(), End> {
+    let Some(b) = backend.as_mut() else {
+        return Err(End::BackendLost);
+    };
+    b.stream.write_all(bytes).await.map_err(|_| End::BackendLost)
+}
+
+/// Writes `buf[..end]` (a batch of complete commands) to the backend and
+/// consumes it from the buffer.
+async fn flush_batch(backend: &mut Option<Backend>, buf: &mut BytesMut, end: &mut usize) -> Result<(), End> {
+    if *end > 0 {
+        write_backend(backend, &buf[..*end]).await?;
+        buf.advance(*end);
+        *end = 0;
+    }
+    Ok(())
+}

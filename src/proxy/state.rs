@@ -1,0 +1,499 @@
+//! What a session knows about its connection, and what each command does to it.
+//!
+//! Pure: no sockets, no time. [`decide`] maps one client command to an [`Action`];
+//! [`ConnState::apply`] applies a command's effect once its reply shows it
+//! succeeded. The session loop (`session.rs`) only executes these decisions.
+
+use std::collections::HashSet;
+
+use bytes::{Bytes, BytesMut};
+
+use crate::resp::command::{Family, Special, special};
+use crate::resp::request::{self, Request};
+use crate::resp::value::encode_command;
+
+/// What the reply to a forwarded command means to the session, in FIFO order.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Expect {
+    /// An ordinary command: forward its reply.
+    Reply,
+    /// A command that changes connection state once it succeeds.
+    Track(Effect),
+    /// A (P|S)SUBSCRIBE or (P|S)UNSUBSCRIBE with explicit arguments: one
+    /// confirmation per argument, none of them a counted reply.
+    PubSub {
+        /// Which family's confirmations answer it.
+        family: Family,
+        /// Confirmations still to come.
+        remaining: u32,
+    },
+    /// An UNSUBSCRIBE-family command without arguments: done when the family
+    /// has no subscriptions left.
+    UnsubscribeAll(Family),
+    /// A reply the proxy makes itself (emitted when it reaches the front).
+    Local(Bytes),
+    /// A reply the proxy makes itself, after which the session closes.
+    LocalThenClose(Bytes),
+    /// A command the proxy sent to restore state on a new backend; its reply is
+    /// swallowed, and an error reply aborts the session.
+    Replay,
+    /// A re-subscription on a new backend: its confirmations are swallowed.
+    Resubscribe {
+        /// The family re-subscribed.
+        family: Family,
+        /// Confirmations still to swallow.
+        remaining: u32,
+    },
+}
+
+impl Expect {
+    /// Whether this entry waits for a reply from the backend that answers a
+    /// command (as opposed to pub/sub confirmations or proxy-made replies).
+    pub fn is_counted(&self) -> bool {
+        matches!(self, Expect::Reply | Expect::Track(_) | Expect::Replay)
+    }
+
+    /// Whether this entry still waits for anything from the backend.
+    pub fn awaits_backend(&self) -> bool {
+        !matches!(self, Expect::Local(_) | Expect::LocalThenClose(_))
+    }
+}
+
+/// A change of connection state, applied when the command's reply arrives.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Effect {
+    /// AUTH succeeded: replay this frame on a new backend.
+    Auth(Bytes),
+    /// HELLO succeeded: replay it; the protocol becomes `protocol` if given.
+    Hello(Bytes, Option<u8>),
+    /// SELECT succeeded.
+    Select(Bytes),
+    /// CLIENT SETNAME succeeded.
+    SetName(Bytes),
+    /// READONLY / READWRITE succeeded.
+    ReadOnly(Bytes),
+    /// MULTI opened a transaction.
+    Multi,
+    /// EXEC or DISCARD ended it (whatever the reply).
+    ExecOrDiscard,
+    /// WATCH succeeded.
+    Watch,
+    /// UNWATCH.
+    Unwatch,
+    /// MONITOR: from now on the connection is a feed.
+    Monitor,
+    /// CLIENT TRACKING on or off.
+    Tracking(bool),
+    /// RESET: back to a fresh connection.
+    Reset,
+}
+
+/// What to do with one client command.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Action {
+    /// Forward the bytes as received; the reply means `Expect`.
+    Forward(Expect),
+    /// Forward, then stop reading the client: QUIT (nothing after it may run).
+    ForwardLast,
+    /// Forward; no reply will come for it (CLIENT REPLY OFF/SKIP): replies can no
+    /// longer be matched to commands from here on.
+    ForwardUncounted,
+    /// Send this frame instead of the client's (HELLO with its AUTH stripped).
+    Substitute(Bytes, Expect),
+    /// Answer locally; nothing reaches the backend.
+    Local(&'static [u8]),
+    /// Answer locally (proxy AUTH), marking the client authenticated if `true`.
+    Authenticate(bool),
+    /// Answer locally and close.
+    LocalThenClose(&'static [u8]),
+}
+
+/// Replies the proxy makes itself.
+pub mod replies {
+    /// `+OK`.
+    pub const OK: &[u8] = b"+OK\r\n";
+    /// Before AUTH at a proxy with `requirepass`.
+    pub const NOAUTH: &[u8] = b"-NOAUTH Authentication required.\r\n";
+    /// HELLO without AUTH before authenticating.
+    pub const NOAUTH_HELLO: &[u8] = b"-NOAUTH HELLO must be called with the client already authenticated, otherwise the HELLO <proto> AUTH <user> <pass> option can be used to authenticate the client and select the RESP protocol version at the same time\r\n";
+    /// A wrong password.
+    pub const WRONGPASS: &[u8] = b"-WRONGPASS invalid username-password pair or user is disabled.\r\n";
+    /// AUTH with the wrong number of arguments.
+    pub const AUTH_ARITY: &[u8] = b"-ERR wrong number of arguments for 'auth' command\r\n";
+    /// AUTH at a proxy without `requirepass` and a backend without a password is
+    /// forwarded; this is for HELLO AUTH syntax errors at the proxy.
+    pub const SYNTAX: &[u8] = b"-ERR syntax error\r\n";
+    /// A command held for longer than `hold_timeout` without a master.
+    pub const MASTERDOWN: &[u8] =
+        b"-MASTERDOWN no master is reachable (failover in progress or master down); command not executed\r\n";
+    /// Too many connections.
+    pub const MAX_CLIENTS: &[u8] = b"-ERR max number of clients reached\r\n";
+    /// State could not be restored on a new master.
+    pub const REPLAY_FAILED: &[u8] =
+        b"-ERR connection state could not be restored on the new master (AUTH/SELECT/HELLO failed)\r\n";
+}
+
+/// Connection state a new backend must be given, and state that pins a session
+/// to its backend.
+#[derive(Debug, Default)]
+pub struct ConnState {
+    /// Frames to replay, in order, on a new backend.
+    pub hello: Option<Bytes>,
+    /// The client's last successful AUTH.
+    pub auth: Option<Bytes>,
+    /// The client's last successful SELECT.
+    pub select: Option<Bytes>,
+    /// The client's last successful CLIENT SETNAME.
+    pub setname: Option<Bytes>,
+    /// The client's last READONLY / READWRITE.
+    pub readonly: Option<Bytes>,
+    /// RESP version in use (2 unless HELLO 3 succeeded).
+    pub protocol: u8,
+    /// State that cannot be carried to a new backend, if any.
+    pub pin: Pins,
+    /// Subscribed channels, patterns and shard channels.
+    pub subscriptions: Subscriptions,
+}
+
+/// Reasons a session cannot move to another backend (several may hold at once).
+#[derive(Debug, Default, Clone, Copy, PartialEq, Eq)]
+pub struct Pins {
+    /// Inside MULTI.
+    pub multi: bool,
+    /// Keys are WATCHed.
+    pub watch: bool,
+    /// MONITOR feed.
+    pub monitor: bool,
+    /// CLIENT TRACKING on.
+    pub tracking: bool,
+    /// CLIENT REPLY OFF/SKIP: replies no longer match commands.
+    pub uncounted: bool,
+}
+
+impl Pins {
+    /// The first reason that pins the session, for logs.
+    pub fn reason(&self) -> Option<&'static str> {
+        [
+            (self.multi, "MULTI"),
+            (self.watch, "WATCH"),
+            (self.monitor, "MONITOR"),
+            (self.tracking, "CLIENT TRACKING"),
+            (self.uncounted, "CLIENT REPLY"),
+        ]
+        .into_iter()
+        .find_map(|(on, name)| on.then_some(name))
+    }
+
+    /// Whether replies can no longer be matched to commands.
+    pub fn replies_unmatched(&self) -> bool {
+        self.monitor || self.uncounted
+    }
+}
+
+/// The subscriptions of a session, per family.
+#[derive(Debug, Default)]
+pub struct Subscriptions {
+    channels: HashSet<Bytes>,
+    patterns: HashSet<Bytes>,
+    shards: HashSet<Bytes>,
+}
+
+impl Subscriptions {
+    fn set(&mut self, family: Family) -> &mut HashSet<Bytes> {
+        match family {
+            Family::Channel => &mut self.channels,
+            Family::Pattern => &mut self.patterns,
+            Family::Shard => &mut self.shards,
+        }
+    }
+
+    /// Records a subscription confirmed by the server.
+    pub fn add(&mut self, family: Family, name: &[u8]) {
+        self.set(family).insert(Bytes::copy_from_slice(name));
+    }
+
+    /// Records an unsubscription confirmed by the server.
+    pub fn remove(&mut self, family: Family, name: &[u8]) {
+        self.set(family).remove(name);
+    }
+
+    /// Subscriptions in one family.
+    pub fn count(&mut self, family: Family) -> usize {
+        self.set(family).len()
+    }
+
+    /// Whether there are no subscriptions at all.
+    pub fn is_empty(&self) -> bool {
+        self.channels.is_empty() && self.patterns.is_empty() && self.shards.is_empty()
+    }
+
+    /// Forgets everything (RESET).
+    pub fn clear(&mut self) {
+        self.channels.clear();
+        self.patterns.clear();
+        self.shards.clear();
+    }
+
+    /// The commands that re-create these subscriptions on a new backend, with the
+    /// number of confirmations each will produce.
+    pub fn resubscribe_commands(&self) -> Vec<(Family, Bytes, u32)> {
+        let mut out = Vec::new();
+        for (family, set) in [
+            (Family::Channel, &self.channels),
+            (Family::Pattern, &self.patterns),
+            (Family::Shard, &self.shards),
+        ] {
+            if set.is_empty() {
+                continue;
+            }
+            let mut args: Vec<&[u8]> = vec![family.subscribe_command()];
+            args.extend(set.iter().map(|b| &b[..]));
+            let mut frame = BytesMut::new();
+            encode_command(&mut frame, &args);
+            out.push((family, frame.freeze(), u32::try_from(set.len()).unwrap_or(u32::MAX)));
+        }
+        out
+    }
+}
+
+impl ConnState {
+    /// A fresh connection's state.
+    pub fn new() -> Self {
+        Self {
+            protocol: 2,
+            ..Self::default()
+        }
+    }
+
+    /// Applies the effect of a command whose reply arrived (`ok`: not an error).
+    pub fn apply(&mut self, effect: Effect, ok: bool) {
+        match effect {
+            // These end the transaction whatever the reply (EXECABORT included).
+            Effect::ExecOrDiscard => {
+                self.pin.multi = false;
+                self.pin.watch = false;
+            }
+            _ if !ok => {}
+            Effect::Auth(frame) => self.auth = Some(frame),
+            Effect::Hello(frame, protocol) => {
+                if let Some(p) = protocol {
+                    self.protocol = p;
+                }
+                self.hello = Some(frame);
+            }
+            Effect::Select(frame) => self.select = Some(frame),
+            Effect::SetName(frame) => self.setname = Some(frame),
+            Effect::ReadOnly(frame) => self.readonly = Some(frame),
+            Effect::Multi => self.pin.multi = true,
+            Effect::Watch => self.pin.watch = true,
+            Effect::Unwatch => self.pin.watch = false,
+            Effect::Monitor => self.pin.monitor = true,
+            Effect::Tracking(on) => self.pin.tracking = on,
+            Effect::Reset => {
+                *self = ConnState::new();
+            }
+        }
+    }
+
+    /// Frames that restore this state on a new backend, in order.
+    pub fn replay_frames(&self) -> impl Iterator<Item = &Bytes> {
+        [&self.hello, &self.auth, &self.select, &self.setname, &self.readonly]
+            .into_iter()
+            .flatten()
+    }
+}
+
+/// Decides what to do with one complete client command. `frame` is the
+/// command's bytes, `request` its scan; `requirepass` the proxy's own password
+/// and `authenticated` whether this client has given it.
+pub fn decide(frame: &[u8], req: &Request, requirepass: Option<&str>, authenticated: bool) -> Action {
+    let name = &frame[req.name.clone()];
+    let kind = special(name);
+    if let Some(password) = requirepass {
+        match kind {
+            Special::Auth => return proxy_auth(frame, req, password),
+            Special::Quit if !authenticated => return Action::LocalThenClose(replies::OK),
+            Special::Hello => return hello_at_proxy(frame, req, password, authenticated),
+            _ if !authenticated => return Action::Local(replies::NOAUTH),
+            _ => {}
+        }
+    }
+    let copy = || Bytes::copy_from_slice(frame);
+    let track = |effect| Action::Forward(Expect::Track(effect));
+    match kind {
+        Special::None => Action::Forward(Expect::Reply),
+        Special::Auth => track(Effect::Auth(copy())),
+        Special::Hello => track(Effect::Hello(copy(), hello_protocol(frame, req))),
+        Special::Select => track(Effect::Select(copy())),
+        Special::ReadOnly => track(Effect::ReadOnly(copy())),
+        Special::Multi => track(Effect::Multi),
+        Special::ExecOrDiscard => track(Effect::ExecOrDiscard),
+        Special::Watch => track(Effect::Watch),
+        Special::Unwatch => track(Effect::Unwatch),
+        Special::Monitor => track(Effect::Monitor),
+        Special::Reset => track(Effect::Reset),
+        Special::Quit => Action::ForwardLast,
+        Special::Client => client_subcommand(frame, req),
+        Special::Subscribe(family) | Special::Unsubscribe(family) => {
+            let channels = req.argc.saturating_sub(1);
+            match (kind, channels) {
+                // No channels: an arity error reply answers it.
+                (Special::Subscribe(_), 0) => Action::Forward(Expect::Reply),
+                (Special::Unsubscribe(_), 0) => Action::Forward(Expect::UnsubscribeAll(family)),
+                _ => Action::Forward(Expect::PubSub {
+                    family,
+                    remaining: u32::try_from(channels).unwrap_or(u32::MAX),
+                }),
+            }
+        }
+    }
+}
+
+/// CLIENT subcommands that change what the session must track.
+fn client_subcommand(frame: &[u8], req: &Request) -> Action {
+    let mut args = request::args(frame, req).skip(1);
+    let sub = args.next().unwrap_or_default();
+    let arg = args.next().unwrap_or_default();
+    if sub.eq_ignore_ascii_case(b"setname") {
+        Action::Forward(Expect::Track(Effect::SetName(Bytes::copy_from_slice(frame))))
+    } else if sub.eq_ignore_ascii_case(b"tracking") {
+        Action::Forward(Expect::Track(Effect::Tracking(arg.eq_ignore_ascii_case(b"on"))))
+    } else if sub.eq_ignore_ascii_case(b"reply") && !arg.eq_ignore_ascii_case(b"on") {
+        Action::ForwardUncounted
+    } else {
+        Action::Forward(Expect::Reply)
+    }
+}
+
+/// The protocol version a HELLO asks for, if it names one.
+fn hello_protocol(frame: &[u8], req: &Request) -> Option<u8> {
+    let version = request::args(frame, req).nth(1)?;
+    match version {
+        b"2" => Some(2),
+        b"3" => Some(3),
+        _ => None,
+    }
+}
+
+/// AUTH at a proxy with `requirepass`: checked here, never forwarded.
+fn proxy_auth(frame: &[u8], req: &Request, password: &str) -> Action {
+    let args: Vec<&[u8]> = request::args(frame, req).skip(1).collect();
+    match args.as_slice() {
+        [pass] => Action::Authenticate(*pass == password.as_bytes()),
+        [user, pass] => Action::Authenticate(*user == b"default" && *pass == password.as_bytes()),
+        _ => Action::Local(replies::AUTH_ARITY),
+    }
+}
+
+/// HELLO at a proxy with `requirepass`: its AUTH part is checked here and the
+/// rest (protocol version, SETNAME) forwarded.
+fn hello_at_proxy(frame: &[u8], req: &Request, password: &str, authenticated: bool) -> Action {
+    let args: Vec<&[u8]> = request::args(frame, req).collect();
+    let Some(auth_at) = args.iter().position(|a| a.eq_ignore_ascii_case(b"auth")) else {
+        return if authenticated {
+            Action::Forward(Expect::Track(Effect::Hello(
+                Bytes::copy_from_slice(frame),
+                hello_protocol(frame, req),
+            )))
+        } else {
+            Action::Local(replies::NOAUTH_HELLO)
+        };
+    };
+    let (Some(user), Some(pass)) = (args.get(auth_at + 1), args.get(auth_at + 2)) else {
+        return Action::Local(replies::SYNTAX);
+    };
+    if *user != b"default" || *pass != password.as_bytes() {
+        return Action::Local(replies::WRONGPASS);
+    }
+    let mut rest: Vec<&[u8]> = args[..auth_at].to_vec();
+    rest.extend_from_slice(&args[auth_at + 3..]);
+    let mut out = BytesMut::new();
+    encode_command(&mut out, &rest);
+    let frame = out.freeze();
+    let protocol = match rest.get(1).copied() {
+        Some(b"3") => Some(3),
+        Some(b"2") => Some(2),
+        _ => None,
+    };
+    Action::Substitute(frame.clone(), Expect::Track(Effect::Hello(frame, protocol)))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::resp::request::{RequestScanner, Scanned};
+
+    fn decide_on(input: &[u8], requirepass: Option<&str>, authenticated: bool) -> Action {
+        let mut scanner = RequestScanner::default();
+        let Ok(Some(Scanned::Request(req))) = scanner.scan(input) else {
+            panic!("not a request");
+        };
+        decide(input, &req, requirepass, authenticated)
+    }
+
+    #[test]
+    fn ordinary_commands_are_forwarded_untracked() {
+        assert_eq!(decide_on(b"GET k\r\n", None, true), Action::Forward(Expect::Reply));
+        assert_eq!(decide_on(b"QUIT\r\n", None, true), Action::ForwardLast);
+    }
+
+    #[test]
+    fn state_changing_commands_are_tracked_with_their_bytes() {
+        let select = b"*2\r\n$6\r\nSELECT\r\n$1\r\n3\r\n";
+        assert_eq!(
+            decide_on(select, None, true),
+            Action::Forward(Expect::Track(Effect::Select(Bytes::from_static(select))))
+        );
+        assert_eq!(
+            decide_on(b"HELLO 3\r\n", None, true),
+            Action::Forward(Expect::Track(Effect::Hello(Bytes::from_static(b"HELLO 3\r\n"), Some(3))))
+        );
+        assert_eq!(
+            decide_on(b"client reply off\r\n", None, true),
+            Action::ForwardUncounted
+        );
+        assert_eq!(
+            decide_on(b"SUBSCRIBE a b\r\n", None, true),
+            Action::Forward(Expect::PubSub {
+                family: Family::Channel,
+                remaining: 2
+            })
+        );
+        assert_eq!(
+            decide_on(b"PUNSUBSCRIBE\r\n", None, true),
+            Action::Forward(Expect::UnsubscribeAll(Family::Pattern))
+        );
+    }
+
+    #[test]
+    fn requirepass_is_enforced_at_the_proxy() {
+        let pw = Some("secret");
+        assert_eq!(decide_on(b"GET k\r\n", pw, false), Action::Local(replies::NOAUTH));
+        assert_eq!(decide_on(b"AUTH secret\r\n", pw, false), Action::Authenticate(true));
+        assert_eq!(decide_on(b"AUTH default secret\r\n", pw, false), Action::Authenticate(true));
+        assert_eq!(decide_on(b"AUTH nope\r\n", pw, false), Action::Authenticate(false));
+        assert_eq!(decide_on(b"AUTH\r\n", pw, false), Action::Local(replies::AUTH_ARITY));
+        assert_eq!(decide_on(b"HELLO 3\r\n", pw, false), Action::Local(replies::NOAUTH_HELLO));
+        assert_eq!(decide_on(b"GET k\r\n", pw, true), Action::Forward(Expect::Reply));
+        let Action::Substitute(frame, _) = decide_on(b"HELLO 3 AUTH default secret SETNAME app\r\n", pw, false)
+        else {
+            panic!("HELLO AUTH must be rewritten");
+        };
+        assert_eq!(&frame[..], b"*4\r\n$5\r\nHELLO\r\n$1\r\n3\r\n$7\r\nSETNAME\r\n$3\r\napp\r\n");
+    }
+
+    #[test]
+    fn effects_build_the_replay_and_pins() {
+        let mut state = ConnState::new();
+        state.apply(Effect::Select(Bytes::from_static(b"SELECT 2\r\n")), true);
+        state.apply(Effect::Auth(Bytes::from_static(b"AUTH x\r\n")), false);
+        state.apply(Effect::Multi, true);
+        assert_eq!(state.pin.reason(), Some("MULTI"));
+        state.apply(Effect::ExecOrDiscard, false);
+        assert_eq!(state.pin.reason(), None);
+        let frames: Vec<&Bytes> = state.replay_frames().collect();
+        assert_eq!(frames, vec![&Bytes::from_static(b"SELECT 2\r\n")]);
+        state.apply(Effect::Reset, true);
+        assert_eq!(state.replay_frames().count(), 0);
+    }
+}
