@@ -24,6 +24,7 @@
 use std::io;
 use std::net::SocketAddr;
 use std::pin::Pin;
+use std::task::Poll;
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -208,7 +209,7 @@ impl Session {
                 },
                 // Commands (or a close) from the client.
                 ready = self.client.readable(), if read_client => match ready {
-                    Ok(()) => self.on_client_readable(),
+                    Ok(()) => self.on_client_readable().await,
                     Err(_) => Err(End::Client),
                 },
                 // Hold, drain, retry or idle deadline.
@@ -282,10 +283,10 @@ impl Session {
             && (self.held_since.is_none() || self.unsent() < MAX_HELD_BYTES)
     }
 
-    fn on_client_readable(&mut self) -> Result<(), End> {
+    async fn on_client_readable(&mut self) -> Result<(), End> {
         let buf = self.cbuf.get_or_insert_with(bufpool::take);
         bufpool::reserve_for_read(buf);
-        match self.client.try_read_buf(buf) {
+        match read_ready(&mut self.client, buf).await {
             Ok(0) => {
                 self.input = Input::Eof;
                 return Ok(());
@@ -511,7 +512,7 @@ impl Session {
         };
         let buf = backend.buf.get_or_insert_with(bufpool::take);
         bufpool::reserve_for_read(buf);
-        match backend.stream.try_read_buf(buf) {
+        match read_ready(&mut backend.stream, buf).await {
             Ok(0) => return self.on_backend_lost().await,
             Ok(_) => {}
             Err(e) if e.kind() == io::ErrorKind::WouldBlock => return Ok(()),
@@ -759,6 +760,17 @@ impl Session {
         }
         bufpool::give_back_if_empty(&mut self.cbuf);
     }
+}
+
+/// Reads what is ready without waiting (`WouldBlock` if nothing is). Unlike
+/// `try_read`, a short read clears the socket's readiness, which saves the
+/// `EAGAIN` system call per request that a second attempt would cost.
+async fn read_ready(stream: &mut TcpStream, buf: &mut BytesMut) -> io::Result<usize> {
+    std::future::poll_fn(|cx| match tokio_util::io::poll_read_buf(Pin::new(&mut *stream), cx, buf) {
+        Poll::Ready(result) => Poll::Ready(result),
+        Poll::Pending => Poll::Ready(Err(io::ErrorKind::WouldBlock.into())),
+    })
+    .await
 }
 
 /// Resolves when the backend (if any) has bytes or a close to read.

@@ -1,0 +1,35 @@
+#!/usr/bin/env bash
+# Runs the whole test suite. The integration tests need redis-server,
+# redis-sentinel and redis-cli; they are installed with apt-get when missing.
+set -euo pipefail
+
+cd "$(dirname "${BASH_SOURCE[0]}")/.."
+
+as_root() {
+    if [ "$(id -u)" -eq 0 ]; then
+        "$@"
+    else
+        sudo "$@"
+    fi
+}
+
+missing=0
+for bin in redis-server redis-sentinel redis-cli; do
+    if ! command -v "$bin" >/dev/null 2>&1; then
+        echo "test.sh: $bin not found" >&2
+        missing=1
+    fi
+done
+if [ "$missing" -eq 1 ]; then
+    echo "test.sh: installing redis-server, redis-sentinel and redis-tools" >&2
+    as_root env DEBIAN_FRONTEND=noninteractive apt-get update
+    as_root env DEBIAN_FRONTEND=noninteractive apt-get install -y --no-install-recommends \
+        redis-server redis-sentinel redis-tools
+fi
+
+if cargo nextest --version >/dev/null 2>&1; then
+    cargo nextest run --all-targets --no-fail-fast "$@"
+else
+    echo "test.sh: cargo-nextest not found; using cargo test" >&2
+    cargo test --all-targets --no-fail-fast "$@"
+fi

@@ -1,0 +1,7 @@
+//! Integration tests for `sentinel-proxy`: the proxy binary is run against
+//! real `redis-server` and `redis-sentinel` processes on the loopback
+//! interface.
+
+mod support;
+
+mod harness_selftest;
