@@ -4,4 +4,5 @@
 
 mod support;
 
+mod failover;
 mod harness_selftest;

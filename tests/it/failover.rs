@@ -1,0 +1,313 @@
+//! Real failovers behind the proxy: 1 master + 2 replicas, 3 redis-sentinel
+//! processes, the proxy following them, and `kill -9` of the master under load.
+
+use std::net::SocketAddr;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Arc, Mutex, mpsc};
+use std::thread;
+use std::time::{Duration, Instant};
+
+use redis::{Commands, RedisResult, Value};
+
+use crate::support::{self, Proxy, Topology, redis_conn_with_timeout};
+
+/// Starts a proxy following every Sentinel of `topology`.
+fn proxy_following(topology: &Topology, extra: &[&str]) -> Proxy {
+    let addrs: Vec<String> = topology
+        .sentinel_addrs()
+        .iter()
+        .map(|a| a.to_string())
+        .collect();
+    let mut args: Vec<&str> = Vec::new();
+    for addr in &addrs {
+        args.push("--sentinel");
+        args.push(addr);
+    }
+    args.extend_from_slice(&["--master-name", topology.master_name()]);
+    args.extend_from_slice(extra);
+    let proxy = Proxy::spawn(&args);
+    support::wait_for(Duration::from_secs(10), "the proxy to serve PING", || {
+        let mut conn = redis_conn_with_timeout(proxy.addr(), None, Duration::from_secs(2)).ok()?;
+        redis::cmd("PING").query::<String>(&mut conn).ok()
+    });
+    proxy
+}
+
+fn connect(addr: SocketAddr) -> redis::Connection {
+    redis_conn_with_timeout(addr, None, Duration::from_secs(20)).expect("connect through the proxy")
+}
+
+/// One write's outcome, as the writer saw it.
+#[derive(Debug)]
+struct Outcome {
+    at: Instant,
+    result: Result<i64, String>,
+}
+
+/// Sends one INCR every 5 ms through the proxy until `stop`, reconnecting
+/// after a connection error, and records every outcome.
+fn spawn_writer(proxy: SocketAddr, stop: Arc<AtomicBool>) -> thread::JoinHandle<Vec<Outcome>> {
+    thread::spawn(move || {
+        let mut outcomes = Vec::new();
+        let mut conn = connect(proxy);
+        while !stop.load(Ordering::Relaxed) {
+            let result: RedisResult<i64> = conn.incr("writes", 1);
+            let failed = result.is_err();
+            outcomes.push(Outcome {
+                at: Instant::now(),
+                result: result.map_err(|e| e.to_string()),
+            });
+            if failed {
+                // A direct connection would have been closed too: reconnect.
+                conn = connect(proxy);
+            }
+            thread::sleep(Duration::from_millis(5));
+        }
+        outcomes
+    })
+}
+
+/// Longest interval between two successful writes.
+fn longest_pause(outcomes: &[Outcome]) -> Duration {
+    let ok: Vec<Instant> = outcomes
+        .iter()
+        .filter(|o| o.result.is_ok())
+        .map(|o| o.at)
+        .collect();
+    ok.windows(2).map(|w| w[1] - w[0]).max().unwrap_or_default()
+}
+
+/// The failover the proxy exists for: writers pause and resume, idle clients
+/// move unnoticed, subscribers keep receiving. Guards against sessions that
+/// error out, stick to the dead master, or lose their SELECTed database.
+#[test]
+fn kill_9_of_the_master_under_load_moves_every_client() {
+    let mut topology = Topology::spawn(2, 3);
+    let proxy = proxy_following(&topology, &["--hold-timeout-ms", "30000"]);
+    let old_master = topology.current_master();
+
+    // Idle pooled connections with state, opened before the failover.
+    let mut idle: Vec<redis::Connection> = (0..5).map(|_| connect(proxy.addr())).collect();
+    for (i, conn) in idle.iter_mut().enumerate() {
+        redis::cmd("SELECT")
+            .arg(1)
+            .query::<()>(conn)
+            .expect("SELECT 1");
+        redis::cmd("CLIENT")
+            .arg("SETNAME")
+            .arg(format!("idle-{i}"))
+            .query::<()>(conn)
+            .expect("SETNAME");
+        let _: () = conn
+            .set(format!("before:{i}"), i)
+            .expect("SET before the failover");
+    }
+
+    // A subscriber through the proxy.
+    let (messages_tx, messages_rx) = mpsc::channel::<String>();
+    let subscriber_addr = proxy.addr();
+    let subscribed = Arc::new(Mutex::new(false));
+    let subscribed_flag = Arc::clone(&subscribed);
+    thread::spawn(move || {
+        let mut conn = connect(subscriber_addr);
+        let mut pubsub = conn.as_pubsub();
+        pubsub.subscribe("news").expect("SUBSCRIBE");
+        let _ = pubsub.set_read_timeout(Some(Duration::from_secs(60)));
+        *subscribed_flag.lock().expect("flag") = true;
+        while let Ok(msg) = pubsub.get_message() {
+            let Ok(payload) = msg.get_payload::<String>() else {
+                break;
+            };
+            if messages_tx.send(payload).is_err() {
+                break;
+            }
+        }
+    });
+    support::wait_for(
+        Duration::from_secs(5),
+        "the subscriber to subscribe",
+        || subscribed.lock().ok().filter(|s| **s).map(|_| ()),
+    );
+
+    let stop = Arc::new(AtomicBool::new(false));
+    let writer = spawn_writer(proxy.addr(), Arc::clone(&stop));
+    thread::sleep(Duration::from_millis(500));
+
+    let killed_at = Instant::now();
+    topology.kill_master();
+    let new_master = topology.wait_for_new_master(old_master);
+    assert_ne!(new_master, old_master);
+
+    // The writer's INCRs land on the new master.
+    let new_node = topology.node(new_master);
+    let landed = |n: &crate::support::RedisServer| -> i64 {
+        n.cmd(&["GET", "writes"])
+            .ok()
+            .and_then(|v| support::value_to_string(&v))
+            .and_then(|s| s.parse().ok())
+            .unwrap_or(0)
+    };
+    let at_switch = landed(new_node);
+    support::assert_eventually!(
+        Duration::from_secs(10),
+        landed(new_node) > at_switch + 50,
+        "writes resume on the new master"
+    );
+    stop.store(true, Ordering::Relaxed);
+    let outcomes = writer.join().expect("writer thread");
+
+    // Only commands in flight at the crash may fail, and only by a closed
+    // connection: nothing is refused while the failover runs.
+    let errors: Vec<&Outcome> = outcomes.iter().filter(|o| o.result.is_err()).collect();
+    assert!(
+        errors.len() <= 1,
+        "writer saw errors beyond the in-flight one: {errors:?}"
+    );
+    for e in &errors {
+        assert!(e.at >= killed_at, "error before the kill: {e:?}");
+        let text = e
+            .result
+            .as_ref()
+            .err()
+            .map(String::as_str)
+            .unwrap_or_default();
+        assert!(
+            !text.contains("MASTERDOWN") && !text.contains("READONLY"),
+            "refused, not paused: {text}"
+        );
+    }
+    let pause = longest_pause(&outcomes);
+    assert!(
+        pause < Duration::from_secs(25),
+        "writes paused for {pause:?}"
+    );
+    eprintln!(
+        "failover: longest write pause through the proxy {pause:?}, {} writes, {} errors",
+        outcomes.len(),
+        errors.len()
+    );
+
+    // Idle connections work without any error, in their database, with their name.
+    for (i, conn) in idle.iter_mut().enumerate() {
+        let before: i64 = conn
+            .get(format!("before:{i}"))
+            .expect("GET after the failover");
+        assert_eq!(before, i as i64);
+        let _: () = conn
+            .set(format!("after:{i}"), i)
+            .expect("SET after the failover");
+        let name: String = redis::cmd("CLIENT")
+            .arg("GETNAME")
+            .query(conn)
+            .expect("GETNAME");
+        assert_eq!(name, format!("idle-{i}"));
+    }
+    let mut direct = new_node.conn();
+    redis::cmd("SELECT")
+        .arg(1)
+        .query::<()>(&mut direct)
+        .expect("SELECT on the new master");
+    let after: i64 = direct
+        .get("after:0")
+        .expect("key written after the failover");
+    assert_eq!(after, 0, "idle session kept db 1 on the new master");
+
+    // The subscriber receives messages published after the failover.
+    let mut publisher = connect(proxy.addr());
+    support::assert_eventually!(
+        Duration::from_secs(10),
+        {
+            let _: RedisResult<i64> = publisher.publish("news", "after-failover");
+            messages_rx
+                .recv_timeout(Duration::from_millis(200))
+                .is_ok_and(|m| m == "after-failover")
+        },
+        "subscriber receives messages published after the failover"
+    );
+}
+
+/// A killed master that restarts before Sentinel demotes it still claims to be
+/// master; no write through the proxy may land on it.
+#[test]
+fn a_restarted_old_master_never_receives_writes() {
+    let mut topology = Topology::spawn(2, 3);
+    let proxy = proxy_following(&topology, &[]);
+    let old_master = topology.current_master();
+    let mut conn = connect(proxy.addr());
+    let _: () = conn.set("k", "v").expect("SET");
+
+    topology.kill_master();
+    let new_master = topology.wait_for_new_master(old_master);
+    // Wait until writes through the proxy reach the new master.
+    support::assert_eventually!(
+        Duration::from_secs(20),
+        {
+            let mut c = connect(proxy.addr());
+            let ok: RedisResult<()> = c.set("probe", "1");
+            ok.is_ok()
+                && topology
+                    .node(new_master)
+                    .cmd(&["GET", "probe"])
+                    .is_ok_and(|v| v != Value::Nil)
+        },
+        "the proxy routes to the new master"
+    );
+
+    topology.node_mut(old_master).restart();
+    let stop = Arc::new(AtomicBool::new(false));
+    let writer_stop = Arc::clone(&stop);
+    let proxy_addr = proxy.addr();
+    let writer = thread::spawn(move || {
+        let mut conn = connect(proxy_addr);
+        let mut written = 0u64;
+        while !writer_stop.load(Ordering::Relaxed) {
+            if conn
+                .set::<_, _, ()>(format!("after-restart:{written}"), 1)
+                .is_ok()
+            {
+                written += 1;
+            }
+        }
+        written
+    });
+
+    // While the old node still says master (before Sentinel converts it, after
+    // which it would receive the keys by replication), none of the keys written
+    // through the proxy may exist on it.
+    let old = topology.node(old_master);
+    let mut checks_while_master = 0;
+    let deadline = Instant::now() + Duration::from_secs(20);
+    while Instant::now() < deadline {
+        let mut direct = match old.client().get_connection() {
+            Ok(c) => c,
+            Err(_) => continue,
+        };
+        let result: RedisResult<(Value, Vec<String>)> = redis::pipe()
+            .atomic()
+            .cmd("ROLE")
+            .cmd("KEYS")
+            .arg("after-restart:*")
+            .query(&mut direct);
+        let Ok((role, keys)) = result else { continue };
+        let is_master = matches!(&role, Value::Array(items) if items.first().and_then(support::value_to_string).as_deref() == Some("master"));
+        if !is_master {
+            break;
+        }
+        checks_while_master += 1;
+        assert!(
+            keys.is_empty(),
+            "writes through the proxy reached the restarted old master: {keys:?}"
+        );
+        thread::sleep(Duration::from_millis(20));
+    }
+    stop.store(true, Ordering::Relaxed);
+    let written = writer.join().expect("writer thread");
+    assert!(
+        checks_while_master > 0,
+        "the old master was never seen claiming master"
+    );
+    assert!(written > 0, "the writer wrote nothing");
+    eprintln!(
+        "old master checked {checks_while_master} times while claiming master; {written} writes went to {new_master}"
+    );
+}
