@@ -311,3 +311,46 @@ fn a_restarted_old_master_never_receives_writes() {
         "old master checked {checks_while_master} times while claiming master; {written} writes went to {new_master}"
     );
 }
+
+/// One Sentinel that names another master (stale, misconfigured or
+/// partitioned) must not move the proxy: only a majority of the configured
+/// Sentinels does.
+#[test]
+fn a_lone_sentinel_naming_another_master_is_ignored() {
+    let topology = Topology::spawn(1, 2);
+    let decoy = crate::support::RedisServer::spawn();
+    let stale = crate::support::Sentinel::spawn(
+        decoy.addr(),
+        crate::support::SentinelOptions {
+            quorum: 1,
+            ..crate::support::SentinelOptions::default()
+        },
+    );
+    support::wait_for(
+        Duration::from_secs(10),
+        "the stale sentinel to name the decoy",
+        || (stale.master_addr() == Some(decoy.addr())).then_some(()),
+    );
+    let stale_addr = stale.addr().to_string();
+    let proxy = proxy_following(&topology, &["--sentinel", &stale_addr]);
+    let mut conn = connect(proxy.addr());
+    for i in 0..50 {
+        let _: () = conn.set(format!("k{i}"), i).expect("SET through the proxy");
+    }
+    let real = topology.master();
+    assert_eq!(
+        real.cmd(&["DBSIZE"])
+            .ok()
+            .and_then(|v| support::value_to_string(&v))
+            .as_deref(),
+        Some("50")
+    );
+    assert_eq!(
+        decoy
+            .cmd(&["DBSIZE"])
+            .ok()
+            .and_then(|v| support::value_to_string(&v))
+            .as_deref(),
+        Some("0")
+    );
+}
