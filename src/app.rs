@@ -60,12 +60,20 @@ impl App {
                     hints: hint_rx,
                 };
                 let cancel = control.clone();
-                let thread = std::thread::Builder::new().name("control".into()).spawn(move || {
-                    match tokio::runtime::Builder::new_current_thread().enable_all().build() {
-                        Ok(rt) => rt.block_on(follower.run(cancel)),
-                        Err(error) => tracing::error!(%error, "cannot start the control runtime"),
-                    }
-                })?;
+                let thread =
+                    std::thread::Builder::new()
+                        .name("control".into())
+                        .spawn(move || {
+                            match tokio::runtime::Builder::new_current_thread()
+                                .enable_all()
+                                .build()
+                            {
+                                Ok(rt) => rt.block_on(follower.run(cancel)),
+                                Err(error) => {
+                                    tracing::error!(%error, "cannot start the control runtime")
+                                }
+                            }
+                        })?;
                 (reader, Some(thread))
             }
         };
@@ -106,8 +114,14 @@ impl App {
         self.shutdown.cancel();
         self.sessions.close();
         let grace = self.drain_timeout + Duration::from_millis(500);
-        if tokio::time::timeout(grace, self.sessions.wait()).await.is_err() {
-            warn!(remaining = self.sessions.len(), "sessions still open after the drain timeout");
+        if tokio::time::timeout(grace, self.sessions.wait())
+            .await
+            .is_err()
+        {
+            warn!(
+                remaining = self.sessions.len(),
+                "sessions still open after the drain timeout"
+            );
         }
         self.control.cancel();
         if let Some(thread) = self.control_thread.take() {

@@ -75,9 +75,8 @@ pub fn tally(reports: &[Report], total: usize) -> Verdict {
     votes
         .into_iter()
         .find(|(_, (count, _, unsettled))| *count >= majority && !unsettled)
-        .map_or(Verdict::Undecided, |(addr, (_, config_epoch, _))| Verdict::Agreed {
-            addr,
-            config_epoch,
+        .map_or(Verdict::Undecided, |(addr, (_, config_epoch, _))| {
+            Verdict::Agreed { addr, config_epoch }
         })
 }
 
@@ -132,7 +131,10 @@ impl Follower {
             }
             match probe::role(addr, &self.auth, QUERY_TIMEOUT).await {
                 Ok(Role::Master) => {
-                    match self.writer.publish(Some(addr), config_epoch.max(current.config_epoch)) {
+                    match self
+                        .writer
+                        .publish(Some(addr), config_epoch.max(current.config_epoch))
+                    {
                         Ok(t) => info!(
                             master = %addr, config_epoch = t.config_epoch, generation = t.generation,
                             "+switch-master: majority of Sentinels agree and ROLE says master"
@@ -197,7 +199,9 @@ pub fn parse_report(reply: &OwnedFrame) -> Option<Report> {
     let ip: std::net::IpAddr = value::field(reply, "ip")?.parse().ok()?;
     let port: u16 = value::field(reply, "port")?.parse().ok()?;
     let flags = value::field(reply, "flags").unwrap_or("");
-    let config_epoch = value::field(reply, "config-epoch").and_then(|e| e.parse().ok()).unwrap_or(0);
+    let config_epoch = value::field(reply, "config-epoch")
+        .and_then(|e| e.parse().ok())
+        .unwrap_or(0);
     let unsettled = flags
         .split(',')
         .any(|f| matches!(f, "o_down" | "failover_in_progress" | "promoted"));
@@ -289,7 +293,12 @@ mod tests {
         let reply = OwnedFrame::Array(
             pairs
                 .iter()
-                .flat_map(|(k, v)| [OwnedFrame::BulkString(k.as_bytes().to_vec()), OwnedFrame::BulkString(v.as_bytes().to_vec())])
+                .flat_map(|(k, v)| {
+                    [
+                        OwnedFrame::BulkString(k.as_bytes().to_vec()),
+                        OwnedFrame::BulkString(v.as_bytes().to_vec()),
+                    ]
+                })
                 .collect(),
         );
         assert_eq!(parse_report(&reply), Some(report(6380, 7, true)));

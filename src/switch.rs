@@ -96,7 +96,11 @@ pub struct SwitchWriter {
 impl SwitchWriter {
     /// Publishes a new snapshot and retires the previous one. Rejects a config
     /// epoch older than the current one.
-    pub fn publish(&self, master: Option<SocketAddr>, config_epoch: u64) -> Result<Arc<Topology>, StaleEpoch> {
+    pub fn publish(
+        &self,
+        master: Option<SocketAddr>,
+        config_epoch: u64,
+    ) -> Result<Arc<Topology>, StaleEpoch> {
         let current = self.shared.load_full();
         if config_epoch < current.config_epoch {
             return Err(StaleEpoch {
@@ -182,7 +186,13 @@ mod tests {
     fn an_older_config_epoch_is_rejected() {
         let (writer, reader) = new(addr(1), 5);
         let err = writer.publish(addr(2), 4).expect_err("stale");
-        assert_eq!(err, StaleEpoch { offered: 4, current: 5 });
+        assert_eq!(
+            err,
+            StaleEpoch {
+                offered: 4,
+                current: 5
+            }
+        );
         assert_eq!(reader.current().master, addr(1));
         // The same epoch is accepted: the master may become unreachable and return.
         writer.publish(None, 5).expect("same epoch");

@@ -46,7 +46,11 @@ pub struct Probe {
 
 impl Probe {
     /// Connects and, if credentials are given, authenticates.
-    pub async fn connect(addr: SocketAddr, auth: &Credentials, timeout: Duration) -> Result<Probe, ProbeError> {
+    pub async fn connect(
+        addr: SocketAddr,
+        auth: &Credentials,
+        timeout: Duration,
+    ) -> Result<Probe, ProbeError> {
         let stream = connect(addr, timeout).await?;
         let mut probe = Probe {
             stream,
@@ -89,7 +93,9 @@ impl Probe {
     /// Reads the next frame with no deadline (for subscriptions; wrap it in your own).
     pub async fn read_frame(&mut self) -> Result<OwnedFrame, ProbeError> {
         loop {
-            if let Some((frame, used)) = value::decode(&self.buf).map_err(|_| ProbeError::Malformed)? {
+            if let Some((frame, used)) =
+                value::decode(&self.buf).map_err(|_| ProbeError::Malformed)?
+            {
                 let _ = self.buf.split_to(used);
                 return Ok(frame);
             }
@@ -115,7 +121,11 @@ pub enum Role {
 }
 
 /// Asks a node for its `ROLE`.
-pub async fn role(addr: SocketAddr, auth: &Credentials, timeout: Duration) -> Result<Role, ProbeError> {
+pub async fn role(
+    addr: SocketAddr,
+    auth: &Credentials,
+    timeout: Duration,
+) -> Result<Role, ProbeError> {
     let mut probe = Probe::connect(addr, auth, timeout).await?;
     let reply = probe.call(&["ROLE"]).await?;
     let OwnedFrame::Array(items) = reply else {

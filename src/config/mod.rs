@@ -123,7 +123,10 @@ impl Config {
         let listen = resolve("listen", s.listen.as_deref().unwrap_or("127.0.0.1:6379"))?;
         let master_name = s.master_name.unwrap_or_else(|| "mymaster".to_owned());
         if master_name.is_empty() || master_name.contains(char::is_whitespace) {
-            return Err(invalid("master_name", "must be a non-empty name without spaces"));
+            return Err(invalid(
+                "master_name",
+                "must be a non-empty name without spaces",
+            ));
         }
         let source = match (s.master, s.sentinels.is_empty()) {
             (Some(_), false) => {
@@ -171,7 +174,10 @@ impl Config {
             return Err(invalid("auth_user", "needs auth_pass as well"));
         }
         if s.requirepass.as_deref() == Some("") {
-            return Err(invalid("requirepass", "must not be empty (omit it to disable client AUTH)"));
+            return Err(invalid(
+                "requirepass",
+                "must not be empty (omit it to disable client AUTH)",
+            ));
         }
         let log_level = s.log_level.unwrap_or_else(|| "info".to_owned());
         if tracing_subscriber::EnvFilter::try_new(&log_level).is_err() {
@@ -201,7 +207,13 @@ impl Config {
 
     /// The effective settings as TOML-like lines, secrets redacted (`check-config`).
     pub fn describe(&self) -> String {
-        let secret = |s: &Option<String>| if s.is_some() { "\"<redacted>\"" } else { "none" };
+        let secret = |s: &Option<String>| {
+            if s.is_some() {
+                "\"<redacted>\""
+            } else {
+                "none"
+            }
+        };
         let source = match &self.source {
             Source::Fixed(addr) => format!("master = \"{addr}\""),
             Source::Sentinels(list) => {
@@ -224,10 +236,16 @@ impl Config {
             format!("on_switch = \"{on_switch}\""),
             format!("drain_timeout_ms = {}", self.drain_timeout.as_millis()),
             format!("hold_timeout_ms = {}", self.hold_timeout.as_millis()),
-            format!("idle_release_ms = {}", self.idle_release.map_or(0, |d| d.as_millis())),
+            format!(
+                "idle_release_ms = {}",
+                self.idle_release.map_or(0, |d| d.as_millis())
+            ),
             format!(
                 "auth_user = {}",
-                self.backend_auth.user.as_ref().map_or("none".to_owned(), |u| format!("\"{u}\""))
+                self.backend_auth
+                    .user
+                    .as_ref()
+                    .map_or("none".to_owned(), |u| format!("\"{u}\""))
             ),
             format!("auth_pass = {}", secret(&self.backend_auth.pass)),
             format!("requirepass = {}", secret(&self.requirepass)),
@@ -259,7 +277,10 @@ fn resolve(field: &'static str, value: &str) -> Result<SocketAddr, ConfigError> 
         .rsplit_once(':')
         .ok_or_else(|| invalid(field, format!("'{value}' is not HOST:PORT")))?;
     if host.is_empty() || port.parse::<u16>().is_err() {
-        return Err(invalid(field, format!("'{value}' is not HOST:PORT (port 0-65535)")));
+        return Err(invalid(
+            field,
+            format!("'{value}' is not HOST:PORT (port 0-65535)"),
+        ));
     }
     value
         .to_socket_addrs()
@@ -323,8 +344,8 @@ mod tests {
 
     #[test]
     fn the_file_is_strict_and_flags_override_it() {
-        let file: Settings =
-            toml::from_str("master = \"127.0.0.1:7000\"\nhold_timeout_ms = 100\n").expect("valid toml");
+        let file: Settings = toml::from_str("master = \"127.0.0.1:7000\"\nhold_timeout_ms = 100\n")
+            .expect("valid toml");
         let flags = Settings {
             hold_timeout_ms: Some(200),
             ..Settings::default()
@@ -340,7 +361,10 @@ mod tests {
         s.auth_pass = Some("hunter2".into());
         s.requirepass = Some("swordfish".into());
         let text = Config::from_settings(s).expect("valid").describe();
-        assert!(!text.contains("hunter2") && !text.contains("swordfish"), "{text}");
+        assert!(
+            !text.contains("hunter2") && !text.contains("swordfish"),
+            "{text}"
+        );
         assert!(text.contains("auth_pass = \"<redacted>\""));
     }
 }

@@ -155,7 +155,9 @@ impl Ledger {
         if kind == Kind::Push || (kind == Kind::Array && self.pubsub_context()) {
             match reply::first_word(frame).and_then(|(w, _)| pubsub_word(w)) {
                 Some(PubSubWord::Message) => return Route::Forward,
-                Some(PubSubWord::Confirm { family, subscribe }) => return self.confirm(frame, family, subscribe),
+                Some(PubSubWord::Confirm { family, subscribe }) => {
+                    return self.confirm(frame, family, subscribe);
+                }
                 None if kind == Kind::Push => return Route::Forward,
                 None => {}
             }
@@ -184,7 +186,11 @@ impl Ledger {
             Expect::Replay => {
                 self.counted -= 1;
                 self.replaying -= 1;
-                if is_error { Route::ReplayFailed } else { Route::Swallow }
+                if is_error {
+                    Route::ReplayFailed
+                } else {
+                    Route::Swallow
+                }
             }
             Expect::Resubscribe { .. } => {
                 self.replaying -= 1;
@@ -270,7 +276,9 @@ mod tests {
     #[test]
     fn replies_are_matched_in_order_and_effects_applied_on_success() {
         let mut ledger = Ledger::default();
-        ledger.push(Expect::Track(Effect::Select(Bytes::from_static(b"SELECT 1\r\n"))));
+        ledger.push(Expect::Track(Effect::Select(Bytes::from_static(
+            b"SELECT 1\r\n",
+        ))));
         ledger.push(Expect::Reply);
         assert_eq!(ledger.counted(), 2);
         assert_eq!(route(&mut ledger, OK), Route::Forward);
@@ -297,7 +305,10 @@ mod tests {
         ledger.push(Expect::Reply); // PING while subscribed
         assert_eq!(route(&mut ledger, message), Route::Forward);
         assert_eq!(ledger.counted(), 1);
-        assert_eq!(route(&mut ledger, b"*2\r\n$4\r\npong\r\n$0\r\n\r\n"), Route::Forward);
+        assert_eq!(
+            route(&mut ledger, b"*2\r\n$4\r\npong\r\n$0\r\n\r\n"),
+            Route::Forward
+        );
         assert_eq!(ledger.counted(), 0);
         ledger.push(Expect::UnsubscribeAll(Family::Channel));
         let unsub_a = b"*3\r\n$11\r\nunsubscribe\r\n$1\r\na\r\n:1\r\n";
@@ -347,7 +358,10 @@ mod tests {
     fn a_failed_replay_is_reported() {
         let mut ledger = Ledger::default();
         ledger.push(Expect::Replay);
-        assert_eq!(route(&mut ledger, b"-WRONGPASS nope\r\n"), Route::ReplayFailed);
+        assert_eq!(
+            route(&mut ledger, b"-WRONGPASS nope\r\n"),
+            Route::ReplayFailed
+        );
         ledger.push(Expect::Replay);
         assert_eq!(route(&mut ledger, OK), Route::Swallow);
     }

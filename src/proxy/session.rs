@@ -24,8 +24,8 @@
 use std::io;
 use std::net::SocketAddr;
 use std::pin::Pin;
-use std::task::Poll;
 use std::sync::Arc;
+use std::task::Poll;
 use std::time::Duration;
 
 use bytes::{Buf, Bytes, BytesMut};
@@ -35,14 +35,14 @@ use tokio::time::{Instant, Sleep};
 use tokio_util::sync::CancellationToken;
 use tracing::{debug, info, warn};
 
+use super::Shared;
 use super::bufpool;
 use super::ledger::{Ledger, Route};
 use super::state::{Action, Expect, decide, replies};
-use super::Shared;
 use crate::backend::connect::{CONNECT_TIMEOUT, connect};
 use crate::config::OnSwitch;
-use crate::resp::request::{RequestScanner, Scanned};
 use crate::resp::reply::ReplyScanner;
+use crate::resp::request::{RequestScanner, Scanned};
 use crate::switch::{Hint, Topology};
 
 /// Largest unforwarded input kept per client (Redis's `client-query-buffer-limit`).
@@ -122,7 +122,8 @@ struct Session {
     cbuf: Option<BytesMut>,
     requests: RequestScanner,
     retained: usize,
-    backend: Option<Backend>,
+    /// Boxed: most of a session's life is spent idle, where it should be small.
+    backend: Option<Box<Backend>>,
     topology: Arc<Topology>,
     ledger: Ledger,
     authenticated: bool,
@@ -145,34 +146,38 @@ struct Session {
 
 /// Serves one client until it or the proxy is done.
 pub async fn run(client: TcpStream, shared: Arc<Shared>, shutdown: CancellationToken) {
-    let topology = shared.switch.current();
-    let authenticated = shared.settings.requirepass.is_none();
-    let session = Session {
-        shared,
-        client,
-        cbuf: None,
-        requests: RequestScanner::default(),
-        retained: 0,
-        backend: None,
-        topology,
-        ledger: Ledger::default(),
-        authenticated,
-        input: Input::Open,
-        held_since: None,
-        draining_until: None,
-        shutdown_until: None,
-        avoid: None,
-        close_after_drain: false,
-        refuse_held: false,
-        last_active: Instant::now(),
-        idle_check_at: None,
-    };
+    let mut session = Session::new(client, shared);
     let end = session.serve(shutdown).await;
     debug!(reason = ?end, "session ended");
 }
 
 impl Session {
-    async fn serve(mut self, shutdown: CancellationToken) -> End {
+    fn new(client: TcpStream, shared: Arc<Shared>) -> Session {
+        let topology = shared.switch.current();
+        let authenticated = shared.settings.requirepass.is_none();
+        Session {
+            shared,
+            client,
+            cbuf: None,
+            requests: RequestScanner::default(),
+            retained: 0,
+            backend: None,
+            topology,
+            ledger: Ledger::default(),
+            authenticated,
+            input: Input::Open,
+            held_since: None,
+            draining_until: None,
+            shutdown_until: None,
+            avoid: None,
+            close_after_drain: false,
+            refuse_held: false,
+            last_active: Instant::now(),
+            idle_check_at: None,
+        }
+    }
+
+    async fn serve(&mut self, shutdown: CancellationToken) -> End {
         let mut shutdown = Box::pin(shutdown.cancelled_owned());
         let mut retired = Box::pin(self.topology.retired());
         let mut timer: Option<Pin<Box<Sleep>>> = None;
@@ -205,7 +210,7 @@ impl Session {
                 // Replies (or a close) from the backend.
                 ready = readable(self.backend.as_ref()) => match ready {
                     Ok(()) => self.on_backend_readable().await,
-                    Err(_) => self.on_backend_lost().await,
+                    Err(_) => Box::pin(self.on_backend_lost()).await,
                 },
                 // Commands (or a close) from the client.
                 ready = self.client.readable(), if read_client => match ready {
@@ -274,7 +279,10 @@ impl Session {
         let Some(buf) = self.cbuf.as_ref() else {
             return false;
         };
-        matches!(RequestScanner::default().scan(&buf[self.retained..]), Ok(Some(_)))
+        matches!(
+            RequestScanner::default().scan(&buf[self.retained..]),
+            Ok(Some(_))
+        )
     }
 
     fn wants_client_input(&self) -> bool {
@@ -356,12 +364,18 @@ impl Session {
             let requirepass = self.shared.settings.requirepass.as_deref();
             let action = decide(frame, &req, requirepass, self.authenticated);
             let local = match action {
-                Action::Forward(_) | Action::ForwardLast | Action::ForwardUncounted | Action::Substitute(..)
+                Action::Forward(_)
+                | Action::ForwardLast
+                | Action::ForwardUncounted
+                | Action::Substitute(..)
                     if refuse =>
                 {
                     Some((Bytes::from_static(replies::MASTERDOWN), false))
                 }
-                Action::Forward(_) | Action::ForwardLast | Action::ForwardUncounted | Action::Substitute(..)
+                Action::Forward(_)
+                | Action::ForwardLast
+                | Action::ForwardUncounted
+                | Action::Substitute(..)
                     if !(self.backend.is_some()
                         && self.draining_until.is_none()
                         && !self.ledger.replaying()) =>
@@ -424,7 +438,10 @@ impl Session {
         if end > 0 {
             // A lone command with nothing else in flight is kept until its reply:
             // if that reply is -READONLY it was not executed and can be retried.
-            let lone = commands == 1 && in_flight_before == 0 && end == buf.len() && !self.ledger.state.pin.multi;
+            let lone = commands == 1
+                && in_flight_before == 0
+                && end == buf.len()
+                && !self.ledger.state.pin.multi;
             if lone {
                 write_backend(&mut self.backend, &buf[..end]).await?;
                 self.retained = end;
@@ -436,7 +453,9 @@ impl Session {
             if self.held_since.is_none() {
                 self.held_since = Some(Instant::now());
             }
-            return self.bind().await;
+            // Boxed: connecting is rare, and its state would otherwise bloat
+            // every idle session's future.
+            return Box::pin(self.bind()).await;
         }
         self.held_since = None;
         Ok(false)
@@ -445,7 +464,8 @@ impl Session {
     /// Connects to the current master and restores the session's state there.
     /// Returns whether a backend is now bound.
     async fn bind(&mut self) -> Result<bool, End> {
-        if self.backend.is_some() || self.draining_until.is_some() || self.shutdown_until.is_some() {
+        if self.backend.is_some() || self.draining_until.is_some() || self.shutdown_until.is_some()
+        {
             return Ok(false);
         }
         let Some(addr) = self.topology.master else {
@@ -483,12 +503,12 @@ impl Session {
             prelude.extend_from_slice(&frame);
             self.ledger.push(Expect::Resubscribe { family, remaining });
         }
-        self.backend = Some(Backend {
+        self.backend = Some(Box::new(Backend {
             stream,
             addr,
             buf: None,
             replies: ReplyScanner::default(),
-        });
+        }));
         if !prelude.is_empty() {
             write_backend(&mut self.backend, &prelude).await?;
         }
@@ -500,8 +520,11 @@ impl Session {
 
     /// A subscribed session without a backend re-subscribes as soon as it can.
     async fn rebind_subscriber(&mut self) -> Result<(), End> {
-        if self.backend.is_none() && !self.ledger.state.subscriptions.is_empty() && self.input != Input::Stopped {
-            self.bind().await?;
+        if self.backend.is_none()
+            && !self.ledger.state.subscriptions.is_empty()
+            && self.input != Input::Stopped
+        {
+            Box::pin(self.bind()).await?;
         }
         Ok(())
     }
@@ -513,10 +536,10 @@ impl Session {
         let buf = backend.buf.get_or_insert_with(bufpool::take);
         bufpool::reserve_for_read(buf);
         match read_ready(&mut backend.stream, buf).await {
-            Ok(0) => return self.on_backend_lost().await,
+            Ok(0) => return Box::pin(self.on_backend_lost()).await,
             Ok(_) => {}
             Err(e) if e.kind() == io::ErrorKind::WouldBlock => return Ok(()),
-            Err(_) => return self.on_backend_lost().await,
+            Err(_) => return Box::pin(self.on_backend_lost()).await,
         }
         self.route_replies().await
     }
@@ -634,7 +657,7 @@ impl Session {
         // Idle connection lost. A live server that closed it (CLIENT KILL, its
         // idle timeout) accepts a new connection: then the client must see the
         // close, as it would directly. Otherwise the master is gone: wait for it.
-        if connect(addr, LIVENESS_TIMEOUT).await.is_ok() {
+        if Box::pin(connect(addr, LIVENESS_TIMEOUT)).await.is_ok() {
             debug!(%addr, "backend closed by a live server");
             return Err(End::ServerClosed);
         }
@@ -766,15 +789,17 @@ impl Session {
 /// `try_read`, a short read clears the socket's readiness, which saves the
 /// `EAGAIN` system call per request that a second attempt would cost.
 async fn read_ready(stream: &mut TcpStream, buf: &mut BytesMut) -> io::Result<usize> {
-    std::future::poll_fn(|cx| match tokio_util::io::poll_read_buf(Pin::new(&mut *stream), cx, buf) {
-        Poll::Ready(result) => Poll::Ready(result),
-        Poll::Pending => Poll::Ready(Err(io::ErrorKind::WouldBlock.into())),
+    std::future::poll_fn(|cx| {
+        match tokio_util::io::poll_read_buf(Pin::new(&mut *stream), cx, buf) {
+            Poll::Ready(result) => Poll::Ready(result),
+            Poll::Pending => Poll::Ready(Err(io::ErrorKind::WouldBlock.into())),
+        }
     })
     .await
 }
 
 /// Resolves when the backend (if any) has bytes or a close to read.
-async fn readable(backend: Option<&Backend>) -> io::Result<()> {
+async fn readable(backend: Option<&Box<Backend>>) -> io::Result<()> {
     match backend {
         Some(b) => b.stream.readable().await,
         None => std::future::pending().await,
@@ -788,20 +813,65 @@ async fn write_client(client: &mut TcpStream, bytes: &[u8]) -> Result<(), End> {
     client.write_all(bytes).await.map_err(|_| End::Client)
 }
 
-async fn write_backend(backend: &mut Option<Backend>, bytes: &[u8]) -> Result<(), End> {
+async fn write_backend(backend: &mut Option<Box<Backend>>, bytes: &[u8]) -> Result<(), End> {
     let Some(b) = backend.as_mut() else {
         return Err(End::BackendLost);
     };
-    b.stream.write_all(bytes).await.map_err(|_| End::BackendLost)
+    b.stream
+        .write_all(bytes)
+        .await
+        .map_err(|_| End::BackendLost)
 }
 
 /// Writes `buf[..end]` (a batch of complete commands) to the backend and
 /// consumes it from the buffer.
-async fn flush_batch(backend: &mut Option<Backend>, buf: &mut BytesMut, end: &mut usize) -> Result<(), End> {
+async fn flush_batch(
+    backend: &mut Option<Box<Backend>>,
+    buf: &mut BytesMut,
+    end: &mut usize,
+) -> Result<(), End> {
     if *end > 0 {
         write_backend(backend, &buf[..*end]).await?;
         buf.advance(*end);
         *end = 0;
     }
     Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// Memory per idle client is dominated by this future: keep it small
+    /// (it was 2.3 kB before the rarely used state was boxed).
+    #[tokio::test]
+    async fn session_future_stays_small() {
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
+            .await
+            .expect("bind");
+        let addr = listener.local_addr().expect("addr");
+        let client = TcpStream::connect(addr).await.expect("connect");
+        let (writer, reader) = crate::switch::new(None, 0);
+        let (hints, _rx) = crate::switch::hints();
+        let shared = Arc::new(Shared {
+            switch: reader,
+            hints,
+            settings: super::super::Settings {
+                hold_timeout: Duration::from_secs(1),
+                drain_timeout: Duration::from_secs(1),
+                idle_release: None,
+                on_switch: OnSwitch::Rebind,
+                requirepass: None,
+                backend_auth: None,
+            },
+        });
+        let future = run(client, shared, CancellationToken::new());
+        let size = std::mem::size_of_val(&future);
+        eprintln!(
+            "session future: {size} bytes (Session {} bytes)",
+            std::mem::size_of::<Session>()
+        );
+        drop(writer);
+        assert!(size < 1024, "session future is {size} bytes");
+    }
 }

@@ -117,7 +117,8 @@ pub mod replies {
     /// HELLO without AUTH before authenticating.
     pub const NOAUTH_HELLO: &[u8] = b"-NOAUTH HELLO must be called with the client already authenticated, otherwise the HELLO <proto> AUTH <user> <pass> option can be used to authenticate the client and select the RESP protocol version at the same time\r\n";
     /// A wrong password.
-    pub const WRONGPASS: &[u8] = b"-WRONGPASS invalid username-password pair or user is disabled.\r\n";
+    pub const WRONGPASS: &[u8] =
+        b"-WRONGPASS invalid username-password pair or user is disabled.\r\n";
     /// AUTH with the wrong number of arguments.
     pub const AUTH_ARITY: &[u8] = b"-ERR wrong number of arguments for 'auth' command\r\n";
     /// AUTH at a proxy without `requirepass` and a backend without a password is
@@ -134,25 +135,27 @@ pub mod replies {
 }
 
 /// Connection state a new backend must be given, and state that pins a session
-/// to its backend.
+/// to its backend. Kept small for idle sessions: the rarely used parts are boxed.
 #[derive(Debug, Default)]
 pub struct ConnState {
-    /// Frames to replay, in order, on a new backend.
-    pub hello: Option<Bytes>,
-    /// The client's last successful AUTH.
-    pub auth: Option<Bytes>,
-    /// The client's last successful SELECT.
-    pub select: Option<Bytes>,
-    /// The client's last successful CLIENT SETNAME.
-    pub setname: Option<Bytes>,
-    /// The client's last READONLY / READWRITE.
-    pub readonly: Option<Bytes>,
+    /// Frames to replay on a new backend; allocated at the first state change.
+    replay: Option<Box<ReplayFrames>>,
     /// RESP version in use (2 unless HELLO 3 succeeded).
     pub protocol: u8,
     /// State that cannot be carried to a new backend, if any.
     pub pin: Pins,
     /// Subscribed channels, patterns and shard channels.
     pub subscriptions: Subscriptions,
+}
+
+/// The client's last successful state-changing commands, as sent.
+#[derive(Debug, Default)]
+struct ReplayFrames {
+    hello: Option<Bytes>,
+    auth: Option<Bytes>,
+    select: Option<Bytes>,
+    setname: Option<Bytes>,
+    readonly: Option<Bytes>,
 }
 
 /// Reasons a session cannot move to another backend (several may hold at once).
@@ -190,21 +193,16 @@ impl Pins {
     }
 }
 
-/// The subscriptions of a session, per family.
+/// The subscriptions of a session, per family (allocated at the first one).
 #[derive(Debug, Default)]
 pub struct Subscriptions {
-    channels: HashSet<Bytes>,
-    patterns: HashSet<Bytes>,
-    shards: HashSet<Bytes>,
+    sets: Option<Box<[HashSet<Bytes>; 3]>>,
 }
 
 impl Subscriptions {
     fn set(&mut self, family: Family) -> &mut HashSet<Bytes> {
-        match family {
-            Family::Channel => &mut self.channels,
-            Family::Pattern => &mut self.patterns,
-            Family::Shard => &mut self.shards,
-        }
+        let sets = self.sets.get_or_insert_with(Default::default);
+        &mut sets[family_index(family)]
     }
 
     /// Records a subscription confirmed by the server.
@@ -224,25 +222,25 @@ impl Subscriptions {
 
     /// Whether there are no subscriptions at all.
     pub fn is_empty(&self) -> bool {
-        self.channels.is_empty() && self.patterns.is_empty() && self.shards.is_empty()
+        self.sets
+            .as_ref()
+            .is_none_or(|sets| sets.iter().all(HashSet::is_empty))
     }
 
     /// Forgets everything (RESET).
     pub fn clear(&mut self) {
-        self.channels.clear();
-        self.patterns.clear();
-        self.shards.clear();
+        self.sets = None;
     }
 
     /// The commands that re-create these subscriptions on a new backend, with the
     /// number of confirmations each will produce.
     pub fn resubscribe_commands(&self) -> Vec<(Family, Bytes, u32)> {
         let mut out = Vec::new();
-        for (family, set) in [
-            (Family::Channel, &self.channels),
-            (Family::Pattern, &self.patterns),
-            (Family::Shard, &self.shards),
-        ] {
+        let Some(sets) = self.sets.as_ref() else {
+            return out;
+        };
+        for family in [Family::Channel, Family::Pattern, Family::Shard] {
+            let set = &sets[family_index(family)];
             if set.is_empty() {
                 continue;
             }
@@ -250,9 +248,21 @@ impl Subscriptions {
             args.extend(set.iter().map(|b| &b[..]));
             let mut frame = BytesMut::new();
             encode_command(&mut frame, &args);
-            out.push((family, frame.freeze(), u32::try_from(set.len()).unwrap_or(u32::MAX)));
+            out.push((
+                family,
+                frame.freeze(),
+                u32::try_from(set.len()).unwrap_or(u32::MAX),
+            ));
         }
         out
+    }
+}
+
+fn family_index(family: Family) -> usize {
+    match family {
+        Family::Channel => 0,
+        Family::Pattern => 1,
+        Family::Shard => 2,
     }
 }
 
@@ -274,16 +284,16 @@ impl ConnState {
                 self.pin.watch = false;
             }
             _ if !ok => {}
-            Effect::Auth(frame) => self.auth = Some(frame),
+            Effect::Auth(frame) => self.frames().auth = Some(frame),
             Effect::Hello(frame, protocol) => {
                 if let Some(p) = protocol {
                     self.protocol = p;
                 }
-                self.hello = Some(frame);
+                self.frames().hello = Some(frame);
             }
-            Effect::Select(frame) => self.select = Some(frame),
-            Effect::SetName(frame) => self.setname = Some(frame),
-            Effect::ReadOnly(frame) => self.readonly = Some(frame),
+            Effect::Select(frame) => self.frames().select = Some(frame),
+            Effect::SetName(frame) => self.frames().setname = Some(frame),
+            Effect::ReadOnly(frame) => self.frames().readonly = Some(frame),
             Effect::Multi => self.pin.multi = true,
             Effect::Watch => self.pin.watch = true,
             Effect::Unwatch => self.pin.watch = false,
@@ -297,16 +307,26 @@ impl ConnState {
 
     /// Frames that restore this state on a new backend, in order.
     pub fn replay_frames(&self) -> impl Iterator<Item = &Bytes> {
-        [&self.hello, &self.auth, &self.select, &self.setname, &self.readonly]
-            .into_iter()
+        self.replay
+            .iter()
+            .flat_map(|r| [&r.hello, &r.auth, &r.select, &r.setname, &r.readonly])
             .flatten()
+    }
+
+    fn frames(&mut self) -> &mut ReplayFrames {
+        self.replay.get_or_insert_with(Default::default)
     }
 }
 
 /// Decides what to do with one complete client command. `frame` is the
 /// command's bytes, `request` its scan; `requirepass` the proxy's own password
 /// and `authenticated` whether this client has given it.
-pub fn decide(frame: &[u8], req: &Request, requirepass: Option<&str>, authenticated: bool) -> Action {
+pub fn decide(
+    frame: &[u8],
+    req: &Request,
+    requirepass: Option<&str>,
+    authenticated: bool,
+) -> Action {
     let name = &frame[req.name.clone()];
     let kind = special(name);
     if let Some(password) = requirepass {
@@ -355,9 +375,13 @@ fn client_subcommand(frame: &[u8], req: &Request) -> Action {
     let sub = args.next().unwrap_or_default();
     let arg = args.next().unwrap_or_default();
     if sub.eq_ignore_ascii_case(b"setname") {
-        Action::Forward(Expect::Track(Effect::SetName(Bytes::copy_from_slice(frame))))
+        Action::Forward(Expect::Track(Effect::SetName(Bytes::copy_from_slice(
+            frame,
+        ))))
     } else if sub.eq_ignore_ascii_case(b"tracking") {
-        Action::Forward(Expect::Track(Effect::Tracking(arg.eq_ignore_ascii_case(b"on"))))
+        Action::Forward(Expect::Track(Effect::Tracking(
+            arg.eq_ignore_ascii_case(b"on"),
+        )))
     } else if sub.eq_ignore_ascii_case(b"reply") && !arg.eq_ignore_ascii_case(b"on") {
         Action::ForwardUncounted
     } else {
@@ -433,7 +457,10 @@ mod tests {
 
     #[test]
     fn ordinary_commands_are_forwarded_untracked() {
-        assert_eq!(decide_on(b"GET k\r\n", None, true), Action::Forward(Expect::Reply));
+        assert_eq!(
+            decide_on(b"GET k\r\n", None, true),
+            Action::Forward(Expect::Reply)
+        );
         assert_eq!(decide_on(b"QUIT\r\n", None, true), Action::ForwardLast);
     }
 
@@ -446,7 +473,10 @@ mod tests {
         );
         assert_eq!(
             decide_on(b"HELLO 3\r\n", None, true),
-            Action::Forward(Expect::Track(Effect::Hello(Bytes::from_static(b"HELLO 3\r\n"), Some(3))))
+            Action::Forward(Expect::Track(Effect::Hello(
+                Bytes::from_static(b"HELLO 3\r\n"),
+                Some(3)
+            )))
         );
         assert_eq!(
             decide_on(b"client reply off\r\n", None, true),
@@ -468,18 +498,43 @@ mod tests {
     #[test]
     fn requirepass_is_enforced_at_the_proxy() {
         let pw = Some("secret");
-        assert_eq!(decide_on(b"GET k\r\n", pw, false), Action::Local(replies::NOAUTH));
-        assert_eq!(decide_on(b"AUTH secret\r\n", pw, false), Action::Authenticate(true));
-        assert_eq!(decide_on(b"AUTH default secret\r\n", pw, false), Action::Authenticate(true));
-        assert_eq!(decide_on(b"AUTH nope\r\n", pw, false), Action::Authenticate(false));
-        assert_eq!(decide_on(b"AUTH\r\n", pw, false), Action::Local(replies::AUTH_ARITY));
-        assert_eq!(decide_on(b"HELLO 3\r\n", pw, false), Action::Local(replies::NOAUTH_HELLO));
-        assert_eq!(decide_on(b"GET k\r\n", pw, true), Action::Forward(Expect::Reply));
-        let Action::Substitute(frame, _) = decide_on(b"HELLO 3 AUTH default secret SETNAME app\r\n", pw, false)
+        assert_eq!(
+            decide_on(b"GET k\r\n", pw, false),
+            Action::Local(replies::NOAUTH)
+        );
+        assert_eq!(
+            decide_on(b"AUTH secret\r\n", pw, false),
+            Action::Authenticate(true)
+        );
+        assert_eq!(
+            decide_on(b"AUTH default secret\r\n", pw, false),
+            Action::Authenticate(true)
+        );
+        assert_eq!(
+            decide_on(b"AUTH nope\r\n", pw, false),
+            Action::Authenticate(false)
+        );
+        assert_eq!(
+            decide_on(b"AUTH\r\n", pw, false),
+            Action::Local(replies::AUTH_ARITY)
+        );
+        assert_eq!(
+            decide_on(b"HELLO 3\r\n", pw, false),
+            Action::Local(replies::NOAUTH_HELLO)
+        );
+        assert_eq!(
+            decide_on(b"GET k\r\n", pw, true),
+            Action::Forward(Expect::Reply)
+        );
+        let Action::Substitute(frame, _) =
+            decide_on(b"HELLO 3 AUTH default secret SETNAME app\r\n", pw, false)
         else {
             panic!("HELLO AUTH must be rewritten");
         };
-        assert_eq!(&frame[..], b"*4\r\n$5\r\nHELLO\r\n$1\r\n3\r\n$7\r\nSETNAME\r\n$3\r\napp\r\n");
+        assert_eq!(
+            &frame[..],
+            b"*4\r\n$5\r\nHELLO\r\n$1\r\n3\r\n$7\r\nSETNAME\r\n$3\r\napp\r\n"
+        );
     }
 
     #[test]

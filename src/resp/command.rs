@@ -130,13 +130,18 @@ impl CommandTable {
             };
             let has = |flag: &str| {
                 flags.iter().any(|f| match f {
-                    OwnedFrame::SimpleString(s) | OwnedFrame::BulkString(s) => s.eq_ignore_ascii_case(flag.as_bytes()),
+                    OwnedFrame::SimpleString(s) | OwnedFrame::BulkString(s) => {
+                        s.eq_ignore_ascii_case(flag.as_bytes())
+                    }
                     _ => false,
                 })
             };
             let name = name.to_ascii_lowercase();
             let write = has("write");
-            let class = if BUILTIN_TRANSACTION.split_whitespace().any(|t| t.as_bytes() == name.as_slice()) {
+            let class = if BUILTIN_TRANSACTION
+                .split_whitespace()
+                .any(|t| t.as_bytes() == name.as_slice())
+            {
                 Class::Transaction
             } else if has("pubsub") {
                 Class::PubSub
@@ -296,7 +301,8 @@ const BUILTIN_PUBSUB: &str = "subscribe unsubscribe psubscribe punsubscribe ssub
 
 const BUILTIN_BLOCKING: &str = "wait waitaof xread";
 
-const BUILTIN_BLOCKING_WRITE: &str = "blpop brpop brpoplpush blmove blmpop bzpopmin bzpopmax bzmpop xreadgroup";
+const BUILTIN_BLOCKING_WRITE: &str =
+    "blpop brpop brpoplpush blmove blmpop bzpopmin bzpopmax bzmpop xreadgroup";
 
 const BUILTIN_TRANSACTION: &str = "multi exec discard watch unwatch";
 
@@ -324,7 +330,12 @@ mod tests {
             OwnedFrame::Array(vec![
                 OwnedFrame::BulkString(name.into()),
                 OwnedFrame::Integer(-2),
-                OwnedFrame::Array(flags.iter().map(|f| OwnedFrame::SimpleString((*f).into())).collect()),
+                OwnedFrame::Array(
+                    flags
+                        .iter()
+                        .map(|f| OwnedFrame::SimpleString((*f).into()))
+                        .collect(),
+                ),
             ])
         };
         let reply = OwnedFrame::Array(vec![

@@ -127,14 +127,26 @@ fn scan_element(buf: &[u8], pos: usize) -> Result<Option<Element>, ProtocolError
         return Ok(None);
     };
     let line_end = newline + 1;
-    let body = buf[pos + 1..newline].strip_suffix(b"\r").unwrap_or(&buf[pos + 1..newline]);
-    let element = |end, children, kind| Ok(Some(Element { end, children, kind }));
+    let body = buf[pos + 1..newline]
+        .strip_suffix(b"\r")
+        .unwrap_or(&buf[pos + 1..newline]);
+    let element = |end, children, kind| {
+        Ok(Some(Element {
+            end,
+            children,
+            kind,
+        }))
+    };
     match tag {
         b'+' | b':' | b'_' | b',' | b'#' | b'(' => element(line_end, 0, Kind::Other),
         b'-' => element(line_end, 0, Kind::Error),
         b'$' | b'!' | b'=' => {
             let len = parse_int(body).ok_or(ProtocolError::InvalidReplyLength)?;
-            let kind = if tag == b'!' { Kind::Error } else { Kind::Other };
+            let kind = if tag == b'!' {
+                Kind::Error
+            } else {
+                Kind::Other
+            };
             if len == -1 && tag == b'$' {
                 return element(line_end, 0, kind);
             }
@@ -200,7 +212,11 @@ pub fn element(frame: &[u8], i: usize) -> Option<&[u8]> {
 
 /// Length of the complete value at the start of `buf`.
 fn skip_value(buf: &[u8]) -> Option<usize> {
-    ReplyScanner::default().scan(buf).ok().flatten().map(|r| r.len)
+    ReplyScanner::default()
+        .scan(buf)
+        .ok()
+        .flatten()
+        .map(|r| r.len)
 }
 
 /// The payload of a bulk string (`$n\r\n...\r\n`) or simple string element.
@@ -244,13 +260,22 @@ mod tests {
             (b"_\r\n", Kind::Other),
             (b",3.14\r\n", Kind::Other),
             (b"#t\r\n", Kind::Other),
-            (b"(3492890328409238509324850943850943825024385\r\n", Kind::Other),
+            (
+                b"(3492890328409238509324850943850943825024385\r\n",
+                Kind::Other,
+            ),
             (b"!21\r\nSYNTAX invalid syntax\r\n", Kind::Error),
             (b"=15\r\ntxt:Some string\r\n", Kind::Other),
             (b"%2\r\n+a\r\n:1\r\n+b\r\n:2\r\n", Kind::Other),
             (b"~2\r\n+a\r\n+b\r\n", Kind::Other),
-            (b">3\r\n$7\r\nmessage\r\n$2\r\nch\r\n$2\r\nhi\r\n", Kind::Push),
-            (b"|1\r\n+key-popularity\r\n%1\r\n$1\r\na\r\n,0.1923\r\n*1\r\n:1\r\n", Kind::Other),
+            (
+                b">3\r\n$7\r\nmessage\r\n$2\r\nch\r\n$2\r\nhi\r\n",
+                Kind::Push,
+            ),
+            (
+                b"|1\r\n+key-popularity\r\n%1\r\n$1\r\na\r\n,0.1923\r\n*1\r\n:1\r\n",
+                Kind::Other,
+            ),
         ];
         for (input, kind) in replies {
             let reply = scan_one(input).expect("valid").expect("complete");
@@ -271,7 +296,10 @@ mod tests {
             input.extend_from_slice(b"*1\r\n");
         }
         input.extend_from_slice(b":1\r\n");
-        assert_eq!(scan_one(&input).expect("valid").map(|r| r.len), Some(input.len()));
+        assert_eq!(
+            scan_one(&input).expect("valid").map(|r| r.len),
+            Some(input.len())
+        );
     }
 
     #[test]
@@ -279,7 +307,10 @@ mod tests {
         assert_eq!(scan_one(b"?\r\n"), Err(ProtocolError::InvalidReplyType));
         assert_eq!(scan_one(b"$x\r\n"), Err(ProtocolError::InvalidReplyLength));
         assert_eq!(scan_one(b"*-5\r\n"), Err(ProtocolError::InvalidReplyLength));
-        assert_eq!(scan_one(b"*99999999999999999\r\n"), Err(ProtocolError::InvalidReplyLength));
+        assert_eq!(
+            scan_one(b"*99999999999999999\r\n"),
+            Err(ProtocolError::InvalidReplyLength)
+        );
     }
 
     #[test]
@@ -288,7 +319,10 @@ mod tests {
         assert_eq!(first_word(message).map(|w| w.0), Some(&b"message"[..]));
         let confirm = b">3\r\n$9\r\nsubscribe\r\n$2\r\nch\r\n:1\r\n";
         assert_eq!(first_word(confirm).map(|w| w.0), Some(&b"subscribe"[..]));
-        assert_eq!(element(confirm, 1).and_then(string_payload), Some(&b"ch"[..]));
+        assert_eq!(
+            element(confirm, 1).and_then(string_payload),
+            Some(&b"ch"[..])
+        );
         assert_eq!(element(confirm, 2).and_then(integer_payload), Some(1));
         assert_eq!(first_word(b"*1\r\n:1\r\n"), None);
     }

@@ -11,7 +11,9 @@
 
 use std::ops::Range;
 
-use super::{MAX_BULK_LEN, MAX_INLINE_LEN, MAX_MULTIBULK_LEN, ProtocolError, find_newline, parse_int};
+use super::{
+    MAX_BULK_LEN, MAX_INLINE_LEN, MAX_MULTIBULK_LEN, ProtocolError, find_newline, parse_int,
+};
 
 /// The two request forms Redis accepts.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -223,7 +225,10 @@ pub fn args<'a>(frame: &'a [u8], request: &Request) -> impl Iterator<Item = &'a 
     let form = request.form;
     let argc = request.argc;
     let mut inline = InlineWords::new(frame.strip_suffix(b"\n").unwrap_or(frame));
-    let mut pos = frame.iter().position(|&b| b == b'\r').map_or(frame.len(), |cr| cr + 2);
+    let mut pos = frame
+        .iter()
+        .position(|&b| b == b'\r')
+        .map_or(frame.len(), |cr| cr + 2);
     let mut taken = 0;
     std::iter::from_fn(move || match form {
         Form::Inline => inline.next().map(|r| &frame[r]),
@@ -329,14 +334,23 @@ mod tests {
             (b"*x\r\n", "Protocol error: invalid multibulk length"),
             (b"*1\r\n+PING\r\n", "Protocol error: expected '$', got '+'"),
             (b"*1\r\n$-3\r\n", "Protocol error: invalid bulk length"),
-            (b"*1\r\n$536870913\r\n", "Protocol error: invalid bulk length"),
-            (b"*99999999999\r\n", "Protocol error: invalid multibulk length"),
+            (
+                b"*1\r\n$536870913\r\n",
+                "Protocol error: invalid bulk length",
+            ),
+            (
+                b"*99999999999\r\n",
+                "Protocol error: invalid multibulk length",
+            ),
         ];
         for (input, words) in cases {
             let err = scan_all(input).expect_err("must be rejected");
             assert_eq!(err.to_string(), *words);
         }
-        assert_eq!(&ProtocolError::InlineTooBig.reply()[..], b"-ERR Protocol error: too big inline request\r\n");
+        assert_eq!(
+            &ProtocolError::InlineTooBig.reply()[..],
+            b"-ERR Protocol error: too big inline request\r\n"
+        );
     }
 
     #[test]
