@@ -14,9 +14,13 @@ use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
 use tracing::{info, warn};
 
+use arc_swap::ArcSwap;
+
+use crate::catalog;
 use crate::config::{Config, Source};
 use crate::follow::Follower;
 use crate::proxy::{self, Shared};
+use crate::resp::command::{Class, CommandTable};
 use crate::switch;
 
 /// A running proxy: its bound address and the handles to stop it.
@@ -29,6 +33,7 @@ pub struct App {
     control: CancellationToken,
     drain_timeout: Duration,
     control_thread: Option<std::thread::JoinHandle<()>>,
+    shared: Arc<Shared>,
     accept_task: tokio::task::JoinHandle<()>,
 }
 
@@ -42,52 +47,64 @@ impl App {
         let listen_addr = listener.local_addr()?;
         let (hints, hint_rx) = switch::hints();
         let control = CancellationToken::new();
-        let (reader, control_thread) = match &config.source {
-            Source::Fixed(master) => {
-                let (writer, reader) = switch::new(Some(*master), 0);
-                // A fixed master never changes; the writer simply lives on.
-                std::mem::forget(writer);
-                drop(hint_rx);
-                (reader, None)
-            }
-            Source::Sentinels(sentinels) => {
-                let (writer, reader) = switch::new(None, 0);
-                let follower = Follower {
-                    sentinels: sentinels.clone(),
-                    master_name: config.master_name.clone(),
-                    auth: config.backend_auth.clone(),
-                    writer,
-                    hints: hint_rx,
-                };
-                let cancel = control.clone();
-                let thread =
-                    std::thread::Builder::new()
-                        .name("control".into())
-                        .spawn(move || {
-                            match tokio::runtime::Builder::new_current_thread()
-                                .enable_all()
-                                .build()
-                            {
-                                Ok(rt) => rt.block_on(follower.run(cancel)),
-                                Err(error) => {
-                                    tracing::error!(%error, "cannot start the control runtime")
-                                }
-                            }
-                        })?;
-                (reader, Some(thread))
-            }
+        let commands = Arc::new(ArcSwap::from_pointee(CommandTable::builtin()));
+        let (writer, reader) = match &config.source {
+            Source::Fixed(master) => switch::new(Some(*master), 0),
+            Source::Sentinels(_) => switch::new(None, 0),
         };
+        let follower = match &config.source {
+            // A fixed master never changes: there is nothing to follow.
+            Source::Fixed(_) => None,
+            Source::Sentinels(sentinels) => Some(Follower {
+                sentinels: sentinels.clone(),
+                master_name: config.master_name.clone(),
+                auth: config.backend_auth.clone(),
+                writer,
+                hints: hint_rx,
+            }),
+        };
+        let learn_commands = catalog::follow(
+            reader.clone(),
+            config.backend_auth.clone(),
+            Arc::clone(&commands),
+            control.clone(),
+        );
+        let cancel = control.clone();
+        let control_thread =
+            std::thread::Builder::new()
+                .name("control".into())
+                .spawn(move || {
+                    let runtime = match tokio::runtime::Builder::new_current_thread()
+                        .enable_all()
+                        .build()
+                    {
+                        Ok(rt) => rt,
+                        Err(error) => {
+                            return tracing::error!(%error, "cannot start the control runtime");
+                        }
+                    };
+                    runtime.block_on(async move {
+                        let learner = tokio::spawn(learn_commands);
+                        match follower {
+                            Some(follower) => follower.run(cancel).await,
+                            None => cancel.cancelled().await,
+                        }
+                        let _ = learner.await;
+                    });
+                })?;
         let shared = Arc::new(Shared {
             switch: reader,
             hints,
             settings: proxy::Settings::from_config(&config),
+            commands,
+            counters: Default::default(),
         });
         let stop_accepting = CancellationToken::new();
         let shutdown = CancellationToken::new();
         let sessions = TaskTracker::new();
         let accept_task = tokio::spawn(proxy::listener::serve(
             listener,
-            shared,
+            Arc::clone(&shared),
             config.max_clients,
             sessions.clone(),
             stop_accepting.clone(),
@@ -101,8 +118,9 @@ impl App {
             sessions,
             control,
             drain_timeout: config.drain_timeout,
-            control_thread,
+            control_thread: Some(control_thread),
             accept_task,
+            shared: Arc::clone(&shared),
         })
     }
 
@@ -124,6 +142,11 @@ impl App {
             );
         }
         self.control.cancel();
+        let counts: Vec<String> = Class::ALL
+            .iter()
+            .map(|c| format!("{}={}", c.as_str(), self.shared.counters.commands(*c)))
+            .collect();
+        info!(commands = %counts.join(" "), "traffic since start");
         if let Some(thread) = self.control_thread.take() {
             let _ = tokio::task::spawn_blocking(move || thread.join()).await;
         }

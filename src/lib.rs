@@ -18,6 +18,7 @@
 //! * [`backend`]: connecting to Redis servers; control-path probes.
 //! * [`switch`]: the one seam between control and data paths.
 //! * [`follow`]: the control path that follows existing Sentinels.
+//! * [`catalog`]: learns the command table from the master's `COMMAND` reply.
 //! * [`config`]: flags and file, validated once.
 //! * [`app`]: wiring, runtimes, graceful shutdown.
 //!
@@ -28,6 +29,7 @@
 
 pub mod app;
 pub mod backend;
+pub mod catalog;
 pub mod config;
 pub mod follow;
 pub mod proxy;

@@ -21,11 +21,15 @@ pub mod listener;
 mod session;
 pub mod state;
 
+use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::Duration;
 
+use arc_swap::ArcSwap;
 use bytes::{Bytes, BytesMut};
 
 use crate::config::{Config, OnSwitch};
+use crate::resp::command::{Class, CommandTable};
 use crate::resp::value::encode_command;
 use crate::switch::{HintSender, SwitchReader};
 
@@ -77,4 +81,31 @@ pub struct Shared {
     pub hints: HintSender,
     /// Fixed settings.
     pub settings: Settings,
+    /// Command classification, replaced when learned from the master.
+    pub commands: Arc<ArcSwap<CommandTable>>,
+    /// Commands forwarded, by class (see [`Class::ALL`] for the order).
+    pub counters: Counters,
+}
+
+/// Process-wide traffic counters, updated once per session batch.
+#[derive(Debug, Default)]
+pub struct Counters {
+    /// Commands by class, indexed like [`Class::ALL`].
+    pub commands: [AtomicU64; 7],
+}
+
+impl Counters {
+    /// Adds a session's local counts.
+    pub fn add(&self, local: &[u32; 7]) {
+        for (total, n) in self.commands.iter().zip(local) {
+            if *n > 0 {
+                total.fetch_add(u64::from(*n), Ordering::Relaxed);
+            }
+        }
+    }
+
+    /// Commands counted in `class` so far.
+    pub fn commands(&self, class: Class) -> u64 {
+        self.commands[class.index()].load(Ordering::Relaxed)
+    }
 }

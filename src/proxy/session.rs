@@ -54,6 +54,9 @@ const MAX_HELD_BYTES: usize = 16 * 1024 * 1024;
 /// Replies in flight before the session stops reading (back-pressure).
 const MAX_IN_FLIGHT: usize = 64 * 1024;
 
+/// Commands counted locally before they are added to the shared counters.
+const COUNTER_FLUSH: u32 = 256;
+
 /// Pause before retrying a master that refused a connection.
 const RETRY_DELAY: Duration = Duration::from_millis(200);
 
@@ -142,6 +145,8 @@ struct Session {
     last_active: Instant,
     /// When to check next whether the backend has been idle long enough.
     idle_check_at: Option<Instant>,
+    /// Commands seen by class, added to the shared counters now and then.
+    counted_commands: [u32; 7],
 }
 
 /// Serves one client until it or the proxy is done.
@@ -174,7 +179,14 @@ impl Session {
             refuse_held: false,
             last_active: Instant::now(),
             idle_check_at: None,
+            counted_commands: [0; 7],
         }
+    }
+
+    /// Adds the local per-class counts to the shared counters.
+    fn flush_counters(&mut self) {
+        self.shared.counters.add(&self.counted_commands);
+        self.counted_commands = [0; 7];
     }
 
     async fn serve(&mut self, shutdown: CancellationToken) -> End {
@@ -255,6 +267,9 @@ impl Session {
         if let Some(backend) = self.backend.as_mut() {
             bufpool::give_back_if_empty(&mut backend.buf);
         }
+        if self.counted_commands.iter().sum::<u32>() >= COUNTER_FLUSH {
+            self.flush_counters();
+        }
         Ok(())
     }
 
@@ -334,6 +349,7 @@ impl Session {
             return Ok(false);
         }
         let in_flight_before = self.ledger.counted();
+        let table = self.shared.commands.load();
         let mut end = 0;
         let mut commands = 0usize;
         let mut need_backend = false;
@@ -361,6 +377,8 @@ impl Session {
                 Scanned::Request(req) => req,
             };
             let frame = &buf[end..end + req.len];
+            let class = table.info(&frame[req.name.clone()]).class;
+            self.counted_commands[class.index()] += 1;
             let requirepass = self.shared.settings.requirepass.as_deref();
             let action = decide(frame, &req, requirepass, self.authenticated);
             let local = match action {
@@ -777,6 +795,7 @@ impl Session {
 
     /// Returns buffers before the session's memory is freed.
     fn release(&mut self) {
+        self.flush_counters();
         self.drop_backend();
         if let Some(buf) = self.cbuf.as_mut() {
             buf.clear();
@@ -856,6 +875,8 @@ mod tests {
         let shared = Arc::new(Shared {
             switch: reader,
             hints,
+            commands: Default::default(),
+            counters: Default::default(),
             settings: super::super::Settings {
                 hold_timeout: Duration::from_secs(1),
                 drain_timeout: Duration::from_secs(1),

@@ -47,6 +47,11 @@ impl Class {
         Class::Other,
     ];
 
+    /// Position in [`Class::ALL`].
+    pub fn index(self) -> usize {
+        self as usize
+    }
+
     /// Lower-case name, as used in logs and metric labels.
     pub fn as_str(self) -> &'static str {
         match self {
