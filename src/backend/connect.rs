@@ -4,6 +4,7 @@ use std::io;
 use std::net::SocketAddr;
 use std::time::Duration;
 
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::TcpStream;
 
 /// How long a connection attempt may take before the node counts as unreachable.
@@ -17,4 +18,19 @@ pub async fn connect(addr: SocketAddr, timeout: Duration) -> io::Result<TcpStrea
         .map_err(|_| io::Error::new(io::ErrorKind::TimedOut, "connect timed out"))??;
     stream.set_nodelay(true)?;
     Ok(stream)
+}
+
+/// Whether a server answers at `addr` within `timeout`: it accepts a
+/// connection *and* replies to `PING` (any reply counts, even `-NOAUTH`). A
+/// completed connect alone proves nothing: a server that is being killed
+/// still completes handshakes from its listen backlog for a moment.
+pub async fn answers(addr: SocketAddr, timeout: Duration) -> bool {
+    let check = async {
+        let mut stream = TcpStream::connect(addr).await?;
+        stream.write_all(b"PING\r\n").await?;
+        let mut byte = [0u8; 1];
+        let n = stream.read(&mut byte).await?;
+        Ok::<bool, io::Error>(n == 1)
+    };
+    matches!(tokio::time::timeout(timeout, check).await, Ok(Ok(true)))
 }

@@ -39,7 +39,7 @@ use super::Shared;
 use super::bufpool;
 use super::ledger::{Ledger, Route};
 use super::state::{Action, Expect, decide, replies};
-use crate::backend::connect::{CONNECT_TIMEOUT, connect};
+use crate::backend::connect::{CONNECT_TIMEOUT, answers, connect};
 use crate::config::OnSwitch;
 use crate::resp::reply::ReplyScanner;
 use crate::resp::request::{RequestScanner, Scanned};
@@ -673,9 +673,9 @@ impl Session {
             return Err(End::Pinned);
         }
         // Idle connection lost. A live server that closed it (CLIENT KILL, its
-        // idle timeout) accepts a new connection: then the client must see the
-        // close, as it would directly. Otherwise the master is gone: wait for it.
-        if Box::pin(connect(addr, LIVENESS_TIMEOUT)).await.is_ok() {
+        // idle timeout) still answers: then the client must see the close, as
+        // it would directly. Otherwise the master is gone: wait for a master.
+        if Box::pin(answers(addr, LIVENESS_TIMEOUT)).await {
             debug!(%addr, "backend closed by a live server");
             return Err(End::ServerClosed);
         }
