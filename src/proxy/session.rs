@@ -421,6 +421,8 @@ impl Session {
                     None
                 }
                 Action::Substitute(replacement, expect) => {
+                    // Only a HELLO whose AUTH the proxy accepted is rewritten.
+                    self.authenticated = true;
                     flush_batch(&mut self.backend, buf, &mut end).await?;
                     buf.advance(req.len);
                     write_backend(&mut self.backend, &replacement).await?;

@@ -98,7 +98,9 @@ pub enum Action {
     /// Forward; no reply will come for it (CLIENT REPLY OFF/SKIP): replies can no
     /// longer be matched to commands from here on.
     ForwardUncounted,
-    /// Send this frame instead of the client's (HELLO with its AUTH stripped).
+    /// Send this frame instead of the client's: a HELLO whose AUTH the proxy
+    /// checked and accepted (the client is authenticated from now on), with the
+    /// AUTH part stripped.
     Substitute(Bytes, Expect),
     /// Answer locally; nothing reaches the backend.
     Local(&'static [u8]),
