@@ -4,5 +4,10 @@
 
 mod support;
 
+mod classify;
+mod cli;
 mod failover;
 mod harness_selftest;
+mod limits;
+mod resp;
+mod session;

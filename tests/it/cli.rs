@@ -1,0 +1,185 @@
+//! The command line: usage errors exit with status 2 and one line naming the
+//! setting; `check-config` prints the effective settings with secrets
+//! redacted.
+
+use std::io::Read;
+use std::process::{Output, Stdio};
+use std::time::{Duration, Instant};
+
+use crate::support::{Proxy, free_port, loopback};
+
+/// Runs the proxy binary with `args` and waits (bounded) for it to exit.
+/// A `--listen` on a free loopback port goes first, so that a binary which
+/// wrongly starts never touches a well-known port.
+fn run(args: &[&str]) -> Output {
+    let listen = loopback(free_port()).to_string();
+    let mut child = Proxy::command()
+        .args(["--listen", &listen])
+        .args(args)
+        .env("NO_COLOR", "1")
+        .stdin(Stdio::null())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("run the proxy binary");
+    let mut stdout = child.stdout.take().expect("stdout");
+    let mut stderr = child.stderr.take().expect("stderr");
+    let out_reader = std::thread::spawn(move || {
+        let mut buf = Vec::new();
+        let _ = stdout.read_to_end(&mut buf);
+        buf
+    });
+    let err_reader = std::thread::spawn(move || {
+        let mut buf = Vec::new();
+        let _ = stderr.read_to_end(&mut buf);
+        buf
+    });
+    let deadline = Instant::now() + Duration::from_secs(10);
+    let status = loop {
+        if let Some(status) = child.try_wait().expect("wait for the proxy") {
+            break status;
+        }
+        if Instant::now() >= deadline {
+            let _ = child.kill();
+            let _ = child.wait();
+            panic!("sentinel-proxy {args:?} was still running after 10 s");
+        }
+        std::thread::sleep(Duration::from_millis(10));
+    };
+    Output {
+        status,
+        stdout: out_reader.join().expect("stdout reader"),
+        stderr: err_reader.join().expect("stderr reader"),
+    }
+}
+
+fn text(bytes: &[u8]) -> String {
+    String::from_utf8_lossy(bytes).into_owned()
+}
+
+/// The non-empty lines of `bytes`.
+fn lines(bytes: &[u8]) -> Vec<String> {
+    text(bytes)
+        .lines()
+        .filter(|l| !l.trim().is_empty())
+        .map(str::to_owned)
+        .collect()
+}
+
+/// Asserts exit status 2 and exactly one stderr line containing every word
+/// of `names`; returns that line.
+fn assert_usage_error(out: &Output, names: &[&str]) -> String {
+    assert_eq!(
+        out.status.code(),
+        Some(2),
+        "exit status {}; stderr: {}",
+        out.status,
+        text(&out.stderr)
+    );
+    let err = lines(&out.stderr);
+    assert_eq!(err.len(), 1, "stderr must be one line: {err:#?}");
+    for name in names {
+        assert!(
+            err[0].contains(name),
+            "stderr {:?} must name {name}",
+            err[0]
+        );
+    }
+    err[0].clone()
+}
+
+fn write_config(contents: &str) -> tempfile::NamedTempFile {
+    let mut file = tempfile::Builder::new()
+        .suffix(".toml")
+        .tempfile()
+        .expect("create a config file");
+    std::io::Write::write_all(&mut file, contents.as_bytes()).expect("write the config file");
+    file
+}
+
+#[test]
+fn no_master_and_no_sentinel_is_a_usage_error_naming_master() {
+    let out = run(&[]);
+    assert_usage_error(&out, &["master"]);
+    assert!(out.stdout.is_empty(), "stdout: {}", text(&out.stdout));
+}
+
+#[test]
+fn max_clients_zero_is_a_usage_error_naming_max_clients() {
+    let out = run(&["--master", "127.0.0.1:1", "--max-clients", "0"]);
+    assert_usage_error(&out, &["max_clients"]);
+}
+
+#[test]
+fn an_unknown_flag_is_a_usage_error() {
+    let out = run(&["--master", "127.0.0.1:1", "--no-such-flag"]);
+    assert_eq!(
+        out.status.code(),
+        Some(2),
+        "exit status {}; stderr: {}",
+        out.status,
+        text(&out.stderr)
+    );
+    assert!(
+        text(&out.stderr).contains("--no-such-flag"),
+        "stderr must name the flag: {}",
+        text(&out.stderr)
+    );
+}
+
+#[test]
+fn master_and_sentinel_together_are_a_usage_error() {
+    let out = run(&["--master", "127.0.0.1:1", "--sentinel", "127.0.0.1:2"]);
+    assert_usage_error(&out, &["master", "sentinel"]);
+}
+
+#[test]
+fn check_config_prints_effective_settings_with_secrets_redacted() {
+    let file = write_config(
+        "master = \"127.0.0.1:7000\"\n\
+         auth_pass = \"hunter2\"\n\
+         requirepass = \"swordfish\"\n\
+         hold_timeout_ms = 2500\n\
+         max_clients = 42\n",
+    );
+    let path = file.path().to_str().expect("utf-8 path");
+    let out = run(&["check-config", "-c", path]);
+    let stdout = text(&out.stdout);
+    assert_eq!(
+        out.status.code(),
+        Some(0),
+        "exit status {}; stdout: {stdout}; stderr: {}",
+        out.status,
+        text(&out.stderr)
+    );
+    let settings = lines(&out.stdout);
+    for expected in [
+        "master = \"127.0.0.1:7000\"",
+        "auth_pass = \"<redacted>\"",
+        "requirepass = \"<redacted>\"",
+        "hold_timeout_ms = 2500",
+        "max_clients = 42",
+        // Defaults are part of the effective settings.
+        "drain_timeout_ms = 5000",
+        "master_name = \"mymaster\"",
+    ] {
+        assert!(
+            settings.iter().any(|line| line == expected),
+            "check-config output lacks {expected:?}:\n{stdout}"
+        );
+    }
+    let everything = format!("{stdout}{}", text(&out.stderr));
+    assert!(
+        !everything.contains("hunter2") && !everything.contains("swordfish"),
+        "a secret was printed:\n{everything}"
+    );
+}
+
+#[test]
+fn check_config_with_an_unknown_key_names_it() {
+    let file = write_config("master = \"127.0.0.1:7000\"\nlisten_port = 6380\n");
+    let path = file.path().to_str().expect("utf-8 path");
+    let out = run(&["check-config", "-c", path]);
+    assert_usage_error(&out, &["listen_port"]);
+    assert!(out.stdout.is_empty(), "stdout: {}", text(&out.stdout));
+}
