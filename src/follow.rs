@@ -221,11 +221,11 @@ async fn watch_events(sentinel: SocketAddr, wake: Arc<Notify>, cancel: Cancellat
             conn.send(&["SUBSCRIBE", "+switch-master"]).await?;
             loop {
                 let frame = conn.read_frame().await?;
-                if let OwnedFrame::Array(items) = &frame {
-                    if items.first().and_then(value::as_str) == Some("message") {
-                        info!(%sentinel, event = ?items.get(2).and_then(value::as_str), "+switch-master");
-                        wake.notify_one();
-                    }
+                if let OwnedFrame::Array(items) = &frame
+                    && items.first().and_then(value::as_str) == Some("message")
+                {
+                    info!(%sentinel, event = ?items.get(2).and_then(value::as_str), "+switch-master");
+                    wake.notify_one();
                 }
             }
             #[allow(unreachable_code)]
@@ -268,7 +268,7 @@ mod tests {
             }
         );
         // One stale or partitioned Sentinel cannot move the proxy.
-        assert_eq!(tally(&[b.clone()], 3), Verdict::Undecided);
+        assert_eq!(tally(std::slice::from_ref(&b), 3), Verdict::Undecided);
         assert_eq!(tally(&[a.clone(), b.clone()], 3), Verdict::Undecided);
         // Majority of the configured set, not of those that answered.
         assert_eq!(tally(&[a.clone(), a.clone()], 5), Verdict::Undecided);

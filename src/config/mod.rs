@@ -337,8 +337,10 @@ mod tests {
         let mut s = settings("127.0.0.1:1");
         s.sentinels = vec!["127.0.0.1:2".into()];
         assert!(err(s).starts_with("master: give either master"));
-        let mut s = Settings::default();
-        s.sentinels = vec!["127.0.0.1:2".into(), "127.0.0.1:2".into()];
+        let s = Settings {
+            sentinels: vec!["127.0.0.1:2".into(), "127.0.0.1:2".into()],
+            ..Settings::default()
+        };
         assert_eq!(err(s), "sentinel: each Sentinel may be listed once");
     }
 

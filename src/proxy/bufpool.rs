@@ -40,10 +40,10 @@ pub fn reserve_for_read(buf: &mut BytesMut) {
 
 /// Gives back `slot`'s buffer if it is empty.
 pub fn give_back_if_empty(slot: &mut Option<BytesMut>) {
-    if slot.as_ref().is_some_and(|b| b.is_empty()) {
-        if let Some(buf) = slot.take() {
-            give(buf);
-        }
+    if slot.as_ref().is_some_and(|b| b.is_empty())
+        && let Some(buf) = slot.take()
+    {
+        give(buf);
     }
 }
 

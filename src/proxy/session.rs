@@ -220,7 +220,7 @@ impl Session {
                     self.on_new_topology()
                 }
                 // Replies (or a close) from the backend.
-                ready = readable(self.backend.as_ref()) => match ready {
+                ready = readable(self.backend.as_deref()) => match ready {
                     Ok(()) => self.on_backend_readable().await,
                     Err(_) => Box::pin(self.on_backend_lost()).await,
                 },
@@ -755,20 +755,20 @@ impl Session {
             debug!("drain timeout on switch; closing the session");
             return Err(End::DrainTimeout);
         }
-        if let Some(since) = self.held_since {
-            if now >= since + self.shared.settings.hold_timeout {
-                self.refuse_held = true;
-            }
+        if let Some(since) = self.held_since
+            && now >= since + self.shared.settings.hold_timeout
+        {
+            self.refuse_held = true;
         }
-        if let (Some(after), Some(at)) = (self.shared.settings.idle_release, self.idle_check_at) {
-            if now >= at {
-                self.idle_check_at = if now >= self.last_active + after {
-                    self.release_if_idle();
-                    self.backend.as_ref().map(|_| now + after)
-                } else {
-                    Some(self.last_active + after)
-                };
-            }
+        if let (Some(after), Some(at)) = (self.shared.settings.idle_release, self.idle_check_at)
+            && now >= at
+        {
+            self.idle_check_at = if now >= self.last_active + after {
+                self.release_if_idle();
+                self.backend.as_ref().map(|_| now + after)
+            } else {
+                Some(self.last_active + after)
+            };
         }
         Ok(())
     }
@@ -820,7 +820,7 @@ async fn read_ready(stream: &mut TcpStream, buf: &mut BytesMut) -> io::Result<us
 }
 
 /// Resolves when the backend (if any) has bytes or a close to read.
-async fn readable(backend: Option<&Box<Backend>>) -> io::Result<()> {
+async fn readable(backend: Option<&Backend>) -> io::Result<()> {
     match backend {
         Some(b) => b.stream.readable().await,
         None => std::future::pending().await,
