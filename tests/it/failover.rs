@@ -404,3 +404,30 @@ fn planned_sentinel_failover_shows_writers_no_error() {
     }
     assert!(total > 0);
 }
+
+/// `--on-switch close` closes every session on a switch (Sentinel's native
+/// behaviour); new connections go to the new master.
+#[test]
+fn on_switch_close_closes_idle_sessions() {
+    let mut topology = Topology::spawn(1, 3);
+    let proxy = proxy_following(&topology, &["--on-switch", "close"]);
+    let old_master = topology.current_master();
+    let mut idle = proxy.connect();
+    assert_eq!(idle.command(&["SET", "k", "1"]), b"+OK\r\n");
+
+    topology.sentinels[0].failover().expect("SENTINEL FAILOVER");
+    let new_master = topology.wait_for_new_master(old_master);
+    assert!(
+        idle.is_closed_within(Duration::from_secs(10)),
+        "the idle session was not closed on the switch"
+    );
+    support::assert_eventually!(
+        Duration::from_secs(10),
+        proxy.connect().command(&["SET", "after", "1"]) == b"+OK\r\n"
+            && topology
+                .node(new_master)
+                .cmd(&["GET", "after"])
+                .is_ok_and(|v| v != Value::Nil),
+        "new connections write to the new master"
+    );
+}

@@ -8,6 +8,7 @@ mod classify;
 mod cli;
 mod failover;
 mod harness_selftest;
+mod hold;
 mod limits;
 mod resp;
 mod session;

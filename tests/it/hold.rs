@@ -1,0 +1,69 @@
+//! Commands sent while no master is reachable are held, never executed
+//! elsewhere, and refused with `-MASTERDOWN` only after the hold timeout.
+
+use std::thread;
+use std::time::{Duration, Instant};
+
+use crate::support::client::show;
+use crate::support::{Proxy, RedisServer};
+
+/// A fixed master that dies and comes back within the hold timeout: the
+/// command sent meanwhile waits and then runs on it; the client sees only `+OK`.
+#[test]
+fn a_command_waits_for_a_returning_master() {
+    let mut redis = RedisServer::spawn();
+    let master = redis.addr().to_string();
+    let proxy = Proxy::spawn(&["--master", &master, "--hold-timeout-ms", "10000"]);
+    let mut client = proxy.connect();
+    client.set_timeout(Duration::from_secs(15));
+    assert_eq!(show(&client.command(&["PING"])), show(b"+PONG\r\n"));
+
+    redis.kill9();
+    let sender = thread::spawn(move || {
+        thread::sleep(Duration::from_millis(200));
+        let started = Instant::now();
+        let reply = client.command(&["SET", "held", "1"]);
+        (reply, started.elapsed())
+    });
+    thread::sleep(Duration::from_millis(1200));
+    redis.restart();
+    let (reply, waited) = sender.join().expect("client thread");
+    assert_eq!(show(&reply), show(b"+OK\r\n"));
+    assert!(
+        waited >= Duration::from_millis(500),
+        "the command did not wait: {waited:?}"
+    );
+    assert_eq!(
+        redis.cmd(&["GET", "held"]).ok(),
+        Some(redis::Value::BulkString(b"1".to_vec()))
+    );
+}
+
+/// Past the hold timeout a held command gets `-MASTERDOWN` (it was never sent),
+/// the connection stays usable, and works again once a master is back.
+#[test]
+fn a_held_command_is_refused_after_the_hold_timeout() {
+    let mut redis = RedisServer::spawn();
+    let master = redis.addr().to_string();
+    let proxy = Proxy::spawn(&["--master", &master, "--hold-timeout-ms", "500"]);
+    let mut client = proxy.connect();
+    client.set_timeout(Duration::from_secs(10));
+    assert_eq!(show(&client.command(&["PING"])), show(b"+PONG\r\n"));
+
+    redis.kill9();
+    let started = Instant::now();
+    let reply = client.command(&["SET", "refused", "1"]);
+    let waited = started.elapsed();
+    assert!(reply.starts_with(b"-MASTERDOWN"), "got {}", show(&reply));
+    assert!(
+        waited >= Duration::from_millis(400) && waited < Duration::from_secs(5),
+        "refused after {waited:?}"
+    );
+
+    redis.restart();
+    crate::support::assert_eventually!(
+        Duration::from_secs(10),
+        client.command(&["PING"]) == b"+PONG\r\n",
+        "the same connection works again once the master is back"
+    );
+}
