@@ -9,7 +9,7 @@ use std::net::SocketAddr;
 use std::sync::Arc;
 use std::time::Duration;
 
-use tokio::net::TcpListener;
+use tokio::net::{TcpListener, TcpSocket};
 use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
 use tracing::{info, warn};
@@ -41,8 +41,7 @@ impl App {
     /// Binds the client listener and starts the data and control paths on the
     /// current (data) runtime and a new control thread.
     pub async fn start(config: Config) -> anyhow::Result<App> {
-        let listener = TcpListener::bind(config.listen)
-            .await
+        let listener = bind(config.listen)
             .map_err(|e| anyhow::anyhow!("cannot listen on {}: {e}", config.listen))?;
         let listen_addr = listener.local_addr()?;
         let (hints, hint_rx) = switch::hints();
@@ -152,4 +151,21 @@ impl App {
         }
         info!("stopped");
     }
+}
+
+/// Pending connections the kernel may queue before the proxy accepts them
+/// (capped by `net.core.somaxconn`). Large, so a burst of a thousand clients
+/// connecting at once is not met with SYN retransmits.
+const LISTEN_BACKLOG: u32 = 4096;
+
+/// Binds the client listener with address reuse and a large backlog.
+fn bind(addr: SocketAddr) -> std::io::Result<TcpListener> {
+    let socket = if addr.is_ipv4() {
+        TcpSocket::new_v4()?
+    } else {
+        TcpSocket::new_v6()?
+    };
+    socket.set_reuseaddr(true)?;
+    socket.bind(addr)?;
+    socket.listen(LISTEN_BACKLOG)
 }
