@@ -67,6 +67,15 @@ fn spawn_writer(proxy: SocketAddr, stop: Arc<AtomicBool>) -> thread::JoinHandle<
     })
 }
 
+/// The writers' counter as stored on `node` (0 if absent or unreachable).
+fn writes_on(node: &crate::support::RedisServer) -> i64 {
+    node.cmd(&["GET", "writes"])
+        .ok()
+        .and_then(|v| support::value_to_string(&v))
+        .and_then(|s| s.parse().ok())
+        .unwrap_or(0)
+}
+
 /// Longest interval between two successful writes.
 fn longest_pause(outcomes: &[Outcome]) -> Duration {
     let ok: Vec<Instant> = outcomes
@@ -140,17 +149,10 @@ fn kill_9_of_the_master_under_load_moves_every_client() {
 
     // The writer's INCRs land on the new master.
     let new_node = topology.node(new_master);
-    let landed = |n: &crate::support::RedisServer| -> i64 {
-        n.cmd(&["GET", "writes"])
-            .ok()
-            .and_then(|v| support::value_to_string(&v))
-            .and_then(|s| s.parse().ok())
-            .unwrap_or(0)
-    };
-    let at_switch = landed(new_node);
+    let at_switch = writes_on(new_node);
     support::assert_eventually!(
         Duration::from_secs(10),
-        landed(new_node) > at_switch + 50,
+        writes_on(new_node) > at_switch + 50,
         "writes resume on the new master"
     );
     stop.store(true, Ordering::Relaxed);
@@ -373,17 +375,10 @@ fn planned_sentinel_failover_shows_writers_no_error() {
     topology.sentinels[0].failover().expect("SENTINEL FAILOVER");
     let new_master = topology.wait_for_new_master(old_master);
     let new_node = topology.node(new_master);
-    let landed = |n: &crate::support::RedisServer| -> i64 {
-        n.cmd(&["GET", "writes"])
-            .ok()
-            .and_then(|v| support::value_to_string(&v))
-            .and_then(|s| s.parse().ok())
-            .unwrap_or(0)
-    };
-    let at_switch = landed(new_node);
+    let at_switch = writes_on(new_node);
     support::assert_eventually!(
         Duration::from_secs(10),
-        landed(new_node) > at_switch + 100,
+        writes_on(new_node) > at_switch + 100,
         "writes resume on the new master"
     );
     stop.store(true, Ordering::Relaxed);
