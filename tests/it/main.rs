@@ -6,6 +6,8 @@ mod support;
 
 mod classify;
 mod cli;
+mod dockerfile;
+mod examples;
 mod failover;
 mod harness_selftest;
 mod hold;
