@@ -1,16 +1,18 @@
 //! Following existing Redis Sentinels: the control path that publishes the
 //! master a majority of Sentinels agree on.
 //!
-//! Every second (at once on a `+switch-master` event from any Sentinel, or a
-//! [`Hint`] from a session) the follower asks every configured Sentinel for
+//! Every second (at once on a failover event from any Sentinel, or a [`Hint`]
+//! from a session) the follower asks every configured Sentinel for
 //! `SENTINEL master <name>` and counts the answers:
 //! * a master is committed only when a majority of the configured Sentinels name
 //!   the same address, none of them reports it `o_down` or a failover in
 //!   progress, and `ROLE` on that node says `master`. One stale or partitioned
 //!   Sentinel cannot move the proxy; the last answer never wins;
-//! * if the committed master stops answering `ROLE` as a master and no new one is
-//!   agreed, the follower publishes "no master": sessions hold their commands
-//!   (never sending them anywhere) until a master is committed again.
+//! * if the committed master stops answering `ROLE` as a master, or any Sentinel
+//!   reports it objectively down or being failed over, the follower publishes
+//!   "no master": sessions hold their commands (never sending them anywhere)
+//!   until a master is committed again. So writes stop before Sentinel promotes
+//!   a replica, not after the old master was demoted.
 //!
 //! The follower is the only writer of the [`SwitchWriter`].
 
@@ -99,7 +101,12 @@ impl Follower {
     pub async fn run(mut self, cancel: CancellationToken) {
         let wake = Arc::new(Notify::new());
         for &sentinel in &self.sentinels {
-            tokio::spawn(watch_events(sentinel, Arc::clone(&wake), cancel.clone()));
+            tokio::spawn(watch_events(
+                sentinel,
+                self.auth.clone(),
+                Arc::clone(&wake),
+                cancel.clone(),
+            ));
         }
         let mut tick = tokio::time::interval(CHECK_INTERVAL);
         tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
@@ -120,10 +127,20 @@ impl Follower {
         let mut queries = tokio::task::JoinSet::new();
         for &sentinel in &self.sentinels {
             let name = self.master_name.clone();
-            queries.spawn(async move { ask(sentinel, &name).await });
+            let auth = self.auth.clone();
+            queries.spawn(async move { ask(sentinel, &name, &auth).await });
         }
         let reports: Vec<Report> = queries.join_all().await.into_iter().flatten().collect();
         let current = self.writer.current();
+        // A Sentinel failing the current master over will promote another node
+        // while this one still accepts writes: writes acknowledged here from
+        // now on could be lost. Hold them until the new master is agreed.
+        if let Some(master) = current.master
+            && reports.iter().any(|r| r.addr == master && r.unsettled)
+        {
+            info!(%master, "a Sentinel reports the master down or failing over; holding commands");
+            return self.fence(current.master, current.config_epoch);
+        }
         let verdict = tally(&reports, self.sentinels.len());
         if let Verdict::Agreed { addr, config_epoch } = verdict {
             if current.master == Some(addr) && config_epoch <= current.config_epoch {
@@ -137,7 +154,7 @@ impl Follower {
                     {
                         Ok(t) => info!(
                             master = %addr, config_epoch = t.config_epoch, generation = t.generation,
-                            "+switch-master: majority of Sentinels agree and ROLE says master"
+                            "master committed: a majority of Sentinels agree and ROLE says master"
                         ),
                         Err(stale) => warn!(%stale, "ignored a stale master"),
                     }
@@ -171,16 +188,16 @@ impl Follower {
 
     /// Publishes "no master" unless that is already the state.
     fn fence(&self, current: Option<SocketAddr>, config_epoch: u64) {
-        if current.is_some() {
-            let _ = self.writer.publish(None, config_epoch);
+        if current.is_some() && self.writer.publish(None, config_epoch).is_ok() {
+            info!(previous = ?current, "no master committed: commands are held");
         }
     }
 }
 
 /// `SENTINEL master <name>` on one Sentinel.
-async fn ask(sentinel: SocketAddr, master_name: &str) -> Option<Report> {
+async fn ask(sentinel: SocketAddr, master_name: &str, auth: &Credentials) -> Option<Report> {
     let result = async {
-        let mut conn = Probe::connect(sentinel, &Credentials::default(), QUERY_TIMEOUT).await?;
+        let mut conn = connect_sentinel(sentinel, auth).await?;
         let reply = conn.call(&["SENTINEL", "master", master_name]).await?;
         parse_report(&reply).ok_or(ProbeError::Malformed)
     }
@@ -191,6 +208,21 @@ async fn ask(sentinel: SocketAddr, master_name: &str) -> Option<Report> {
             debug!(%sentinel, %error, "sentinel did not answer");
             None
         }
+    }
+}
+
+/// Connects to a Sentinel, authenticating only if it asks for it: Sentinels
+/// often have no password even where the data nodes do.
+async fn connect_sentinel(sentinel: SocketAddr, auth: &Credentials) -> Result<Probe, ProbeError> {
+    let mut conn = Probe::connect(sentinel, &Credentials::default(), QUERY_TIMEOUT).await?;
+    match conn.call(&["PING"]).await {
+        Err(ProbeError::Refused(message))
+            if message.starts_with("NOAUTH") && auth.pass.is_some() =>
+        {
+            Probe::connect(sentinel, auth, QUERY_TIMEOUT).await
+        }
+        Err(error) => Err(error),
+        Ok(_) => Ok(conn),
     }
 }
 
@@ -212,19 +244,37 @@ pub fn parse_report(reply: &OwnedFrame) -> Option<Report> {
     })
 }
 
-/// Subscribes to `+switch-master` on one Sentinel and wakes the follower on
-/// each event. Reconnects after failures.
-async fn watch_events(sentinel: SocketAddr, wake: Arc<Notify>, cancel: CancellationToken) {
+/// Sentinel events that mean the master may be changing: each wakes the follower.
+const EVENTS: [&str; 5] = [
+    "+switch-master",
+    "+try-failover",
+    "+promoted-slave",
+    "+odown",
+    "-odown",
+];
+
+/// Subscribes to failover events on one Sentinel and wakes the follower on
+/// each. Reconnects after failures.
+async fn watch_events(
+    sentinel: SocketAddr,
+    auth: Credentials,
+    wake: Arc<Notify>,
+    cancel: CancellationToken,
+) {
     loop {
         let session = async {
-            let mut conn = Probe::connect(sentinel, &Credentials::default(), QUERY_TIMEOUT).await?;
-            conn.send(&["SUBSCRIBE", "+switch-master"]).await?;
+            let mut conn = connect_sentinel(sentinel, &auth).await?;
+            let mut subscribe = vec!["SUBSCRIBE"];
+            subscribe.extend(EVENTS);
+            conn.send(&subscribe).await?;
             loop {
                 let frame = conn.read_frame().await?;
                 if let OwnedFrame::Array(items) = &frame
                     && items.first().and_then(value::as_str) == Some("message")
                 {
-                    info!(%sentinel, event = ?items.get(2).and_then(value::as_str), "+switch-master");
+                    let event = items.get(1).and_then(value::as_str).unwrap_or_default();
+                    let detail = items.get(2).and_then(value::as_str).unwrap_or_default();
+                    info!(%sentinel, event, detail, "sentinel event");
                     wake.notify_one();
                 }
             }

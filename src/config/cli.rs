@@ -95,7 +95,7 @@ pub struct Settings {
     #[arg(long, value_name = "USER")]
     pub auth_user: Option<String>,
 
-    /// Password for backend connections (and Sentinels) [default: none]
+    /// Password for backend connections (and Sentinels that ask for one) [default: none]
     #[arg(long, value_name = "PASSWORD")]
     pub auth_pass: Option<String>,
 

@@ -378,29 +378,25 @@ impl Session {
             };
             let frame = &buf[end..end + req.len];
             let class = table.info(&frame[req.name.clone()]).class;
-            self.counted_commands[class.index()] += 1;
             let requirepass = self.shared.settings.requirepass.as_deref();
             let action = decide(frame, &req, requirepass, self.authenticated);
+            let forwards = matches!(
+                action,
+                Action::Forward(_)
+                    | Action::ForwardLast
+                    | Action::ForwardUncounted
+                    | Action::Substitute(..)
+            );
+            let ready =
+                self.backend.is_some() && self.draining_until.is_none() && !self.ledger.replaying();
+            if forwards && !ready && !refuse {
+                // Held: it stays in the buffer until a master is bound.
+                need_backend = true;
+                break;
+            }
+            self.counted_commands[class.index()] += 1;
             let local = match action {
-                Action::Forward(_)
-                | Action::ForwardLast
-                | Action::ForwardUncounted
-                | Action::Substitute(..)
-                    if refuse =>
-                {
-                    Some((Bytes::from_static(replies::MASTERDOWN), false))
-                }
-                Action::Forward(_)
-                | Action::ForwardLast
-                | Action::ForwardUncounted
-                | Action::Substitute(..)
-                    if !(self.backend.is_some()
-                        && self.draining_until.is_none()
-                        && !self.ledger.replaying()) =>
-                {
-                    need_backend = true;
-                    break;
-                }
+                _ if forwards && refuse => Some((Bytes::from_static(replies::MASTERDOWN), false)),
                 Action::Forward(expect) => {
                     self.ledger.push(expect);
                     end += req.len;
