@@ -25,6 +25,7 @@ fn main() -> ExitCode {
     }
     telemetry::init(config.log_format, &config.log_level);
     let runtime = match tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(config.threads)
         .enable_all()
         .thread_name("data")
         .build()

@@ -103,6 +103,10 @@ pub struct Settings {
     #[arg(long, value_name = "PASSWORD")]
     pub requirepass: Option<String>,
 
+    /// Threads serving client connections [default: 1]
+    #[arg(long, value_name = "N")]
+    pub threads: Option<u64>,
+
     /// Client connections accepted at once [default: 10000]
     #[arg(long, value_name = "N")]
     pub max_clients: Option<u64>,
@@ -135,6 +139,7 @@ impl Settings {
             auth_user: over.auth_user.or(self.auth_user),
             auth_pass: over.auth_pass.or(self.auth_pass),
             requirepass: over.requirepass.or(self.requirepass),
+            threads: over.threads.or(self.threads),
             max_clients: over.max_clients.or(self.max_clients),
             log_format: over.log_format.or(self.log_format),
             log_level: over.log_level.or(self.log_level),

@@ -97,6 +97,8 @@ pub struct Config {
     pub backend_auth: Credentials,
     /// Password clients must give the proxy.
     pub requirepass: Option<String>,
+    /// Threads serving client connections (the data runtime's workers).
+    pub threads: usize,
     /// Client connections accepted at once.
     pub max_clients: usize,
     /// Log format.
@@ -104,6 +106,9 @@ pub struct Config {
     /// Log filter.
     pub log_level: String,
 }
+
+/// Largest `threads`.
+const MAX_THREADS: u64 = 256;
 
 /// Largest `max_clients`: beyond it file descriptors, not the proxy, are the limit.
 const MAX_CLIENTS_LIMIT: u64 = 1_000_000;
@@ -170,6 +175,13 @@ impl Config {
                 format!("must be between 1 and {MAX_CLIENTS_LIMIT}, got {max_clients}"),
             ));
         }
+        let threads = s.threads.unwrap_or(1);
+        if !(1..=MAX_THREADS).contains(&threads) {
+            return Err(invalid(
+                "threads",
+                format!("must be between 1 and {MAX_THREADS}, got {threads}"),
+            ));
+        }
         if s.auth_user.is_some() && s.auth_pass.is_none() {
             return Err(invalid("auth_user", "needs auth_pass as well"));
         }
@@ -199,6 +211,7 @@ impl Config {
                 pass: s.auth_pass,
             },
             requirepass: s.requirepass,
+            threads: threads as usize,
             max_clients: max_clients as usize,
             log_format: s.log_format.unwrap_or(LogFormat::Text),
             log_level,
@@ -249,6 +262,7 @@ impl Config {
             ),
             format!("auth_pass = {}", secret(&self.backend_auth.pass)),
             format!("requirepass = {}", secret(&self.requirepass)),
+            format!("threads = {}", self.threads),
             format!("max_clients = {}", self.max_clients),
             format!("log_format = \"{log_format}\""),
             format!("log_level = \"{}\"", self.log_level),

@@ -11,14 +11,14 @@ use std::cell::RefCell;
 use bytes::BytesMut;
 
 /// Bytes requested from the socket per read.
-pub const READ_SIZE: usize = 16 * 1024;
+pub const READ_SIZE: usize = 4 * 1024;
 
 /// Buffers that grew beyond this (a large value went through) are freed instead
 /// of kept, so memory shrinks back after large transfers.
 const KEEP_LIMIT: usize = 64 * 1024;
 
 /// Free buffers kept per thread.
-const POOL_DEPTH: usize = 256;
+const POOL_DEPTH: usize = 64;
 
 thread_local! {
     static FREE: RefCell<Vec<BytesMut>> = const { RefCell::new(Vec::new()) };
