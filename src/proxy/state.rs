@@ -123,8 +123,7 @@ pub mod replies {
         b"-WRONGPASS invalid username-password pair or user is disabled.\r\n";
     /// AUTH with the wrong number of arguments.
     pub const AUTH_ARITY: &[u8] = b"-ERR wrong number of arguments for 'auth' command\r\n";
-    /// AUTH at a proxy without `requirepass` and a backend without a password is
-    /// forwarded; this is for HELLO AUTH syntax errors at the proxy.
+    /// `HELLO ... AUTH` without a user and password, at a proxy with `requirepass`.
     pub const SYNTAX: &[u8] = b"-ERR syntax error\r\n";
     /// A command held for longer than `hold_timeout` without a master.
     pub const MASTERDOWN: &[u8] =

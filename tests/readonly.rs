@@ -1,0 +1,138 @@
+//! A master demoted under a session (`-READONLY`): the proxy's switch is driven
+//! by hand here, so the exact moment of the demotion and of the new topology is
+//! under the test's control.
+
+#[path = "it/support/mod.rs"]
+mod support;
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use arc_swap::ArcSwap;
+use sentinel_proxy::config::OnSwitch;
+use sentinel_proxy::proxy::{Settings, Shared, listener};
+use sentinel_proxy::resp::command::CommandTable;
+use sentinel_proxy::switch::{self, Hint, SwitchWriter};
+use support::client::show;
+use support::{RedisServer, RespClient};
+use tokio::net::TcpListener;
+use tokio::sync::mpsc;
+use tokio_util::sync::CancellationToken;
+use tokio_util::task::TaskTracker;
+
+/// A proxy whose topology the test publishes itself.
+struct Harness {
+    runtime: tokio::runtime::Runtime,
+    addr: std::net::SocketAddr,
+    writer: SwitchWriter,
+    hints: mpsc::Receiver<Hint>,
+    stop: CancellationToken,
+}
+
+fn start(master: std::net::SocketAddr) -> Harness {
+    let runtime = tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(1)
+        .enable_all()
+        .build()
+        .expect("runtime");
+    let (writer, reader) = switch::new(Some(master), 0);
+    let (hint_tx, hints) = switch::hints();
+    let shared = Arc::new(Shared {
+        switch: reader,
+        hints: hint_tx,
+        settings: Settings {
+            hold_timeout: Duration::from_secs(10),
+            drain_timeout: Duration::from_secs(2),
+            idle_release: None,
+            on_switch: OnSwitch::Rebind,
+            requirepass: None,
+            backend_auth: None,
+        },
+        commands: Arc::new(ArcSwap::from_pointee(CommandTable::builtin())),
+        counters: Default::default(),
+    });
+    let stop = CancellationToken::new();
+    let socket = runtime
+        .block_on(TcpListener::bind("127.0.0.1:0"))
+        .expect("bind");
+    let addr = socket.local_addr().expect("addr");
+    runtime.spawn(listener::serve(
+        socket,
+        shared,
+        100,
+        TaskTracker::new(),
+        stop.clone(),
+        stop.clone(),
+    ));
+    Harness {
+        runtime,
+        addr,
+        writer,
+        hints,
+        stop,
+    }
+}
+
+/// Two masters-to-be: `a` serves first, then is demoted to a replica of `b`.
+fn demote(a: &RedisServer, b: &RedisServer) {
+    a.replicaof(Some(b.addr())).expect("REPLICAOF on a");
+}
+
+/// The session's only command meets the demoted master: it was not executed,
+/// so once the new master is published it runs there and the client sees only
+/// its normal reply.
+#[test]
+fn a_lone_write_refused_with_readonly_is_retried_on_the_new_master() {
+    let a = RedisServer::spawn();
+    let b = RedisServer::spawn();
+    let mut h = start(a.addr());
+    let mut client = RespClient::connect(h.addr);
+    client.set_timeout(Duration::from_secs(10));
+    assert_eq!(
+        show(&client.command(&["SET", "before", "1"])),
+        show(b"+OK\r\n")
+    );
+
+    demote(&a, &b);
+    client.send_command(&["SET", "k", "v"]);
+    let hint = h
+        .runtime
+        .block_on(async { tokio::time::timeout(Duration::from_secs(5), h.hints.recv()).await })
+        .expect("a hint within 5 s")
+        .expect("hint channel open");
+    assert_eq!(hint, Hint::Demoted(a.addr()));
+    h.writer.publish(Some(b.addr()), 1).expect("publish b");
+
+    assert_eq!(show(&client.read_reply()), show(b"+OK\r\n"));
+    assert_eq!(
+        b.cmd(&["GET", "k"]).ok(),
+        Some(redis::Value::BulkString(b"v".to_vec()))
+    );
+    h.stop.cancel();
+}
+
+/// With other commands in flight the `-READONLY` reaches the client, and the
+/// connection is closed after the replies in flight: nothing is retried.
+#[test]
+fn readonly_with_other_commands_in_flight_is_forwarded_then_closed() {
+    let a = RedisServer::spawn();
+    let b = RedisServer::spawn();
+    let h = start(a.addr());
+    let mut client = RespClient::connect(h.addr);
+    client.set_timeout(Duration::from_secs(10));
+    assert_eq!(show(&client.command(&["PING"])), show(b"+PONG\r\n"));
+
+    demote(&a, &b);
+    client.send(
+        b"*3\r\n$3\r\nSET\r\n$1\r\nx\r\n$1\r\n1\r\n*3\r\n$3\r\nSET\r\n$1\r\ny\r\n$1\r\n2\r\n",
+    );
+    let first = client.read_reply();
+    assert!(first.starts_with(b"-READONLY"), "got {}", show(&first));
+    let second = client.read_reply();
+    assert!(second.starts_with(b"-READONLY"), "got {}", show(&second));
+    assert!(
+        client.is_closed_within(Duration::from_secs(5)),
+        "the connection stays open after -READONLY"
+    );
+    h.stop.cancel();
+}
