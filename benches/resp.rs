@@ -2,8 +2,11 @@
 //!
 //! Run: `cargo bench --bench resp`
 //!
-//! Baseline (2026-11-24, 2-core VM, Rust 1.95, release): see the README's
-//! performance section; the figures there come from this bench.
+//! Baseline (2026-11-24, 2-core VM, Rust 1.95,
+//! `cargo bench --bench resp -- --warm-up-time 1 --measurement-time 2`):
+//! * resp::request/scan_pipeline_{1,16,256}: 24.6 ns, 413 ns, 6.6 µs (about 25 ns per command)
+//! * resp::reply/status_x16: 124 ns; bulk_x16: 207 ns (8–13 ns per reply)
+//! * resp::command/classify_get: 28.9 ns; classify_mixed_case: 36.9 ns; special_set: 5.2 ns
 
 use std::hint::black_box;
 
