@@ -459,7 +459,7 @@ done
 echo
 say "summary after ${DURATION}s"
 failed=0
-committed=$(sed -n 's/.*+switch-master: majority.* master=\([^ ]*\).*/\1/p' "$PROXY_LOG")
+committed=$(sed -n 's/.*master committed: .* master=\([^ ]*\).*/\1/p' "$PROXY_LOG")
 switches=$(printf '%s' "$committed" | grep -c . || true)
 say "masters the proxy committed, in order: $(printf '%s' "$committed" | paste -sd' ' | sed 's/ / -> /g')"
 if [ "$CHAOS" -gt 0 ]; then
