@@ -432,3 +432,30 @@ fn on_switch_close_closes_idle_sessions() {
         "new connections write to the new master"
     );
 }
+
+/// Sentinels that stop answering (hung, partitioned from the proxy) are no
+/// reason to stop serving a master that still answers as master: the proxy
+/// keeps routing to it.
+#[test]
+fn unreachable_sentinels_do_not_interrupt_a_healthy_master() {
+    let mut topology = Topology::spawn(1, 3);
+    let proxy = proxy_following(&topology, &["--hold-timeout-ms", "1000"]);
+    let mut conn = connect(proxy.addr());
+    let _: () = conn.set("before", 1).expect("SET");
+    for sentinel in topology.sentinels.iter_mut() {
+        sentinel.freeze();
+    }
+    let started = Instant::now();
+    let mut writes = 0;
+    while started.elapsed() < Duration::from_secs(4) {
+        let _: () = conn
+            .set(format!("during:{writes}"), 1)
+            .expect("SET while the Sentinels are frozen");
+        writes += 1;
+        thread::sleep(Duration::from_millis(10));
+    }
+    for sentinel in topology.sentinels.iter_mut() {
+        sentinel.unfreeze();
+    }
+    assert!(writes > 100, "only {writes} writes in 4 s");
+}
