@@ -44,10 +44,9 @@ ENV NO_COLOR=1
 # Numeric, so orchestrators can verify it is not root (runAsNonRoot).
 USER 10001:10001
 
-# 6379: the client endpoint (listen = "0.0.0.0:6379" in proxy.toml).
-# EXPOSE only documents ports: the proxy serves 6379 alone today; 26379 (a
-# Sentinel-facing endpoint) and 9121 (metrics) have no listener yet.
-EXPOSE 6379 26379 9121
+# 6379: the client endpoint (listen = "0.0.0.0:6379" in proxy.toml), the only
+# port the proxy serves.
+EXPOSE 6379
 
 # Liveness of the proxy itself: can a TCP connection be opened to its client
 # port? bash's /dev/tcp does it without any extra package. It deliberately
