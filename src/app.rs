@@ -60,6 +60,7 @@ impl App {
                 auth: config.backend_auth.clone(),
                 writer,
                 hints: hint_rx,
+                connections: Default::default(),
             }),
         };
         let learn_commands = catalog::follow(

@@ -94,6 +94,10 @@ pub struct Follower {
     pub writer: SwitchWriter,
     /// Trouble reported by sessions.
     pub hints: mpsc::Receiver<Hint>,
+    /// Connections kept open between checks (Sentinels and data nodes), so a
+    /// fleet of proxies does not open several connections per second each. A
+    /// connection that fails or misses a deadline is dropped and reopened.
+    pub connections: HashMap<SocketAddr, Probe>,
 }
 
 impl Follower {
@@ -128,9 +132,19 @@ impl Follower {
         for &sentinel in &self.sentinels {
             let name = self.master_name.clone();
             let auth = self.auth.clone();
-            queries.spawn(async move { ask(sentinel, &name, &auth).await });
+            let open = self.connections.remove(&sentinel);
+            queries.spawn(async move {
+                let (conn, report) = ask(sentinel, open, &name, &auth).await;
+                (sentinel, conn, report)
+            });
         }
-        let reports: Vec<Report> = queries.join_all().await.into_iter().flatten().collect();
+        let mut reports = Vec::with_capacity(self.sentinels.len());
+        for (sentinel, conn, report) in queries.join_all().await {
+            if let Some(conn) = conn {
+                self.connections.insert(sentinel, conn);
+            }
+            reports.extend(report);
+        }
         let current = self.writer.current();
         // A Sentinel failing the current master over will promote another node
         // while this one still accepts writes: writes acknowledged here from
@@ -146,7 +160,7 @@ impl Follower {
             if current.master == Some(addr) && config_epoch <= current.config_epoch {
                 return self.keep_or_fence(addr, current.config_epoch).await;
             }
-            match probe::role(addr, &self.auth, QUERY_TIMEOUT).await {
+            match self.role(addr).await {
                 Ok(Role::Master) => {
                     match self
                         .writer
@@ -171,9 +185,20 @@ impl Follower {
         }
     }
 
+    /// Asks a data node for its `ROLE` over a kept connection.
+    async fn role(&mut self, node: SocketAddr) -> Result<Role, ProbeError> {
+        let mut conn = match self.connections.remove(&node) {
+            Some(conn) => conn,
+            None => Probe::connect(node, &self.auth, QUERY_TIMEOUT).await?,
+        };
+        let role = probe::role_of(&mut conn).await?;
+        self.connections.insert(node, conn);
+        Ok(role)
+    }
+
     /// Keeps the current master if it still says master; otherwise holds.
-    async fn keep_or_fence(&self, master: SocketAddr, config_epoch: u64) {
-        match probe::role(master, &self.auth, QUERY_TIMEOUT).await {
+    async fn keep_or_fence(&mut self, master: SocketAddr, config_epoch: u64) {
+        match self.role(master).await {
             Ok(Role::Master) => {}
             Ok(role) => {
                 warn!(%master, ?role, "master no longer says master; holding commands");
@@ -194,19 +219,32 @@ impl Follower {
     }
 }
 
-/// `SENTINEL master <name>` on one Sentinel.
-async fn ask(sentinel: SocketAddr, master_name: &str, auth: &Credentials) -> Option<Report> {
-    let result = async {
-        let mut conn = connect_sentinel(sentinel, auth).await?;
-        let reply = conn.call(&["SENTINEL", "master", master_name]).await?;
-        parse_report(&reply).ok_or(ProbeError::Malformed)
-    }
-    .await;
-    match result {
-        Ok(report) => Some(report),
+/// `SENTINEL master <name>` on one Sentinel, over `open` if given. Returns
+/// the connection if it is still good, and the report if there is one.
+async fn ask(
+    sentinel: SocketAddr,
+    open: Option<Probe>,
+    master_name: &str,
+    auth: &Credentials,
+) -> (Option<Probe>, Option<Report>) {
+    let mut conn = match open {
+        Some(conn) => conn,
+        None => match connect_sentinel(sentinel, auth).await {
+            Ok(conn) => conn,
+            Err(error) => {
+                debug!(%sentinel, %error, "sentinel unreachable");
+                return (None, None);
+            }
+        },
+    };
+    match conn.call(&["SENTINEL", "master", master_name]).await {
+        Ok(reply) => {
+            let report = parse_report(&reply);
+            (Some(conn), report)
+        }
         Err(error) => {
             debug!(%sentinel, %error, "sentinel did not answer");
-            None
+            (None, None)
         }
     }
 }

@@ -114,19 +114,14 @@ impl Probe {
 pub enum Role {
     /// A master.
     Master,
-    /// A replica (of the given master address text, as the node reports it).
+    /// A replica.
     Replica,
     /// A Sentinel, or anything else.
     Other,
 }
 
-/// Asks a node for its `ROLE`.
-pub async fn role(
-    addr: SocketAddr,
-    auth: &Credentials,
-    timeout: Duration,
-) -> Result<Role, ProbeError> {
-    let mut probe = Probe::connect(addr, auth, timeout).await?;
+/// Asks the node behind `probe` for its `ROLE`.
+pub async fn role_of(probe: &mut Probe) -> Result<Role, ProbeError> {
     let reply = probe.call(&["ROLE"]).await?;
     let OwnedFrame::Array(items) = reply else {
         return Err(ProbeError::Malformed);

@@ -459,3 +459,39 @@ fn unreachable_sentinels_do_not_interrupt_a_healthy_master() {
     }
     assert!(writes > 100, "only {writes} writes in 4 s");
 }
+
+/// The follower keeps its connections to Sentinels and to the master open
+/// between checks: a fleet of sidecar proxies must not open several new
+/// connections per second each.
+#[test]
+fn the_follower_reuses_its_connections() {
+    let topology = Topology::spawn(1, 3);
+    let _proxy = proxy_following(&topology, &[]);
+    let accepted = |mut conn: redis::Connection| -> u64 {
+        let info: String = redis::cmd("INFO")
+            .arg("stats")
+            .query(&mut conn)
+            .unwrap_or_default();
+        support::parse_info(&info)
+            .get("total_connections_received")
+            .and_then(|v| v.parse().ok())
+            .unwrap_or(0)
+    };
+    thread::sleep(Duration::from_secs(1));
+    let sentinel = &topology.sentinels[0];
+    let master = topology.master();
+    let (s0, m0) = (accepted(sentinel.conn()), accepted(master.conn()));
+    thread::sleep(Duration::from_secs(4));
+    let (s1, m1) = (accepted(sentinel.conn()), accepted(master.conn()));
+    // One new connection each is the test's own INFO query.
+    assert!(
+        s1 - s0 <= 2,
+        "the sentinel accepted {} connections in 4 s",
+        s1 - s0
+    );
+    assert!(
+        m1 - m0 <= 2,
+        "the master accepted {} connections in 4 s",
+        m1 - m0
+    );
+}
