@@ -709,3 +709,60 @@ fn backend_killed_by_the_server_closes_the_client_connection() {
         show(b"$1\r\nv\r\n")
     );
 }
+
+/// After CLIENT REPLY OFF no reply answers a command; the proxy must keep
+/// reading and forwarding however many commands follow (it once stopped
+/// after its in-flight limit, waiting for replies that never come).
+#[test]
+fn client_reply_off_does_not_stall_a_long_pipeline() {
+    let (redis, proxy) = proxied_with(&[]);
+    let mut client = proxy.connect();
+    client.set_timeout(Duration::from_secs(20));
+    client.send(b"CLIENT REPLY OFF\r\n");
+    let mut pipeline = Vec::new();
+    for i in 0..70_000 {
+        pipeline.extend_from_slice(format!("SET k {i}\r\n").as_bytes());
+    }
+    client.send(&pipeline);
+    assert_eq!(
+        show(&client.command(&["CLIENT", "REPLY", "ON"])),
+        show(b"+OK\r\n")
+    );
+    assert_eq!(
+        show(&client.command(&["GET", "k"])),
+        show(b"$5\r\n69999\r\n")
+    );
+    assert_eq!(
+        redis.cmd(&["GET", "k"]).ok(),
+        Some(redis::Value::BulkString(b"69999".to_vec()))
+    );
+}
+
+/// RESET gives a connection back its initial state, on the server and in the
+/// proxy's replay: after the backend connection is released and re-opened,
+/// commands run in database 0, not in the database selected before RESET.
+#[test]
+fn reset_clears_the_state_replayed_on_a_new_backend() {
+    let (redis, proxy) = proxied_with(&["--idle-release-ms", "200"]);
+    let mut client = proxy.connect();
+    assert_eq!(show(&client.command(&["SELECT", "2"])), show(b"+OK\r\n"));
+    assert_eq!(show(&client.command(&["RESET"])), show(b"+RESET\r\n"));
+    assert_eq!(
+        show(&client.command(&["CLIENT", "SETNAME", "reset-probe"])),
+        show(b"+OK\r\n")
+    );
+    assert_eventually!(
+        Duration::from_secs(5),
+        client_line(&redis, "reset-probe").is_none(),
+        "the idle backend connection was not released: {}",
+        client_list(&redis)
+    );
+    assert_eq!(
+        show(&client.command(&["SET", "after-reset", "1"])),
+        show(b"+OK\r\n")
+    );
+    assert_eq!(
+        redis.cmd(&["GET", "after-reset"]).ok(),
+        Some(redis::Value::BulkString(b"1".to_vec()))
+    );
+}
