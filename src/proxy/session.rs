@@ -379,7 +379,12 @@ impl Session {
             let frame = &buf[end..end + req.len];
             let class = table.info(&frame[req.name.clone()]).class;
             let requirepass = self.shared.settings.requirepass.as_deref();
-            let action = decide(frame, &req, requirepass, self.authenticated);
+            let mut action = decide(frame, &req, requirepass, self.authenticated);
+            if action == Action::ForwardLast && self.backend.is_none() && self.ledger.is_empty() {
+                // QUIT with no backend connection: answer it here rather than
+                // open one (or wait for a master) just to be told +OK.
+                action = Action::LocalThenClose(replies::OK);
+            }
             let forwards = matches!(
                 action,
                 Action::Forward(_)

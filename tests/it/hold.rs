@@ -67,3 +67,26 @@ fn a_held_command_is_refused_after_the_hold_timeout() {
         "the same connection works again once the master is back"
     );
 }
+
+/// QUIT needs no master: with no backend connection the proxy answers it
+/// itself, at once, even while the master is down.
+#[test]
+fn quit_is_answered_at_once_while_no_master_is_reachable() {
+    let mut redis = RedisServer::spawn();
+    let master = redis.addr().to_string();
+    let proxy = Proxy::spawn(&["--master", &master, "--hold-timeout-ms", "10000"]);
+    redis.kill9();
+    let mut client = proxy.connect();
+    client.set_timeout(Duration::from_secs(2));
+    let started = Instant::now();
+    assert_eq!(show(&client.command(&["QUIT"])), show(b"+OK\r\n"));
+    assert!(
+        client.is_closed_within(Duration::from_secs(2)),
+        "QUIT did not close the connection"
+    );
+    assert!(
+        started.elapsed() < Duration::from_secs(1),
+        "QUIT waited {:?}",
+        started.elapsed()
+    );
+}
