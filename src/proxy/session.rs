@@ -351,7 +351,10 @@ impl Session {
         let in_flight_before = self.ledger.counted();
         let table = self.shared.commands.load();
         let mut end = 0;
-        let mut commands = 0usize;
+        // Whether this batch is one plain forwarded command and nothing else
+        // (only such a command may be retried after -READONLY).
+        let mut forwarded = 0usize;
+        let mut plain = true;
         let mut need_backend = false;
         loop {
             let scanned = match self.requests.scan(&buf[end..]) {
@@ -405,20 +408,20 @@ impl Session {
                 Action::Forward(expect) => {
                     self.ledger.push(expect);
                     end += req.len;
-                    commands += 1;
+                    forwarded += 1;
                     None
                 }
                 Action::ForwardLast => {
                     self.ledger.push(Expect::Reply);
                     end += req.len;
-                    commands += 2; // never retained
+                    plain = false;
                     self.input = Input::Stopped;
                     break;
                 }
                 Action::ForwardUncounted => {
                     self.ledger.state.pin.uncounted = true;
                     end += req.len;
-                    commands += 2;
+                    plain = false;
                     None
                 }
                 Action::Substitute(replacement, expect) => {
@@ -428,7 +431,7 @@ impl Session {
                     buf.advance(req.len);
                     write_backend(&mut self.backend, &replacement).await?;
                     self.ledger.push(expect);
-                    commands += 2;
+                    plain = false;
                     continue;
                 }
                 Action::Local(reply) => Some((Bytes::from_static(reply), false)),
@@ -445,7 +448,7 @@ impl Session {
             if let Some((reply, close)) = local {
                 flush_batch(&mut self.backend, buf, &mut end).await?;
                 buf.advance(req.len);
-                commands += 2;
+                plain = false;
                 self.ledger.push(if close {
                     Expect::LocalThenClose(reply)
                 } else {
@@ -459,7 +462,8 @@ impl Session {
         if end > 0 {
             // A lone command with nothing else in flight is kept until its reply:
             // if that reply is -READONLY it was not executed and can be retried.
-            let lone = commands == 1
+            let lone = forwarded == 1
+                && plain
                 && in_flight_before == 0
                 && end == buf.len()
                 && !self.ledger.state.pin.multi;
