@@ -10,8 +10,11 @@ use std::cell::RefCell;
 
 use bytes::BytesMut;
 
-/// Bytes requested from the socket per read.
-pub const READ_SIZE: usize = 4 * 1024;
+/// Size of a new buffer: enough for the typical command or reply. Buffers grow
+/// (doubling) when a read fills them, and grown buffers return to the pool, so
+/// sessions moving large values soon read them in one go; but a burst of many
+/// clients each sending a small command needs only small buffers at once.
+pub const READ_SIZE: usize = 512;
 
 /// Buffers that grew beyond this (a large value went through) are freed instead
 /// of kept, so memory shrinks back after large transfers.
@@ -30,11 +33,14 @@ pub fn take() -> BytesMut {
         .unwrap_or_else(|| BytesMut::with_capacity(READ_SIZE))
 }
 
-/// Makes sure `buf` has room for one more read of [`READ_SIZE`] bytes. On an
-/// empty buffer this reclaims the space consumed at its front without allocating.
+/// Makes sure `buf` has room for one more read: at least a quarter of its
+/// capacity, and never less than [`READ_SIZE`] / 4. A full buffer doubles. On
+/// an empty buffer this reclaims the space consumed at its front without
+/// allocating.
 pub fn reserve_for_read(buf: &mut BytesMut) {
-    if buf.capacity() - buf.len() < READ_SIZE / 4 {
-        buf.reserve(READ_SIZE);
+    let room = (buf.capacity() / 4).max(READ_SIZE / 4);
+    if buf.capacity() - buf.len() < room {
+        buf.reserve(buf.capacity().max(READ_SIZE));
     }
 }
 
