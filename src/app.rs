@@ -47,9 +47,10 @@ impl App {
         let (hints, hint_rx) = switch::hints();
         let control = CancellationToken::new();
         let commands = Arc::new(ArcSwap::from_pointee(CommandTable::builtin()));
+        let shutdown = CancellationToken::new();
         let (writer, reader) = match &config.source {
-            Source::Fixed(master) => switch::new(Some(*master), 0),
-            Source::Sentinels(_) => switch::new(None, 0),
+            Source::Fixed(master) => switch::new(Some(*master), 0, &shutdown),
+            Source::Sentinels(_) => switch::new(None, 0, &shutdown),
         };
         let follower = match &config.source {
             // A fixed master never changes: there is nothing to follow.
@@ -100,7 +101,6 @@ impl App {
             counters: Default::default(),
         });
         let stop_accepting = CancellationToken::new();
-        let shutdown = CancellationToken::new();
         let sessions = TaskTracker::new();
         let accept_task = tokio::spawn(proxy::listener::serve(
             listener,

@@ -31,13 +31,16 @@ pub struct Topology {
     /// The committed master, or `None` while no master may be used (unreachable,
     /// failover in progress): commands are then held, never sent anywhere.
     pub master: Option<SocketAddr>,
-    /// Cancelled when a newer snapshot replaces this one.
+    /// Cancelled when a newer snapshot replaces this one, or when the proxy
+    /// stops (it is a child of the stop token), so a session waits on one
+    /// future for both.
     retired: CancellationToken,
 }
 
 impl Topology {
-    /// Resolves when this snapshot has been replaced by a newer one. Owned, so a
-    /// session can keep it pinned across its event loop without re-registering.
+    /// Resolves when this snapshot has been replaced by a newer one or the proxy
+    /// is stopping. Owned, so a session can keep it pinned across its event loop
+    /// without re-registering.
     pub fn retired(&self) -> WaitForCancellationFutureOwned {
         self.retired.clone().cancelled_owned()
     }
@@ -58,17 +61,23 @@ pub struct StaleEpoch {
     pub current: u64,
 }
 
-/// Creates the switch with its initial snapshot (generation 1).
-pub fn new(master: Option<SocketAddr>, config_epoch: u64) -> (SwitchWriter, SwitchReader) {
+/// Creates the switch with its initial snapshot (generation 1). Cancelling
+/// `stop` retires every snapshot, current and future.
+pub fn new(
+    master: Option<SocketAddr>,
+    config_epoch: u64,
+    stop: &CancellationToken,
+) -> (SwitchWriter, SwitchReader) {
     let shared = Arc::new(ArcSwap::from_pointee(Topology {
         generation: 1,
         config_epoch,
         master,
-        retired: CancellationToken::new(),
+        retired: stop.child_token(),
     }));
     (
         SwitchWriter {
             shared: Arc::clone(&shared),
+            stop: stop.clone(),
         },
         SwitchReader { shared },
     )
@@ -91,6 +100,8 @@ impl SwitchReader {
 #[derive(Debug)]
 pub struct SwitchWriter {
     shared: Arc<ArcSwap<Topology>>,
+    /// Parent of every snapshot's `retired` token.
+    stop: CancellationToken,
 }
 
 impl SwitchWriter {
@@ -112,7 +123,7 @@ impl SwitchWriter {
             generation: current.generation + 1,
             config_epoch,
             master,
-            retired: CancellationToken::new(),
+            retired: self.stop.child_token(),
         });
         self.shared.store(Arc::clone(&next));
         current.retired.cancel();
@@ -170,7 +181,7 @@ mod tests {
 
     #[tokio::test]
     async fn publish_retires_the_previous_snapshot() {
-        let (writer, reader) = new(addr(1), 1);
+        let (writer, reader) = new(addr(1), 1, &CancellationToken::new());
         let first = reader.current();
         let retired = first.retired();
         writer.publish(addr(2), 2).expect("newer epoch");
@@ -182,9 +193,22 @@ mod tests {
         assert!(!now.is_retired());
     }
 
+    #[tokio::test]
+    async fn stopping_retires_every_snapshot() {
+        let stop = CancellationToken::new();
+        let (writer, reader) = new(addr(1), 1, &stop);
+        let first = reader.current();
+        writer.publish(addr(2), 2).expect("newer epoch");
+        let second = reader.current();
+        assert!(!second.is_retired());
+        stop.cancel();
+        second.retired().await;
+        assert!(first.is_retired() && second.is_retired());
+    }
+
     #[test]
     fn an_older_config_epoch_is_rejected() {
-        let (writer, reader) = new(addr(1), 5);
+        let (writer, reader) = new(addr(1), 5, &CancellationToken::new());
         let err = writer.publish(addr(2), 4).expect_err("stale");
         assert_eq!(
             err,

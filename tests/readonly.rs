@@ -35,7 +35,8 @@ fn start(master: std::net::SocketAddr) -> Harness {
         .enable_all()
         .build()
         .expect("runtime");
-    let (writer, reader) = switch::new(Some(master), 0);
+    let stop = CancellationToken::new();
+    let (writer, reader) = switch::new(Some(master), 0, &stop);
     let (hint_tx, hints) = switch::hints();
     let shared = Arc::new(Shared {
         switch: reader,
@@ -51,7 +52,6 @@ fn start(master: std::net::SocketAddr) -> Harness {
         commands: Arc::new(ArcSwap::from_pointee(CommandTable::builtin())),
         counters: Default::default(),
     });
-    let stop = CancellationToken::new();
     let socket = runtime
         .block_on(TcpListener::bind("127.0.0.1:0"))
         .expect("bind");

@@ -224,7 +224,8 @@ impl Session {
     }
 
     async fn serve(&mut self, shutdown: CancellationToken) -> End {
-        let mut shutdown = Box::pin(shutdown.cancelled_owned());
+        // The topology's `retired` future also fires when `shutdown` is
+        // cancelled (the switch's snapshots are its children): one wait for both.
         let mut retired = Box::pin(self.topology.retired());
         let mut timer: Option<Pin<Box<Sleep>>> = None;
         loop {
@@ -237,9 +238,7 @@ impl Session {
                 (None, Some(at)) => timer = Some(Box::pin(tokio::time::sleep_until(at))),
                 _ => {}
             }
-            let event = self
-                .next_event(&mut shutdown, &mut retired, &mut timer)
-                .await;
+            let event = self.next_event(&shutdown, &mut retired, &mut timer).await;
             let result = match event {
                 Event::Shutdown => {
                     self.begin_shutdown();
@@ -272,18 +271,20 @@ impl Session {
     /// topology, output waiting to be written, replies, then new commands.
     async fn next_event(
         &self,
-        shutdown: &mut Pin<Box<WaitForCancellationFutureOwned>>,
+        shutdown: &CancellationToken,
         retired: &mut Pin<Box<WaitForCancellationFutureOwned>>,
         timer: &mut Option<Pin<Box<Sleep>>>,
     ) -> Event {
         let read_client = self.wants_client_input();
         let timer_armed = self.next_deadline().is_some();
         std::future::poll_fn(|cx| {
-            if self.shutdown_until.is_none() && shutdown.as_mut().poll(cx).is_ready() {
-                return Poll::Ready(Event::Shutdown);
-            }
-            if retired.as_mut().poll(cx).is_ready() {
-                return Poll::Ready(Event::NewTopology);
+            // Once shutting down, the (cancelled) retired future is not polled.
+            if self.shutdown_until.is_none() && retired.as_mut().poll(cx).is_ready() {
+                return Poll::Ready(if shutdown.is_cancelled() {
+                    Event::Shutdown
+                } else {
+                    Event::NewTopology
+                });
             }
             if self.to_client.is_some()
                 && let Poll::Ready(ready) = self.client.poll_write_ready(cx)
@@ -1041,7 +1042,7 @@ mod tests {
             .expect("bind");
         let addr = listener.local_addr().expect("addr");
         let client = TcpStream::connect(addr).await.expect("connect");
-        let (writer, reader) = crate::switch::new(None, 0);
+        let (writer, reader) = crate::switch::new(None, 0, &CancellationToken::new());
         let (hints, _rx) = crate::switch::hints();
         let shared = Arc::new(Shared {
             switch: reader,
