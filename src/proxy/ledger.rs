@@ -5,11 +5,10 @@
 //! first word (RESP2 arrays, RESP3 pushes) so messages never consume an entry.
 //! Pure: the session executes the [`Route`] it is given.
 
-use std::collections::VecDeque;
-
 use crate::resp::command::Family;
 use crate::resp::reply::{self, Kind};
 
+use super::queue::Queue;
 use super::state::{ConnState, Expect};
 
 /// What to do with one reply from the backend.
@@ -33,7 +32,7 @@ pub enum Route {
 /// Pending replies and connection state of one session.
 #[derive(Debug)]
 pub struct Ledger {
-    pending: VecDeque<Expect>,
+    pending: Queue<Expect>,
     /// Entries that wait for a counted reply (Reply, Track, Replay).
     counted: usize,
     /// Replay and Resubscribe entries outstanding.
@@ -47,7 +46,7 @@ pub struct Ledger {
 impl Default for Ledger {
     fn default() -> Self {
         Self {
-            pending: VecDeque::new(),
+            pending: Queue::default(),
             counted: 0,
             replaying: 0,
             pubsub_waiting: 0,

@@ -13,11 +13,13 @@
 //! * `session`: the per-client event loop.
 //! * [`state`]: pure decisions: what a command does to the session.
 //! * [`ledger`]: pure bookkeeping: which reply answers which command.
+//! * [`queue`]: the ledger's FIFO, whose first slot needs no heap.
 //! * [`bufpool`]: read buffers lent only while a session holds bytes.
 
 pub mod bufpool;
 pub mod ledger;
 pub mod listener;
+pub mod queue;
 mod session;
 pub mod state;
 
