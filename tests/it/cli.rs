@@ -2,55 +2,22 @@
 //! setting; `check-config` prints the effective settings with secrets
 //! redacted.
 
-use std::io::Read;
-use std::process::{Output, Stdio};
-use std::time::{Duration, Instant};
+use std::process::Output;
+use std::time::Duration;
 
-use crate::support::{Proxy, free_port, loopback};
+use crate::support::{Proxy, free_port, loopback, run_bounded};
 
 /// Runs the proxy binary with `args` and waits (bounded) for it to exit.
 /// A `--listen` on a free loopback port goes first, so that a binary which
 /// wrongly starts never touches a well-known port.
 fn run(args: &[&str]) -> Output {
     let listen = loopback(free_port()).to_string();
-    let mut child = Proxy::command()
+    let mut command = Proxy::command();
+    command
         .args(["--listen", &listen])
         .args(args)
-        .env("NO_COLOR", "1")
-        .stdin(Stdio::null())
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .spawn()
-        .expect("run the proxy binary");
-    let mut stdout = child.stdout.take().expect("stdout");
-    let mut stderr = child.stderr.take().expect("stderr");
-    let out_reader = std::thread::spawn(move || {
-        let mut buf = Vec::new();
-        let _ = stdout.read_to_end(&mut buf);
-        buf
-    });
-    let err_reader = std::thread::spawn(move || {
-        let mut buf = Vec::new();
-        let _ = stderr.read_to_end(&mut buf);
-        buf
-    });
-    let deadline = Instant::now() + Duration::from_secs(10);
-    let status = loop {
-        if let Some(status) = child.try_wait().expect("wait for the proxy") {
-            break status;
-        }
-        if Instant::now() >= deadline {
-            let _ = child.kill();
-            let _ = child.wait();
-            panic!("sentinel-proxy {args:?} was still running after 10 s");
-        }
-        std::thread::sleep(Duration::from_millis(10));
-    };
-    Output {
-        status,
-        stdout: out_reader.join().expect("stdout reader"),
-        stderr: err_reader.join().expect("stderr reader"),
-    }
+        .env("NO_COLOR", "1");
+    run_bounded(command, b"", Duration::from_secs(10))
 }
 
 fn text(bytes: &[u8]) -> String {

@@ -3,9 +3,8 @@
 //! MONITOR, the proxy's own password, backend credentials, redis-cli and
 //! redis-benchmark, idle release and server-side kills.
 
-use std::io::{Read, Write};
 use std::net::SocketAddr;
-use std::process::{Command, Output, Stdio};
+use std::process::{Command, Output};
 use std::time::{Duration, Instant};
 
 use crate::support::client::show;
@@ -77,51 +76,11 @@ fn direct_in_db(redis: &RedisServer, db: &str, args: &[&str]) -> redis::Value {
     run(&mut direct, args).unwrap_or_else(|err| panic!("{args:?} on redis-server: {err}"))
 }
 
-/// Runs a program with a deadline, feeding it `stdin`; kills it if it runs
-/// over and panics.
+/// Runs a program with a deadline, feeding it `stdin`.
 fn run_program(program: &str, args: &[String], stdin: &[u8], deadline: Duration) -> Output {
-    let mut child = Command::new(program)
-        .args(args)
-        .stdin(Stdio::piped())
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .spawn()
-        .unwrap_or_else(|err| panic!("cannot run {program}: {err}"));
-    let mut input = child.stdin.take().expect("stdin");
-    let stdin = stdin.to_vec();
-    let feeder = std::thread::spawn(move || {
-        let _ = input.write_all(&stdin);
-    });
-    let mut stdout = child.stdout.take().expect("stdout");
-    let mut stderr = child.stderr.take().expect("stderr");
-    let out_reader = std::thread::spawn(move || {
-        let mut buf = Vec::new();
-        let _ = stdout.read_to_end(&mut buf);
-        buf
-    });
-    let err_reader = std::thread::spawn(move || {
-        let mut buf = Vec::new();
-        let _ = stderr.read_to_end(&mut buf);
-        buf
-    });
-    let start = Instant::now();
-    let status = loop {
-        if let Some(status) = child.try_wait().expect("wait for child") {
-            break status;
-        }
-        if start.elapsed() > deadline {
-            let _ = child.kill();
-            let _ = child.wait();
-            panic!("{program} {args:?} did not finish within {deadline:?}");
-        }
-        std::thread::sleep(Duration::from_millis(20));
-    };
-    let _ = feeder.join();
-    Output {
-        status,
-        stdout: out_reader.join().expect("stdout reader"),
-        stderr: err_reader.join().expect("stderr reader"),
-    }
+    let mut command = Command::new(program);
+    command.args(args);
+    crate::support::run_bounded(command, stdin, deadline)
 }
 
 fn host_port(addr: SocketAddr) -> Vec<String> {
