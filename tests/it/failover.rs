@@ -495,3 +495,57 @@ fn the_follower_reuses_its_connections() {
         m1 - m0
     );
 }
+
+/// Pipelined clients (redis-benchmark -P 16) through a planned failover: every
+/// connection has replies in flight when the switch comes; they drain from the
+/// old master and the connections move on without an error.
+#[test]
+fn pipelined_clients_ride_through_a_planned_failover() {
+    let mut topology = Topology::spawn(1, 3);
+    let proxy = proxy_following(&topology, &[]);
+    let old_master = topology.current_master();
+    let port = proxy.addr().port().to_string();
+    let mut bench = std::process::Command::new("redis-benchmark");
+    bench.args([
+        "-h",
+        "127.0.0.1",
+        "-p",
+        &port,
+        "-t",
+        "incr",
+        "-n",
+        "400000",
+        "-c",
+        "10",
+        "-P",
+        "16",
+        "-q",
+    ]);
+    let runner = thread::spawn(move || support::run_bounded(bench, b"", Duration::from_secs(120)));
+    thread::sleep(Duration::from_millis(500));
+    topology.sentinels[0].failover().expect("SENTINEL FAILOVER");
+    let new_master = topology.wait_for_new_master(old_master);
+    assert!(
+        !runner.is_finished(),
+        "the benchmark ended before the failover: make it longer"
+    );
+    let out = runner.join().expect("benchmark thread");
+    let text = format!(
+        "{}{}",
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert!(out.status.success(), "redis-benchmark failed: {text}");
+    assert!(
+        !text.to_lowercase().contains("error"),
+        "redis-benchmark saw errors: {text}"
+    );
+    let on_new = topology
+        .node(new_master)
+        .cmd(&["DBSIZE"])
+        .ok()
+        .and_then(|v| support::value_to_string(&v))
+        .and_then(|v| v.parse::<u64>().ok())
+        .unwrap_or(0);
+    assert!(on_new > 0, "nothing reached the new master");
+}
