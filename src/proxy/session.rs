@@ -238,7 +238,13 @@ impl Session {
                 (None, Some(at)) => timer = Some(Box::pin(tokio::time::sleep_until(at))),
                 _ => {}
             }
-            let event = self.next_event(&shutdown, &mut retired, &mut timer).await;
+            // An armed but stale timer (deadline gone) is not polled.
+            let armed = if deadline.is_some() {
+                timer.as_mut()
+            } else {
+                None
+            };
+            let event = self.next_event(&shutdown, &mut retired, armed).await;
             let result = match event {
                 Event::Shutdown => {
                     self.begin_shutdown();
@@ -273,10 +279,9 @@ impl Session {
         &self,
         shutdown: &CancellationToken,
         retired: &mut Pin<Box<WaitForCancellationFutureOwned>>,
-        timer: &mut Option<Pin<Box<Sleep>>>,
+        mut timer: Option<&mut Pin<Box<Sleep>>>,
     ) -> Event {
         let read_client = self.wants_client_input();
-        let timer_armed = self.next_deadline().is_some();
         std::future::poll_fn(|cx| {
             // Once shutting down, the (cancelled) retired future is not polled.
             if self.shutdown_until.is_none() && retired.as_mut().poll(cx).is_ready() {
@@ -310,8 +315,7 @@ impl Session {
             if read_client && let Poll::Ready(ready) = self.client.poll_read_ready(cx) {
                 return Poll::Ready(ready.map_or(Event::ClientFailed, |()| Event::ClientReadable));
             }
-            if timer_armed
-                && let Some(t) = timer.as_mut()
+            if let Some(t) = timer.as_mut()
                 && t.as_mut().poll(cx).is_ready()
             {
                 return Poll::Ready(Event::Timer);
