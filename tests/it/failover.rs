@@ -76,6 +76,16 @@ fn writes_on(node: &crate::support::RedisServer) -> i64 {
         .unwrap_or(0)
 }
 
+/// Waits until the writers' counter on `node` has grown by more than `by`.
+fn assert_writes_resume(node: &crate::support::RedisServer, by: i64) {
+    let at_switch = writes_on(node);
+    support::assert_eventually!(
+        Duration::from_secs(10),
+        writes_on(node) > at_switch + by,
+        "writes resume on the new master"
+    );
+}
+
 /// Longest interval between two successful writes.
 fn longest_pause(outcomes: &[Outcome]) -> Duration {
     let ok: Vec<Instant> = outcomes
@@ -149,12 +159,7 @@ fn kill_9_of_the_master_under_load_moves_every_client() {
 
     // The writer's INCRs land on the new master.
     let new_node = topology.node(new_master);
-    let at_switch = writes_on(new_node);
-    support::assert_eventually!(
-        Duration::from_secs(10),
-        writes_on(new_node) > at_switch + 50,
-        "writes resume on the new master"
-    );
+    assert_writes_resume(new_node, 50);
     stop.store(true, Ordering::Relaxed);
     let outcomes = writer.join().expect("writer thread");
 
@@ -375,12 +380,7 @@ fn planned_sentinel_failover_shows_writers_no_error() {
     topology.sentinels[0].failover().expect("SENTINEL FAILOVER");
     let new_master = topology.wait_for_new_master(old_master);
     let new_node = topology.node(new_master);
-    let at_switch = writes_on(new_node);
-    support::assert_eventually!(
-        Duration::from_secs(10),
-        writes_on(new_node) > at_switch + 100,
-        "writes resume on the new master"
-    );
+    assert_writes_resume(new_node, 100);
     stop.store(true, Ordering::Relaxed);
     let mut acknowledged = 0;
     for writer in writers {
