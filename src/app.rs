@@ -17,16 +17,19 @@ use tracing::{info, warn};
 use arc_swap::ArcSwap;
 
 use crate::catalog;
-use crate::config::{Config, Source};
+use crate::config::{Config, CoreConfig, Source};
 use crate::follow::Follower;
 use crate::proxy::{self, Shared};
 use crate::resp::command::{Class, CommandTable};
-use crate::switch;
+use crate::sentinel::{self, Core};
+use crate::switch::{self, Hint, SwitchWriter};
 
 /// A running proxy: its bound address and the handles to stop it.
 pub struct App {
     /// The address clients connect to (the real port when `:0` was asked).
     pub listen_addr: SocketAddr,
+    /// The sentinel port's address, when the sentinel core runs.
+    pub sentinel_addr: Option<SocketAddr>,
     stop_accepting: CancellationToken,
     shutdown: CancellationToken,
     sessions: TaskTracker,
@@ -48,21 +51,28 @@ impl App {
         let control = CancellationToken::new();
         let commands = Arc::new(ArcSwap::from_pointee(CommandTable::builtin()));
         let shutdown = CancellationToken::new();
-        let (writer, reader) = match &config.source {
-            Source::Fixed(master) => switch::new(Some(*master), 0, &shutdown),
-            Source::Sentinels(_) => switch::new(None, 0, &shutdown),
+        let (control_path, reader) = match &config.source {
+            Source::Core(core) => {
+                let (writer, reader) = switch::new(None, 0, &shutdown);
+                let plan = CorePlan::prepare(&config, core, writer, hint_rx)?;
+                (ControlPath::Core(Box::new(plan)), reader)
+            }
+            Source::Sentinels(sentinels) => {
+                let (writer, reader) = switch::new(None, 0, &shutdown);
+                let follower = Follower {
+                    sentinels: sentinels.clone(),
+                    master_name: config.master_name.clone(),
+                    auth: config.backend_auth.clone(),
+                    writer,
+                    hints: hint_rx,
+                    connections: Default::default(),
+                };
+                (ControlPath::Follow(follower), reader)
+            }
         };
-        let follower = match &config.source {
-            // A fixed master never changes: there is nothing to follow.
-            Source::Fixed(_) => None,
-            Source::Sentinels(sentinels) => Some(Follower {
-                sentinels: sentinels.clone(),
-                master_name: config.master_name.clone(),
-                auth: config.backend_auth.clone(),
-                writer,
-                hints: hint_rx,
-                connections: Default::default(),
-            }),
+        let sentinel_addr = match &control_path {
+            ControlPath::Core(plan) => Some(plan.sentinel_addr),
+            ControlPath::Follow(_) => None,
         };
         let learn_commands = catalog::follow(
             reader.clone(),
@@ -86,9 +96,9 @@ impl App {
                     };
                     runtime.block_on(async move {
                         let learner = tokio::spawn(learn_commands);
-                        match follower {
-                            Some(follower) => follower.run(cancel).await,
-                            None => cancel.cancelled().await,
+                        match control_path {
+                            ControlPath::Core(plan) => plan.run(cancel).await,
+                            ControlPath::Follow(follower) => follower.run(cancel).await,
                         }
                         let _ = learner.await;
                     });
@@ -110,9 +120,13 @@ impl App {
             stop_accepting.clone(),
             shutdown.clone(),
         ));
-        info!(listen = %listen_addr, source = ?config.source, "sentinel-proxy ready");
+        match sentinel_addr {
+            Some(sentinel) => info!(listen = %listen_addr, %sentinel, "sentinel-proxy ready"),
+            None => info!(listen = %listen_addr, source = ?config.source, "sentinel-proxy ready"),
+        }
         Ok(App {
             listen_addr,
+            sentinel_addr,
             stop_accepting,
             shutdown,
             sessions,
@@ -169,4 +183,141 @@ fn bind(addr: SocketAddr) -> std::io::Result<TcpListener> {
     socket.set_reuseaddr(true)?;
     socket.bind(addr)?;
     socket.listen(LISTEN_BACKLOG)
+}
+
+/// The control path the proxy runs.
+enum ControlPath {
+    /// The built-in sentinel core.
+    Core(Box<CorePlan>),
+    /// Following existing Sentinels.
+    Follow(Follower),
+}
+
+/// Everything the sentinel core needs, prepared on the caller's thread so
+/// that errors (a busy port, an unreadable data directory) stop the start.
+struct CorePlan {
+    runner: sentinel::Runner,
+    listener: std::net::TcpListener,
+    sentinel_addr: SocketAddr,
+    events: tokio::sync::broadcast::Sender<sentinel::api::Event>,
+    api_tx: tokio::sync::mpsc::Sender<sentinel::api::Request>,
+    options: sentinel::api::Options,
+}
+
+/// Sentinel-port commands that may wait for the core.
+const API_QUEUE: usize = 256;
+
+/// Sentinel events buffered for slow subscribers before they are dropped.
+const EVENT_BUFFER: usize = 1024;
+
+impl CorePlan {
+    fn prepare(
+        config: &Config,
+        core: &CoreConfig,
+        writer: SwitchWriter,
+        hints: tokio::sync::mpsc::Receiver<Hint>,
+    ) -> anyhow::Result<CorePlan> {
+        let saved = match &core.data_dir {
+            Some(dir) => {
+                std::fs::create_dir_all(dir).map_err(|e| {
+                    anyhow::anyhow!("data_dir: cannot create {}: {e}", dir.display())
+                })?;
+                sentinel::persist::load(dir)?.filter(|s| s.master_name == config.master_name)
+            }
+            None => None,
+        };
+        let saved_master = saved.as_ref().and_then(|s| s.master.parse().ok());
+        let master = saved_master.or(core.master).ok_or_else(|| {
+            anyhow::anyhow!("master: required: no master given and none saved in data_dir")
+        })?;
+        if let (Some(saved), Some(given)) = (saved_master, core.master)
+            && saved != given
+        {
+            info!(%saved, %given, "using the master saved in data_dir (it is newer than the configured one)");
+        }
+        let listener = std::net::TcpListener::bind(core.sentinel_listen).map_err(|e| {
+            anyhow::anyhow!(
+                "cannot listen on {} (sentinel_listen): {e}",
+                core.sentinel_listen
+            )
+        })?;
+        listener.set_nonblocking(true)?;
+        let sentinel_addr = listener.local_addr()?;
+        let announce = core
+            .announce
+            .unwrap_or_else(|| announce_addr(sentinel_addr, master));
+        let (events, _) = tokio::sync::broadcast::channel(EVENT_BUFFER);
+        let (api_tx, api_rx) = tokio::sync::mpsc::channel(API_QUEUE);
+        let settings = sentinel::Settings {
+            name: config.master_name.clone(),
+            quorum: core.quorum,
+            down_after: core.down_after,
+            failover_timeout: core.failover_timeout,
+            parallel_syncs: core.parallel_syncs,
+            observer: core.observer,
+            voters: core.peers.clone(),
+            announce,
+            data_dir: core.data_dir.clone(),
+        };
+        let core = Core::new(
+            settings,
+            master,
+            saved,
+            sentinel::events::Events::new(events.clone()),
+            tokio::time::Instant::now(),
+        );
+        info!(myid = %core.myid, %announce, %master, "sentinel core configured");
+        Ok(CorePlan {
+            runner: sentinel::Runner {
+                core,
+                writer,
+                hints,
+                api: api_rx,
+                auth: config.backend_auth.clone(),
+            },
+            listener,
+            sentinel_addr,
+            events,
+            api_tx,
+            options: sentinel::api::Options {
+                requirepass: config.requirepass.clone(),
+                max_clients: config.max_clients,
+            },
+        })
+    }
+
+    /// Runs the sentinel port and the core on the control runtime.
+    async fn run(self, stop: CancellationToken) {
+        let server = match TcpListener::from_std(self.listener) {
+            Ok(listener) => Some(tokio::spawn(sentinel::api::serve(
+                listener,
+                self.api_tx,
+                self.events,
+                self.options,
+                stop.clone(),
+            ))),
+            Err(error) => {
+                tracing::error!(%error, "cannot serve the sentinel port");
+                None
+            }
+        };
+        self.runner.run(stop).await;
+        if let Some(server) = server {
+            let _ = server.await;
+        }
+    }
+}
+
+/// The address to announce when none is configured: the sentinel port's, with
+/// a wildcard IP replaced by the local address used to reach the master.
+fn announce_addr(bound: SocketAddr, master: SocketAddr) -> SocketAddr {
+    if !bound.ip().is_unspecified() {
+        return bound;
+    }
+    let local = std::net::UdpSocket::bind((bound.ip(), 0))
+        .and_then(|s| s.connect(master).and_then(|()| s.local_addr()));
+    match local {
+        Ok(local) => SocketAddr::new(local.ip(), bound.port()),
+        Err(_) => SocketAddr::new(std::net::Ipv4Addr::LOCALHOST.into(), bound.port()),
+    }
 }

@@ -34,6 +34,7 @@ pub mod config;
 pub mod follow;
 pub mod proxy;
 pub mod resp;
+pub mod sentinel;
 pub mod switch;
 pub mod telemetry;
 

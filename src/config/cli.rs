@@ -66,7 +66,7 @@ pub struct Settings {
     #[arg(long, value_name = "NAME")]
     pub master_name: Option<String>,
 
-    /// A fixed master to proxy to (no failover): HOST:PORT
+    /// The master to monitor with the built-in sentinel core; replicas are found from its INFO
     #[arg(long, value_name = "HOST:PORT")]
     pub master: Option<String>,
 
@@ -74,6 +74,43 @@ pub struct Settings {
     #[arg(long = "sentinel", value_name = "HOST:PORT")]
     #[serde(rename = "sentinel")]
     pub sentinels: Vec<String>,
+
+    /// Votes needed to agree that the master is down (ODOWN) [default: 2]
+    #[arg(long, value_name = "N")]
+    pub quorum: Option<u64>,
+
+    /// Sentinel-protocol endpoint for peers, Sentinels and Sentinel-aware clients [default: 0.0.0.0:26379]
+    #[arg(long, value_name = "ADDR")]
+    pub sentinel_listen: Option<String>,
+
+    /// Address peers should use to reach this proxy's sentinel port [default: the sentinel-listen address]
+    #[arg(long, value_name = "HOST:PORT")]
+    pub announce: Option<String>,
+
+    /// Another voter of the group, a proxy or a Redis Sentinel (repeat for each)
+    #[arg(long = "peer", value_name = "HOST:PORT")]
+    #[serde(rename = "peer")]
+    pub peers: Vec<String>,
+
+    /// Follow, route and fence, but never vote or lead a failover
+    #[arg(long, num_args = 0..=1, default_missing_value = "true", value_name = "BOOL")]
+    pub observer: Option<bool>,
+
+    /// No valid reply for this long marks a node subjectively down (SDOWN) [default: 5000]
+    #[arg(long, value_name = "MS")]
+    pub down_after_ms: Option<u64>,
+
+    /// Sentinel's failover-timeout: bounds each failover step; retry after twice this [default: 60000]
+    #[arg(long, value_name = "MS")]
+    pub failover_timeout_ms: Option<u64>,
+
+    /// Replicas reconfigured at once after a failover [default: 1]
+    #[arg(long, value_name = "N")]
+    pub parallel_syncs: Option<u64>,
+
+    /// Directory for state that must survive a restart (id, epochs, topology) [default: none]
+    #[arg(long, value_name = "DIR")]
+    pub data_dir: Option<PathBuf>,
 
     /// What happens to sessions on a master switch: rebind or close [default: rebind]
     #[arg(long, value_enum, value_name = "MODE")]
@@ -132,6 +169,19 @@ impl Settings {
             } else {
                 over.sentinels
             },
+            quorum: over.quorum.or(self.quorum),
+            sentinel_listen: over.sentinel_listen.or(self.sentinel_listen),
+            announce: over.announce.or(self.announce),
+            peers: if over.peers.is_empty() {
+                self.peers
+            } else {
+                over.peers
+            },
+            observer: over.observer.or(self.observer),
+            down_after_ms: over.down_after_ms.or(self.down_after_ms),
+            failover_timeout_ms: over.failover_timeout_ms.or(self.failover_timeout_ms),
+            parallel_syncs: over.parallel_syncs.or(self.parallel_syncs),
+            data_dir: over.data_dir.or(self.data_dir),
             on_switch: over.on_switch.or(self.on_switch),
             drain_timeout_ms: over.drain_timeout_ms.or(self.drain_timeout_ms),
             hold_timeout_ms: over.hold_timeout_ms.or(self.hold_timeout_ms),

@@ -52,10 +52,36 @@ fn invalid(field: &'static str, message: impl Into<String>) -> ConfigError {
 /// Where the proxy learns which node is the master.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Source {
-    /// One fixed master; no failover.
-    Fixed(SocketAddr),
+    /// Run the built-in sentinel core: monitor the master, agree with peers,
+    /// fail over. Boxed: it is much larger than the other variant.
+    Core(Box<CoreConfig>),
     /// Follow these Redis Sentinels; switch when a majority names a new master.
     Sentinels(Vec<SocketAddr>),
+}
+
+/// Settings of the built-in sentinel core (Redis Sentinel's, under our names).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct CoreConfig {
+    /// The initial master; `None` when it must come from `data_dir`.
+    pub master: Option<SocketAddr>,
+    /// Votes (this proxy's included) needed for ODOWN.
+    pub quorum: u32,
+    /// The Sentinel-protocol endpoint.
+    pub sentinel_listen: SocketAddr,
+    /// The address announced to peers, when it differs from `sentinel_listen`.
+    pub announce: Option<SocketAddr>,
+    /// The other voters.
+    pub peers: Vec<SocketAddr>,
+    /// Never vote or lead.
+    pub observer: bool,
+    /// SDOWN after this long without a valid reply.
+    pub down_after: Duration,
+    /// Sentinel's failover-timeout.
+    pub failover_timeout: Duration,
+    /// Replicas reconfigured at once.
+    pub parallel_syncs: u32,
+    /// Where state survives restarts.
+    pub data_dir: Option<std::path::PathBuf>,
 }
 
 /// Credentials the proxy uses towards backends.
@@ -126,41 +152,20 @@ impl Config {
     /// Validates merged settings.
     pub fn from_settings(s: Settings) -> Result<Config, ConfigError> {
         let listen = resolve("listen", s.listen.as_deref().unwrap_or("127.0.0.1:6379"))?;
-        let master_name = s.master_name.unwrap_or_else(|| "mymaster".to_owned());
+        let master_name = s
+            .master_name
+            .clone()
+            .unwrap_or_else(|| "mymaster".to_owned());
         if master_name.is_empty() || master_name.contains(char::is_whitespace) {
             return Err(invalid(
                 "master_name",
                 "must be a non-empty name without spaces",
             ));
         }
-        let source = match (s.master, s.sentinels.is_empty()) {
-            (Some(_), false) => {
-                return Err(invalid(
-                    "master",
-                    "give either master (a fixed master) or sentinel (follow Sentinels), not both",
-                ));
-            }
-            (Some(master), true) => Source::Fixed(resolve("master", &master)?),
-            (None, false) => {
-                let sentinels = s
-                    .sentinels
-                    .iter()
-                    .map(|a| resolve("sentinel", a))
-                    .collect::<Result<Vec<_>, _>>()?;
-                let mut unique = sentinels.clone();
-                unique.sort();
-                unique.dedup();
-                if unique.len() != sentinels.len() {
-                    return Err(invalid("sentinel", "each Sentinel may be listed once"));
-                }
-                Source::Sentinels(sentinels)
-            }
-            (None, true) => {
-                return Err(invalid(
-                    "master",
-                    "required: give master HOST:PORT or at least one sentinel HOST:PORT",
-                ));
-            }
+        let source = if s.sentinels.is_empty() {
+            Source::Core(Box::new(core_config(&s)?))
+        } else {
+            Source::Sentinels(follow_config(&s)?)
         };
         let drain_timeout = millis("drain_timeout_ms", s.drain_timeout_ms.unwrap_or(5000), 1)?;
         let hold_timeout = millis("hold_timeout_ms", s.hold_timeout_ms.unwrap_or(15000), 1)?;
@@ -228,7 +233,7 @@ impl Config {
             }
         };
         let source = match &self.source {
-            Source::Fixed(addr) => format!("master = \"{addr}\""),
+            Source::Core(core) => core.describe(),
             Source::Sentinels(list) => {
                 let list: Vec<String> = list.iter().map(|a| format!("\"{a}\"")).collect();
                 format!("sentinel = [{}]", list.join(", "))
@@ -266,6 +271,161 @@ impl Config {
             format!("max_clients = {}", self.max_clients),
             format!("log_format = \"{log_format}\""),
             format!("log_level = \"{}\"", self.log_level),
+        ]
+        .join("\n")
+    }
+}
+
+/// Validates the sentinel core's settings.
+fn core_config(s: &Settings) -> Result<CoreConfig, ConfigError> {
+    let master = s
+        .master
+        .as_deref()
+        .map(|m| resolve("master", m))
+        .transpose()?;
+    if master.is_none() && s.data_dir.is_none() {
+        return Err(invalid(
+            "master",
+            "required: give master HOST:PORT (or a data_dir that knows it), \
+             or at least one sentinel HOST:PORT",
+        ));
+    }
+    let peers = s
+        .peers
+        .iter()
+        .map(|a| resolve("peer", a))
+        .collect::<Result<Vec<_>, _>>()?;
+    if has_duplicates(&peers) {
+        return Err(invalid("peer", "each peer may be listed once"));
+    }
+    let quorum = s.quorum.unwrap_or(2);
+    if !(1..=MAX_VOTERS).contains(&quorum) {
+        return Err(invalid(
+            "quorum",
+            format!("must be between 1 and {MAX_VOTERS}, got {quorum}"),
+        ));
+    }
+    let parallel_syncs = s.parallel_syncs.unwrap_or(1);
+    if !(1..=MAX_VOTERS).contains(&parallel_syncs) {
+        return Err(invalid(
+            "parallel_syncs",
+            format!("must be between 1 and {MAX_VOTERS}, got {parallel_syncs}"),
+        ));
+    }
+    let sentinel_listen = resolve(
+        "sentinel_listen",
+        s.sentinel_listen.as_deref().unwrap_or("0.0.0.0:26379"),
+    )?;
+    let announce = s
+        .announce
+        .as_deref()
+        .map(|a| resolve("announce", a))
+        .transpose()?;
+    if announce.is_some_and(|a| a.ip().is_unspecified() || a.port() == 0) {
+        return Err(invalid(
+            "announce",
+            "must be an address peers can connect to (not 0.0.0.0 or port 0)",
+        ));
+    }
+    Ok(CoreConfig {
+        master,
+        quorum: quorum as u32,
+        sentinel_listen,
+        announce,
+        peers,
+        observer: s.observer.unwrap_or(false),
+        down_after: millis("down_after_ms", s.down_after_ms.unwrap_or(5000), 10)?,
+        failover_timeout: millis(
+            "failover_timeout_ms",
+            s.failover_timeout_ms.unwrap_or(60_000),
+            100,
+        )?,
+        parallel_syncs: parallel_syncs as u32,
+        data_dir: s.data_dir.clone(),
+    })
+}
+
+/// Validates the list of Sentinels to follow; the core's settings must be absent.
+fn follow_config(s: &Settings) -> Result<Vec<SocketAddr>, ConfigError> {
+    let core_only: [(&'static str, bool); 9] = [
+        ("peer", !s.peers.is_empty()),
+        ("quorum", s.quorum.is_some()),
+        ("observer", s.observer.is_some()),
+        ("sentinel_listen", s.sentinel_listen.is_some()),
+        ("announce", s.announce.is_some()),
+        ("down_after_ms", s.down_after_ms.is_some()),
+        ("failover_timeout_ms", s.failover_timeout_ms.is_some()),
+        ("parallel_syncs", s.parallel_syncs.is_some()),
+        ("data_dir", s.data_dir.is_some()),
+    ];
+    if s.master.is_some() {
+        return Err(invalid(
+            "master",
+            "give either master (the built-in sentinel core) or sentinel (follow \
+             existing Sentinels), not both",
+        ));
+    }
+    if let Some((field, _)) = core_only.iter().find(|(_, set)| *set) {
+        return Err(invalid(
+            field,
+            "belongs to the built-in sentinel core; with sentinel the proxy follows \
+             existing Sentinels instead (give either master or sentinel, not both)",
+        ));
+    }
+    let sentinels = s
+        .sentinels
+        .iter()
+        .map(|a| resolve("sentinel", a))
+        .collect::<Result<Vec<_>, _>>()?;
+    if has_duplicates(&sentinels) {
+        return Err(invalid("sentinel", "each Sentinel may be listed once"));
+    }
+    Ok(sentinels)
+}
+
+fn has_duplicates(addrs: &[SocketAddr]) -> bool {
+    let mut unique = addrs.to_vec();
+    unique.sort();
+    unique.dedup();
+    unique.len() != addrs.len()
+}
+
+/// Largest group: `quorum` and `parallel_syncs` beyond it are typos.
+const MAX_VOTERS: u64 = 100;
+
+impl CoreConfig {
+    /// The core's settings as TOML lines (part of `check-config`'s output).
+    fn describe(&self) -> String {
+        let quoted = |a: &SocketAddr| format!("\"{a}\"");
+        let peers: Vec<String> = self.peers.iter().map(quoted).collect();
+        [
+            match &self.master {
+                Some(m) => format!("master = {}", quoted(m)),
+                None => "master = none".to_owned(),
+            },
+            format!("quorum = {}", self.quorum),
+            format!("sentinel_listen = {}", quoted(&self.sentinel_listen)),
+            format!(
+                "announce = {}",
+                self.announce.as_ref().map_or("none".to_owned(), quoted)
+            ),
+            format!("peer = [{}]", peers.join(", ")),
+            format!("observer = {}", self.observer),
+            format!("down_after_ms = {}", self.down_after.as_millis()),
+            format!(
+                "failover_timeout_ms = {}",
+                self.failover_timeout.as_millis()
+            ),
+            format!("parallel_syncs = {}", self.parallel_syncs),
+            format!(
+                "data_dir = {}",
+                self.data_dir
+                    .as_ref()
+                    .map_or("none".to_owned(), |d| format!(
+                        "{:?}",
+                        d.display().to_string()
+                    ))
+            ),
         ]
         .join("\n")
     }
@@ -342,7 +502,8 @@ mod tests {
         let err = |s: Settings| Config::from_settings(s).expect_err("invalid").to_string();
         assert_eq!(
             err(Settings::default()),
-            "master: required: give master HOST:PORT or at least one sentinel HOST:PORT"
+            "master: required: give master HOST:PORT (or a data_dir that knows it), \
+             or at least one sentinel HOST:PORT"
         );
         assert!(err(settings("nonsense")).starts_with("master: 'nonsense' is not HOST:PORT"));
         let mut s = settings("127.0.0.1:1");

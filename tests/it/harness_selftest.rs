@@ -348,8 +348,7 @@ fn topology_fails_over_and_old_master_rejoins() {
     topology.node_mut(old).restart();
     assert_eventually!(
         Duration::from_secs(40),
-        topology.node(old).role().ok().and_then(|r| r.master())
-            == Some(topology.current_master()),
+        topology.node(old).role().ok().and_then(|r| r.master()) == Some(topology.current_master()),
         "old master log:\n{}",
         topology.node(old).log()
     );

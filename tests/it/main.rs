@@ -6,6 +6,7 @@ mod support;
 
 mod classify;
 mod cli;
+mod core;
 mod dockerfile;
 mod examples;
 mod failover;

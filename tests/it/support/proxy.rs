@@ -90,6 +90,21 @@ impl ProxyBuilder {
                 addr
             }
         };
+        // The sentinel core (any proxy not following Sentinels) serves the
+        // Sentinel protocol; give it a free port instead of the default 26379.
+        let sentinel = if !has_flag(&args, "--sentinel") && !has_flag(&args, "--config") {
+            match flag_value(&args, "--sentinel-listen") {
+                Some(value) => value.parse::<SocketAddr>().ok(),
+                None => {
+                    let addr = loopback(free_port());
+                    args.push("--sentinel-listen".into());
+                    args.push(addr.to_string().into());
+                    Some(addr)
+                }
+            }
+        } else {
+            None
+        };
         if !has_flag(&args, "--log-level") {
             args.push("--log-level".into());
             args.push("debug".into());
@@ -117,6 +132,7 @@ impl ProxyBuilder {
             child: Some(child),
             exit_status: None,
             addr: listen,
+            sentinel,
             args,
             log_path,
             dir,
@@ -155,6 +171,7 @@ pub struct Proxy {
     child: Option<Child>,
     exit_status: Option<ExitStatus>,
     addr: SocketAddr,
+    sentinel: Option<SocketAddr>,
     args: Vec<OsString>,
     log_path: PathBuf,
     dir: tempfile::TempDir,
@@ -180,6 +197,12 @@ impl Proxy {
     /// The address the proxy listens on.
     pub fn addr(&self) -> SocketAddr {
         self.addr
+    }
+
+    /// The sentinel port, when the proxy runs the sentinel core.
+    pub fn sentinel_addr(&self) -> SocketAddr {
+        self.sentinel
+            .expect("this proxy follows Sentinels: it has no sentinel port")
     }
 
     /// The arguments the proxy was started with.

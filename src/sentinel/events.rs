@@ -1,0 +1,115 @@
+//! Sentinel events: the same words Redis Sentinel uses (`+sdown`, `+odown`,
+//! `+switch-master`, …), written to the log and published on the sentinel
+//! port, where Sentinel-aware clients subscribe to them.
+//!
+//! The text of an event about a node follows Sentinel's format:
+//! `<kind> <name> <ip> <port>`, followed by `@ <master-name> <ip> <port>` when the
+//! node is not the master itself.
+
+use std::collections::VecDeque;
+use std::net::SocketAddr;
+
+use tokio::sync::broadcast;
+use tracing::{info, warn};
+
+use super::api::Event;
+
+/// How many recent events are kept for `/status`-style views.
+const RECENT: usize = 64;
+
+/// Emits events to the log and to sentinel-port subscribers.
+#[derive(Debug)]
+pub struct Events {
+    tx: broadcast::Sender<Event>,
+    recent: VecDeque<Event>,
+}
+
+impl Events {
+    /// Events go to `tx` (and the log).
+    pub fn new(tx: broadcast::Sender<Event>) -> Events {
+        Events {
+            tx,
+            recent: VecDeque::with_capacity(RECENT),
+        }
+    }
+
+    /// Emits one event: `channel` is its kind (`+sdown`), `message` its text.
+    pub fn emit(&mut self, channel: &str, message: String) {
+        // Sentinel logs failure-related events at warning level.
+        if channel.starts_with('-') && channel.contains("abort")
+            || matches!(channel, "+sdown" | "+odown" | "+tilt")
+        {
+            warn!(target: "sentinel_proxy::event", event = channel, "{channel} {message}");
+        } else {
+            info!(target: "sentinel_proxy::event", event = channel, "{channel} {message}");
+        }
+        let event = Event {
+            channel: channel.to_owned(),
+            message,
+        };
+        if self.recent.len() == RECENT {
+            self.recent.pop_front();
+        }
+        self.recent.push_back(event.clone());
+        // No subscriber is not an error.
+        let _ = self.tx.send(event);
+    }
+
+    /// The most recent events, oldest first.
+    pub fn recent(&self) -> impl Iterator<Item = &Event> {
+        self.recent.iter()
+    }
+}
+
+/// Sentinel's description of the master: `master <name> <ip> <port>`.
+pub fn master(name: &str, addr: SocketAddr) -> String {
+    format!("master {name} {} {}", addr.ip(), addr.port())
+}
+
+/// Sentinel's description of a replica of `master`.
+pub fn replica(addr: SocketAddr, name: &str, master: SocketAddr) -> String {
+    format!(
+        "slave {addr} {} {} @ {name} {} {}",
+        addr.ip(),
+        addr.port(),
+        master.ip(),
+        master.port()
+    )
+}
+
+/// Sentinel's description of a peer (named by its run id) of `master`.
+pub fn sentinel(run_id: &str, addr: SocketAddr, name: &str, master: SocketAddr) -> String {
+    format!(
+        "sentinel {run_id} {} {} @ {name} {} {}",
+        addr.ip(),
+        addr.port(),
+        master.ip(),
+        master.port()
+    )
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn descriptions_use_sentinels_format() {
+        let m: SocketAddr = "127.0.0.1:6379".parse().expect("addr");
+        let r: SocketAddr = "127.0.0.1:6380".parse().expect("addr");
+        assert_eq!(master("mymaster", m), "master mymaster 127.0.0.1 6379");
+        assert_eq!(
+            replica(r, "mymaster", m),
+            "slave 127.0.0.1:6380 127.0.0.1 6380 @ mymaster 127.0.0.1 6379"
+        );
+    }
+
+    #[test]
+    fn events_reach_subscribers_and_the_recent_list() {
+        let (tx, mut rx) = broadcast::channel(4);
+        let mut events = Events::new(tx);
+        events.emit("+sdown", "master mymaster 127.0.0.1 6379".into());
+        let got = rx.try_recv().expect("event");
+        assert_eq!(got.channel, "+sdown");
+        assert_eq!(events.recent().count(), 1);
+    }
+}

@@ -1,0 +1,498 @@
+//! Leader election and failover, as Redis Sentinel does them.
+//!
+//! * Election: a candidate bumps the current epoch and asks every voter for
+//!   its vote (`is-master-down-by-addr` with its run id). Each voter votes once
+//!   per epoch, for the first candidate that asks. A leader needs the votes of
+//!   a majority of the voters and at least `quorum` of them. Only configured
+//!   voters count; observers neither vote nor lead.
+//! * Failover, one [`Stage`] at a time, each bounded by `failover-timeout`:
+//!   select the best replica, promote it (`REPLICAOF NO ONE`, or `FAILOVER TO`
+//!   on a healthy master for a planned switchover), wait until its `INFO` says
+//!   master, reconfigure the other replicas `parallel-syncs` at a time, then
+//!   switch the configuration under the new epoch.
+
+use std::collections::HashMap;
+use std::net::SocketAddr;
+
+use tokio::time::Instant;
+
+use super::core::{Core, Target, Vote, elapsed, replicaof};
+use super::events;
+use super::link::Sent;
+use super::node::Reconf;
+use super::select::{self, Candidate, Limits};
+use crate::backend::probe::ProbeError;
+use crate::resp::value::OwnedFrame;
+
+/// Where a failover is.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
+pub enum Stage {
+    /// Waiting to be elected leader for the epoch.
+    WaitStart,
+    /// Choosing the replica to promote.
+    SelectReplica,
+    /// Sending the promotion.
+    Promote,
+    /// Waiting for the promoted replica to report the master role.
+    WaitPromotion,
+    /// Pointing the other replicas at the new master.
+    ReconfReplicas,
+}
+
+/// A failover this proxy attempts or leads.
+#[derive(Debug, Clone)]
+pub struct Failover {
+    /// The epoch it runs in (becomes the new config epoch).
+    pub epoch: u64,
+    /// Its stage.
+    pub stage: Stage,
+    /// When the stage began.
+    pub since: Instant,
+    /// Requested by `SENTINEL FAILOVER`: no ODOWN needed, the master is healthy.
+    pub forced: bool,
+    /// The replica chosen for promotion.
+    pub promoted: Option<SocketAddr>,
+}
+
+impl Failover {
+    fn enter(&mut self, stage: Stage, now: Instant) {
+        self.stage = stage;
+        self.since = now;
+    }
+}
+
+/// Why `SENTINEL FAILOVER` was refused.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, thiserror::Error)]
+pub enum ForceError {
+    /// One is running.
+    #[error("INPROG Failover already in progress")]
+    InProgress,
+    /// No replica qualifies.
+    #[error("NOGOODSLAVE No suitable replica to promote")]
+    NoGoodReplica,
+    /// This proxy is an observer.
+    #[error("ERR this proxy is an observer: it never leads a failover")]
+    Observer,
+}
+
+impl Core {
+    fn what_master(&self) -> String {
+        events::master(&self.settings.name, self.master.addr)
+    }
+
+    fn begin(&mut self, forced: bool, now: Instant) {
+        self.current_epoch += 1;
+        self.dirty = true;
+        let epoch = self.current_epoch;
+        self.failover = Some(Failover {
+            epoch,
+            stage: Stage::WaitStart,
+            since: now,
+            forced,
+            promoted: None,
+        });
+        self.last_failover_start = Some(now);
+        self.events.emit("+new-epoch", epoch.to_string());
+        let what = self.what_master();
+        self.events.emit("+try-failover", what);
+        // Ask for votes at once rather than at the next ask period.
+        for peer in self.peers.values_mut() {
+            peer.last_ask = None;
+            peer.ask_pending = false;
+        }
+    }
+
+    /// Starts a failover when the master is ODOWN, none is running, and the
+    /// last attempt is older than twice the failover timeout.
+    pub(super) fn start_failover_if_needed(&mut self, now: Instant) {
+        if self.odown_since.is_none() || self.failover.is_some() || self.settings.observer {
+            return;
+        }
+        if !elapsed(
+            self.last_failover_start,
+            now,
+            2 * self.settings.failover_timeout,
+        ) {
+            return;
+        }
+        self.begin(false, now);
+    }
+
+    /// `SENTINEL FAILOVER`: a planned switchover, no agreement on failure needed.
+    pub fn force_failover(&mut self, now: Instant) -> Result<(), ForceError> {
+        if self.settings.observer {
+            return Err(ForceError::Observer);
+        }
+        if self.failover.is_some() {
+            return Err(ForceError::InProgress);
+        }
+        if self.select_replica(now, true).is_none() {
+            return Err(ForceError::NoGoodReplica);
+        }
+        self.begin(true, now);
+        Ok(())
+    }
+
+    /// Casts (or repeats) this proxy's vote for `epoch`: one vote per epoch,
+    /// for the first candidate that asks. Returns the vote in force.
+    pub fn vote_for(&mut self, candidate: &str, epoch: u64, now: Instant) -> Option<Vote> {
+        if epoch > self.current_epoch {
+            self.current_epoch = epoch;
+            self.dirty = true;
+            self.events.emit("+new-epoch", epoch.to_string());
+        }
+        let eligible = !self.settings.observer
+            && (candidate == self.myid
+                || self
+                    .peers
+                    .values()
+                    .any(|p| p.voter && p.run_id.as_deref() == Some(candidate)));
+        let already = self.vote.as_ref().map_or(0, |v| v.epoch);
+        if eligible && already < epoch && self.current_epoch <= epoch {
+            self.vote = Some(Vote {
+                leader: candidate.to_owned(),
+                epoch: self.current_epoch,
+                at: now,
+            });
+            self.dirty = true;
+            let what = self.what_master();
+            self.events.emit(
+                "+vote-for-leader",
+                format!("{candidate} {}", self.current_epoch),
+            );
+            tracing::debug!(%what, candidate, epoch, "voted");
+            // Voting for someone else: do not start our own attempt soon.
+            if candidate != self.myid {
+                self.last_failover_start = Some(now);
+            }
+        }
+        self.vote.clone()
+    }
+
+    /// The leader of `epoch` if one has enough votes, counting this proxy's
+    /// vote (given to the peers' favourite, or to itself).
+    fn leader_of(&mut self, epoch: u64, forced: bool, now: Instant) -> Option<String> {
+        let mut counts: HashMap<String, u32> = HashMap::new();
+        for peer in self.peers.values().filter(|p| p.voter) {
+            if let Some((leader, e)) = &peer.leader
+                && *e == epoch
+            {
+                *counts.entry(leader.clone()).or_default() += 1;
+            }
+        }
+        let favourite = counts
+            .iter()
+            .max_by(|a, b| a.1.cmp(b.1).then_with(|| b.0.cmp(a.0)))
+            .map(|(l, _)| l.clone());
+        let myid = self.myid.clone();
+        let mine = self.vote_for(favourite.as_deref().unwrap_or(&myid), epoch, now);
+        if let Some(vote) = mine
+            && vote.epoch == epoch
+        {
+            *counts.entry(vote.leader).or_default() += 1;
+        }
+        let voters = self.peers.values().filter(|p| p.voter).count() as u32 + 1;
+        let (winner, votes) = counts.into_iter().max_by(|a, b| a.1.cmp(&b.1))?;
+        let needed = if forced {
+            voters / 2 + 1
+        } else {
+            (voters / 2 + 1).max(self.settings.quorum)
+        };
+        (votes >= needed).then_some(winner)
+    }
+
+    fn abort(&mut self, reason: &str) {
+        let what = self.what_master();
+        self.events.emit(reason, what);
+        self.failover = None;
+    }
+
+    /// Advances the failover by one step.
+    pub(super) fn step_failover(&mut self, now: Instant) {
+        let Some(failover) = self.failover.clone() else {
+            return;
+        };
+        let timeout = self.settings.failover_timeout;
+        let in_stage = now.saturating_duration_since(failover.since);
+        match failover.stage {
+            Stage::WaitStart => {
+                let leader = self.leader_of(failover.epoch, failover.forced, now);
+                if leader.as_deref() == Some(self.myid.as_str()) {
+                    let what = self.what_master();
+                    self.events.emit(
+                        "+elected-leader",
+                        format!("{what} #epoch {}", failover.epoch),
+                    );
+                    self.events.emit("+failover-state-select-slave", what);
+                    self.enter(Stage::SelectReplica, now);
+                    self.step_failover(now);
+                } else if in_stage > timeout.min(ELECTION_TIMEOUT) {
+                    self.abort("-failover-abort-not-elected");
+                }
+            }
+            Stage::SelectReplica => match self.select_replica(now, failover.forced) {
+                None => self.abort("-failover-abort-no-good-slave"),
+                Some(chosen) => {
+                    let what = events::replica(chosen, &self.settings.name, self.master.addr);
+                    self.events.emit("+selected-slave", what.clone());
+                    if let Some(f) = &mut self.failover {
+                        f.promoted = Some(chosen);
+                    }
+                    self.events.emit("+failover-state-send-slaveof-noone", what);
+                    self.enter(Stage::Promote, now);
+                    self.step_failover(now);
+                }
+            },
+            Stage::Promote => {
+                let Some(promoted) = failover.promoted else {
+                    return self.abort("-failover-abort-no-good-slave");
+                };
+                let connected = self.replicas.get(&promoted).is_some_and(|n| n.link_up);
+                if !connected {
+                    if in_stage > timeout {
+                        self.abort("-failover-abort-slave-timeout");
+                    }
+                    return;
+                }
+                if failover.forced && self.master.link_up && self.master.sdown_since.is_none() {
+                    // The master is healthy: let it hand over itself, so it
+                    // stops writes and waits for the replica to catch up.
+                    let ms = timeout.as_millis().to_string();
+                    let ip = promoted.ip().to_string();
+                    let port = promoted.port().to_string();
+                    let master = self.master.addr;
+                    self.send(
+                        master,
+                        Target::Node,
+                        Sent::FailoverTo,
+                        vec![super::core::cmd(&[
+                            "FAILOVER", "TO", &ip, &port, "TIMEOUT", &ms,
+                        ])],
+                    );
+                } else {
+                    self.send(promoted, Target::Node, Sent::Promote, replicaof(None));
+                }
+                let what = events::replica(promoted, &self.settings.name, self.master.addr);
+                self.events.emit("+failover-state-wait-promotion", what);
+                self.enter(Stage::WaitPromotion, now);
+            }
+            Stage::WaitPromotion => {
+                if in_stage > timeout {
+                    self.abort("-failover-abort-slave-timeout");
+                }
+            }
+            Stage::ReconfReplicas => self.reconfigure_replicas(&failover, now),
+        }
+    }
+
+    fn enter(&mut self, stage: Stage, now: Instant) {
+        if let Some(f) = &mut self.failover {
+            f.enter(stage, now);
+        }
+    }
+
+    /// `FAILOVER TO` was refused (an old Redis, or the replica is not ready):
+    /// promote the replica directly instead.
+    pub(super) fn failover_to_answered(
+        &mut self,
+        result: Result<OwnedFrame, ProbeError>,
+        _now: Instant,
+    ) {
+        let Err(error) = result else {
+            return;
+        };
+        let Some(promoted) = self.failover.as_ref().and_then(|f| f.promoted) else {
+            return;
+        };
+        tracing::info!(%error, "FAILOVER TO refused; promoting with REPLICAOF NO ONE");
+        self.send(promoted, Target::Node, Sent::Promote, replicaof(None));
+    }
+
+    /// The best replica by Sentinel's rules.
+    fn select_replica(&self, now: Instant, forced: bool) -> Option<SocketAddr> {
+        let master_down_for = self
+            .master
+            .sdown_since
+            .map_or(std::time::Duration::ZERO, |t| {
+                now.saturating_duration_since(t)
+            });
+        let limits = Limits {
+            ping_period: self.timers.ping,
+            info_period: self.timers.info,
+            down_after: self.settings.down_after,
+            master_down_for,
+            master_sdown: self.master.sdown_since.is_some() && !forced,
+        };
+        let candidates: Vec<Candidate> = self
+            .replicas
+            .values()
+            .filter_map(|node| {
+                let info = node.info.as_ref()?;
+                let super::info::ReportedRole::Replica(state) = &info.role else {
+                    return None;
+                };
+                Some(Candidate {
+                    addr: node.addr,
+                    run_id: node.run_id.clone(),
+                    down: node.sdown_since.is_some(),
+                    connected: node.link_up,
+                    last_reply_age: node.last_reply_age(now),
+                    info_age: node.last_info.map_or(std::time::Duration::MAX, |t| {
+                        now.saturating_duration_since(t)
+                    }),
+                    master_link_down: if state.link_up {
+                        std::time::Duration::ZERO
+                    } else {
+                        state.link_down_since.unwrap_or(std::time::Duration::ZERO)
+                    },
+                    priority: state.priority,
+                    offset: state.offset,
+                })
+            })
+            .collect();
+        select::select(&candidates, &limits)
+    }
+
+    /// Follows a replica's `INFO` through the promotion and reconfiguration.
+    pub(super) fn failover_progress(&mut self, addr: SocketAddr, now: Instant) {
+        let Some(failover) = self.failover.clone() else {
+            return;
+        };
+        let name = self.settings.name.clone();
+        let old_master = self.master.addr;
+        match failover.stage {
+            Stage::WaitPromotion if failover.promoted == Some(addr) => {
+                let promoted = self.replicas.get(&addr).is_some_and(|n| n.reports_master());
+                if !promoted {
+                    return;
+                }
+                let what = events::replica(addr, &name, old_master);
+                self.events.emit("+promoted-slave", what);
+                self.events
+                    .emit("+failover-state-reconf-slaves", self.what_master());
+                self.config_epoch = self.config_epoch.max(failover.epoch);
+                self.dirty = true;
+                self.enter(Stage::ReconfReplicas, now);
+                self.hello_now();
+                self.reconfigure_replicas(
+                    &Failover {
+                        stage: Stage::ReconfReplicas,
+                        since: now,
+                        ..failover
+                    },
+                    now,
+                );
+            }
+            Stage::ReconfReplicas => {
+                let Some(promoted) = failover.promoted else {
+                    return;
+                };
+                let Some(node) = self.replicas.get_mut(&addr) else {
+                    return;
+                };
+                if !node.follows(promoted) {
+                    return;
+                }
+                let link_up = node.replicating().is_some_and(|(_, _, up)| up);
+                let what = events::replica(addr, &name, old_master);
+                match node.reconf {
+                    Reconf::Sent(_) if !link_up => {
+                        node.reconf = Reconf::InProgress;
+                        self.events.emit("+slave-reconf-inprog", what);
+                    }
+                    Reconf::Sent(_) | Reconf::InProgress if link_up => {
+                        node.reconf = Reconf::Done;
+                        self.events.emit("+slave-reconf-done", what);
+                    }
+                    _ => {}
+                }
+            }
+            _ => {}
+        }
+    }
+
+    fn reconfigure_replicas(&mut self, failover: &Failover, now: Instant) {
+        let Some(promoted) = failover.promoted else {
+            return;
+        };
+        let name = self.settings.name.clone();
+        let old_master = self.master.addr;
+        let reconf_timeout = self.timers.reconf_timeout;
+        // Sent but silent too long: count it as done (Sentinel does the same).
+        for node in self.replicas.values_mut() {
+            if let Reconf::Sent(at) = node.reconf
+                && now.saturating_duration_since(at) > reconf_timeout
+            {
+                node.reconf = Reconf::Done;
+                self.events.emit(
+                    "-slave-reconf-sent-timeout",
+                    events::replica(node.addr, &name, old_master),
+                );
+            }
+        }
+        let in_flight = self
+            .replicas
+            .values()
+            .filter(|n| matches!(n.reconf, Reconf::Sent(_) | Reconf::InProgress))
+            .count() as u32;
+        let mut budget = self.settings.parallel_syncs.saturating_sub(in_flight);
+        let mut to_send = Vec::new();
+        for node in self.replicas.values_mut() {
+            if budget == 0 {
+                break;
+            }
+            if node.addr == promoted || node.reconf != Reconf::Idle || node.sdown_since.is_some() {
+                continue;
+            }
+            node.reconf = Reconf::Sent(now);
+            budget -= 1;
+            to_send.push(node.addr);
+        }
+        for addr in to_send {
+            self.send(
+                addr,
+                Target::Node,
+                Sent::Reconfigure,
+                replicaof(Some(promoted)),
+            );
+            self.events.emit(
+                "+slave-reconf-sent",
+                events::replica(addr, &name, old_master),
+            );
+        }
+        let pending = self
+            .replicas
+            .values()
+            .filter(|n| n.addr != promoted && n.sdown_since.is_none() && n.reconf != Reconf::Done)
+            .count();
+        let timed_out =
+            now.saturating_duration_since(failover.since) > self.settings.failover_timeout;
+        if pending == 0 || timed_out {
+            if timed_out {
+                self.events
+                    .emit("+failover-end-for-timeout", self.what_master());
+                // Point the stragglers at the new master without tracking them.
+                let stragglers: Vec<SocketAddr> = self
+                    .replicas
+                    .values()
+                    .filter(|n| n.addr != promoted && n.reconf != Reconf::Done)
+                    .map(|n| n.addr)
+                    .collect();
+                for addr in stragglers {
+                    self.send(
+                        addr,
+                        Target::Node,
+                        Sent::Reconfigure,
+                        replicaof(Some(promoted)),
+                    );
+                }
+            }
+            self.events.emit("+failover-end", self.what_master());
+            self.switch_master(promoted, failover.epoch, now);
+        }
+    }
+}
+
+/// A candidate that is not elected within this long gives up (Sentinel's
+/// election timeout; the failover timeout if that is shorter).
+const ELECTION_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(10);

@@ -1,0 +1,200 @@
+//! The sentinel core: a Redis Sentinel inside the proxy.
+//!
+//! A group of proxies (and, if wanted, real `redis-sentinel` processes) monitors
+//! the master and its replicas, agrees that the master is down, elects one
+//! leader per epoch, promotes the best replica and moves every proxy to it. It
+//! speaks the Sentinel protocol on its own port, so Sentinels, proxies and
+//! Sentinel-aware clients interoperate.
+//!
+//! Terms are Sentinel's: SDOWN (this proxy gets no valid reply within
+//! `down-after`), ODOWN (at least `quorum` voters say SDOWN), current epoch
+//! (election term), config epoch (the epoch a master was configured in; the
+//! highest wins everywhere), leader (the voter elected for one epoch).
+//! Membership is explicit: the voters are the configured peers plus this proxy
+//! unless it is an observer.
+//!
+//! # Layout
+//! * [`core`]: state, timers, replies, hellos, the route for the data path;
+//! * [`failover`]: election and failover stages;
+//! * [`answer`]: the Sentinel API commands that read or change the state;
+//! * [`api`]: the RESP server on the sentinel port;
+//! * [`link`]: connections to nodes and peers;
+//! * [`node`], [`info`], [`hello`], [`select`], [`persist`], [`events`]:
+//!   the pieces, most of them pure.
+//!
+//! The core runs on the control thread. Its only contact with the data path is
+//! the [`SwitchWriter`]: it publishes the master whenever [`Core::route`]
+//! changes.
+
+pub mod answer;
+pub mod api;
+pub mod core;
+pub mod events;
+pub mod failover;
+pub mod hello;
+pub mod info;
+pub mod link;
+pub mod node;
+pub mod persist;
+pub mod select;
+#[cfg(test)]
+mod tests;
+
+use std::collections::HashMap;
+use std::net::SocketAddr;
+use std::time::Duration;
+
+use tokio::sync::mpsc;
+use tokio::time::Instant;
+use tokio_util::sync::CancellationToken;
+use tracing::{info, warn};
+
+use self::core::Target;
+pub use self::core::{Core, Settings};
+use self::link::{Link, LinkOptions, Report};
+use crate::config::Credentials;
+use crate::switch::{Hint, SwitchWriter};
+
+/// How often the core's timers run (Sentinel's own cron runs at 10 Hz).
+const TICK: Duration = Duration::from_millis(100);
+
+/// Reports that may wait for the core before links block.
+const REPORTS: usize = 1024;
+
+/// What the runner needs besides the core.
+pub struct Runner {
+    /// The core.
+    pub core: Core,
+    /// Where the route is published.
+    pub writer: SwitchWriter,
+    /// Hints from sessions.
+    pub hints: mpsc::Receiver<Hint>,
+    /// Commands from the sentinel port.
+    pub api: mpsc::Receiver<api::Request>,
+    /// Credentials for nodes and peers.
+    pub auth: Credentials,
+}
+
+impl Runner {
+    /// Runs the core until `stop` is cancelled.
+    pub async fn run(mut self, stop: CancellationToken) {
+        let (report_tx, mut reports) = mpsc::channel::<Report>(REPORTS);
+        let mut links: HashMap<SocketAddr, Link> = HashMap::new();
+        let mut ticker = tokio::time::interval(TICK);
+        ticker.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+        let mut published = (None, 0, false);
+        let link_timeout = (self.core.settings.down_after / 2)
+            .clamp(Duration::from_millis(100), Duration::from_secs(5));
+        let client_name = format!(
+            "sentinel-{}-cmd",
+            &self.core.myid[..8.min(self.core.myid.len())]
+        );
+        loop {
+            tokio::select! {
+                // Stopping: links close with their parent token.
+                _ = stop.cancelled() => break,
+                // Periodic work.
+                _ = ticker.tick() => self.core.tick(Instant::now()),
+                // A reply or a hello from a link.
+                Some(report) = reports.recv() => match report {
+                    Report::Reply { addr, sent, result } => {
+                        self.core.observe(addr, sent, result, Instant::now());
+                    }
+                    Report::Hello { payload } => self.core.take_hello(&payload, Instant::now()),
+                },
+                // A command on the sentinel port.
+                Some(request) = self.api.recv() => {
+                    let reply = self.core.answer(&request.args, Instant::now());
+                    let _ = request.reply.send(reply);
+                }
+                // A session saw the master misbehave.
+                Some(hint) = self.hints.recv() => match hint {
+                    Hint::Demoted(addr) | Hint::Unreachable(addr) => self.core.hint(addr),
+                },
+            }
+            self.flush(&mut links, &report_tx, &stop, link_timeout, &client_name);
+            self.publish(&mut published);
+            self.save();
+        }
+    }
+
+    /// Hands queued jobs to the links, opening and closing links as the
+    /// topology changes.
+    fn flush(
+        &mut self,
+        links: &mut HashMap<SocketAddr, Link>,
+        reports: &mpsc::Sender<Report>,
+        stop: &CancellationToken,
+        timeout: Duration,
+        client_name: &str,
+    ) {
+        let targets = self.core.link_targets();
+        links.retain(|addr, _| targets.iter().any(|(a, _)| a == addr));
+        for job in std::mem::take(&mut self.core.outbox) {
+            let link = links.entry(job.to).or_insert_with(|| {
+                let options = LinkOptions {
+                    auth: self.auth.clone(),
+                    auth_on_demand: job.target == Target::Peer,
+                    subscribe_hello: job.target == Target::Node,
+                    timeout,
+                    client_name: client_name.to_owned(),
+                };
+                Link::spawn(job.to, options, reports.clone(), stop)
+            });
+            if !link.send(job.sent, job.commands) {
+                warn!(addr = %job.to, "control link queue full; job dropped");
+                // The core waits for a reply that will never come: clear it.
+                self.core.observe(
+                    job.to,
+                    job.sent,
+                    Err(crate::backend::probe::ProbeError::Timeout),
+                    Instant::now(),
+                );
+            }
+        }
+    }
+
+    /// Publishes the route when it changed.
+    fn publish(&mut self, published: &mut (Option<SocketAddr>, u64, bool)) {
+        let now = Instant::now();
+        let (route, epoch) = self.core.route(now);
+        if published.2 && (route, epoch) == (published.0, published.1) {
+            return;
+        }
+        match self.writer.publish(route, epoch) {
+            Ok(topology) => {
+                match route {
+                    Some(addr) => {
+                        info!(master = %addr, config_epoch = epoch, generation = topology.generation, "routing to the master")
+                    }
+                    None => warn!(
+                        reason = self
+                            .core
+                            .fence_reason(now)
+                            .unwrap_or("master role not confirmed"),
+                        "holding commands: no usable master"
+                    ),
+                }
+                *published = (route, epoch, true);
+            }
+            Err(stale) => {
+                warn!(%stale, "not publishing an older topology");
+                *published = (route, epoch, true);
+            }
+        }
+    }
+
+    /// Saves the state when it changed and a data directory is configured.
+    fn save(&mut self) {
+        if !self.core.dirty {
+            return;
+        }
+        self.core.dirty = false;
+        let Some(dir) = self.core.settings.data_dir.clone() else {
+            return;
+        };
+        if let Err(error) = persist::save(&dir, &self.core.saved_state()) {
+            warn!(%error, "cannot save sentinel state");
+        }
+    }
+}

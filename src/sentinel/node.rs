@@ -1,0 +1,190 @@
+//! What the core knows about each monitored Redis server ([`Node`]) and each
+//! peer ([`Peer`]): timestamps of the last replies, the last `INFO`, and the
+//! subjective health derived from them. Plain data plus small pure helpers;
+//! the core decides what to do with it.
+
+use std::net::SocketAddr;
+use std::time::Duration;
+
+use tokio::time::Instant;
+
+use super::info::{InfoReport, ReportedRole};
+
+/// A Redis server of the group (the master or a replica).
+#[derive(Debug)]
+pub struct Node {
+    /// Where it listens.
+    pub addr: SocketAddr,
+    /// Its run id from the last `INFO` (changes when it restarts).
+    pub run_id: Option<String>,
+    /// Whether the last job on its link got a reply.
+    pub link_up: bool,
+    /// When it last gave a valid `PING` reply (or when monitoring began).
+    pub last_ok: Instant,
+    /// A `PING` is in flight since then.
+    pub ping_sent: Option<Instant>,
+    /// The oldest `PING` not validly answered was sent then (Sentinel's
+    /// `act_ping_time`); cleared by a valid reply.
+    pub unanswered_since: Option<Instant>,
+    /// When the last `PING` was sent.
+    pub last_ping: Option<Instant>,
+    /// An `INFO` is in flight.
+    pub info_pending: bool,
+    /// When the last `INFO` reply arrived; `None` forces an `INFO` at once.
+    pub last_info: Option<Instant>,
+    /// The last `INFO` reply, parsed.
+    pub info: Option<InfoReport>,
+    /// When the role in `INFO` last changed.
+    pub role_changed_at: Instant,
+    /// When the last hello was published to it.
+    pub last_hello: Option<Instant>,
+    /// Subjectively down since then.
+    pub sdown_since: Option<Instant>,
+    /// When the core last told it whom to replicate (rate limit for fixes).
+    pub last_fix: Option<Instant>,
+    /// Its part in the reconfiguration phase of a failover.
+    pub reconf: Reconf,
+}
+
+/// A replica's progress while a failover reconfigures it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Reconf {
+    /// Nothing asked.
+    Idle,
+    /// `REPLICAOF new-master` sent at that time.
+    Sent(Instant),
+    /// It reports the new master, link still syncing.
+    InProgress,
+    /// It reports the new master with the link up.
+    Done,
+}
+
+impl Node {
+    /// A node first seen now.
+    pub fn new(addr: SocketAddr, now: Instant) -> Node {
+        Node {
+            addr,
+            run_id: None,
+            link_up: false,
+            last_ok: now,
+            ping_sent: None,
+            unanswered_since: None,
+            last_ping: None,
+            info_pending: false,
+            last_info: None,
+            info: None,
+            role_changed_at: now,
+            last_hello: None,
+            sdown_since: None,
+            last_fix: None,
+            reconf: Reconf::Idle,
+        }
+    }
+
+    /// The role its last `INFO` reported.
+    pub fn role(&self) -> Option<&ReportedRole> {
+        self.info.as_ref().map(|i| &i.role)
+    }
+
+    /// Whether its last `INFO` says master.
+    pub fn reports_master(&self) -> bool {
+        matches!(self.role(), Some(ReportedRole::Master))
+    }
+
+    /// The master it replicates from, per its last `INFO`, and whether the link is up.
+    pub fn replicating(&self) -> Option<(&str, u16, bool)> {
+        match self.role() {
+            Some(ReportedRole::Replica(r)) => Some((&r.master_host, r.master_port, r.link_up)),
+            _ => None,
+        }
+    }
+
+    /// Whether it replicates from `master` according to its last `INFO`.
+    pub fn follows(&self, master: SocketAddr) -> bool {
+        self.replicating()
+            .is_some_and(|(host, port, _)| port == master.port() && same_ip(host, master))
+    }
+
+    /// How long it has failed to answer: since the oldest unanswered `PING`,
+    /// or since its last valid reply when the link is down; zero when it
+    /// answers. (Measuring from the last reply instead would flag a healthy
+    /// node just before each periodic `PING`.)
+    pub fn silent_for(&self, now: Instant) -> Duration {
+        match self.unanswered_since {
+            Some(sent) => now.saturating_duration_since(sent),
+            None if !self.link_up => now.saturating_duration_since(self.last_ok),
+            None => Duration::ZERO,
+        }
+    }
+
+    /// How long ago it last answered `PING` validly.
+    pub fn last_reply_age(&self, now: Instant) -> Duration {
+        now.saturating_duration_since(self.last_ok)
+    }
+
+    /// Whether it has been silent for longer than `down_after`.
+    pub fn is_silent(&self, now: Instant, down_after: Duration) -> bool {
+        self.silent_for(now) > down_after
+    }
+}
+
+/// Whether `host` (as a replica reports its master) is the IP of `addr`.
+pub fn same_ip(host: &str, addr: SocketAddr) -> bool {
+    host.parse::<std::net::IpAddr>()
+        .is_ok_and(|ip| ip == addr.ip())
+}
+
+/// Another sentinel: a proxy or a Redis Sentinel.
+#[derive(Debug)]
+pub struct Peer {
+    /// Its sentinel port.
+    pub addr: SocketAddr,
+    /// Its run id, once a hello told it.
+    pub run_id: Option<String>,
+    /// Whether it is one of the configured voters.
+    pub voter: bool,
+    /// Whether the last job on its link got a reply.
+    pub link_up: bool,
+    /// When it last answered anything (a `PING` reply or a hello).
+    pub last_heard: Option<Instant>,
+    /// A `PING` is in flight since then.
+    pub ping_sent: Option<Instant>,
+    /// When the last `PING` was sent.
+    pub last_ping: Option<Instant>,
+    /// When the last hello was sent to it.
+    pub last_hello: Option<Instant>,
+    /// When it last said the master is down.
+    pub says_down_at: Option<Instant>,
+    /// An `is-master-down-by-addr` is in flight.
+    pub ask_pending: bool,
+    /// When it was last asked.
+    pub last_ask: Option<Instant>,
+    /// Whom it voted for, and in which epoch.
+    pub leader: Option<(String, u64)>,
+}
+
+impl Peer {
+    /// A peer first known now (from the configuration or a hello).
+    pub fn new(addr: SocketAddr, voter: bool) -> Peer {
+        Peer {
+            addr,
+            run_id: None,
+            voter,
+            link_up: false,
+            last_heard: None,
+            ping_sent: None,
+            last_ping: None,
+            last_hello: None,
+            says_down_at: None,
+            ask_pending: false,
+            last_ask: None,
+            leader: None,
+        }
+    }
+
+    /// Whether it was heard from within `window`.
+    pub fn heard_within(&self, now: Instant, window: Duration) -> bool {
+        self.last_heard
+            .is_some_and(|t| now.saturating_duration_since(t) <= window)
+    }
+}

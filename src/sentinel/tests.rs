@@ -1,0 +1,281 @@
+//! The core's decisions, driven by hand: no sockets, no Redis.
+
+use std::net::SocketAddr;
+use std::time::Duration;
+
+use bytes::Bytes;
+use tokio::sync::broadcast;
+use tokio::time::Instant;
+
+use super::core::{Core, Settings};
+use super::events::Events;
+use super::hello::Hello;
+use super::link::Sent;
+use crate::resp::value::OwnedFrame;
+
+const MASTER: &str = "127.0.0.1:6379";
+const REPLICA: &str = "127.0.0.1:6380";
+const PEER_A: &str = "127.0.0.1:26380";
+const PEER_B: &str = "127.0.0.1:26381";
+const ID_A: &str = "aaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaa";
+const ID_B: &str = "bbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbb";
+
+fn addr(s: &str) -> SocketAddr {
+    s.parse().expect("address")
+}
+
+fn core_with(voters: &[&str], observer: bool) -> (Core, broadcast::Receiver<super::api::Event>) {
+    let (tx, rx) = broadcast::channel(256);
+    let settings = Settings {
+        name: "mymaster".into(),
+        quorum: 2,
+        down_after: Duration::from_millis(1000),
+        failover_timeout: Duration::from_millis(10_000),
+        parallel_syncs: 1,
+        observer,
+        voters: voters.iter().map(|v| addr(v)).collect(),
+        announce: addr("127.0.0.1:26379"),
+        data_dir: None,
+    };
+    let core = Core::new(
+        settings,
+        addr(MASTER),
+        None,
+        Events::new(tx),
+        Instant::now(),
+    );
+    (core, rx)
+}
+
+fn hello_from(peer: &str, run_id: &str, epoch: u64, master: &str, config_epoch: u64) -> String {
+    let (ip, port) = peer.rsplit_once(':').expect("ip:port");
+    let (mip, mport) = master.rsplit_once(':').expect("ip:port");
+    Hello {
+        ip: ip.into(),
+        port: port.parse().expect("port"),
+        run_id: run_id.into(),
+        current_epoch: epoch,
+        master_name: "mymaster".into(),
+        master_ip: mip.into(),
+        master_port: mport.parse().expect("port"),
+        master_config_epoch: config_epoch,
+    }
+    .to_payload()
+}
+
+fn info_master() -> OwnedFrame {
+    OwnedFrame::BulkString(
+        b"# Server\r\nrun_id:cccccccccccccccccccccccccccccccccccccccc\r\n# Replication\r\nrole:master\r\nconnected_slaves:1\r\nslave0:ip=127.0.0.1,port=6380,state=online,offset=10,lag=0\r\nmaster_repl_offset:10\r\n".to_vec(),
+    )
+}
+
+fn answer(core: &mut Core, args: &[&str], now: Instant) -> OwnedFrame {
+    let args: Vec<Bytes> = args
+        .iter()
+        .map(|a| Bytes::copy_from_slice(a.as_bytes()))
+        .collect();
+    core.answer(&args, now)
+}
+
+#[test]
+fn the_route_waits_for_info_to_confirm_the_master_role() {
+    let (mut core, _) = core_with(&[], false);
+    let now = Instant::now();
+    assert_eq!(core.route(now).0, None, "no INFO yet: hold");
+    core.observe(addr(MASTER), Sent::Info, Ok(info_master()), now);
+    assert_eq!(core.route(now).0, Some(addr(MASTER)));
+    assert!(
+        core.replicas.contains_key(&addr(REPLICA)),
+        "replica discovered from INFO"
+    );
+}
+
+#[test]
+fn a_proxy_without_a_majority_of_voters_is_fenced() {
+    let (mut core, _) = core_with(&[PEER_A, PEER_B], false);
+    let now = Instant::now();
+    core.observe(addr(MASTER), Sent::Info, Ok(info_master()), now);
+    assert_eq!(
+        core.fence_reason(now),
+        Some("no majority of voters reachable")
+    );
+    core.take_hello(&hello_from(PEER_A, ID_A, 0, MASTER, 0), now);
+    assert_eq!(core.fence_reason(now), None, "itself and one peer: 2 of 3");
+    let later = now + Duration::from_millis(1500);
+    assert_eq!(
+        core.fence_reason(later),
+        Some("no majority of voters reachable"),
+        "silent for longer than down-after"
+    );
+    assert_eq!(core.route(later).0, None);
+}
+
+#[test]
+fn one_vote_per_epoch_and_only_for_voters() {
+    let (mut core, _) = core_with(&[PEER_A], false);
+    let now = Instant::now();
+    core.take_hello(&hello_from(PEER_A, ID_A, 0, MASTER, 0), now);
+    core.take_hello(&hello_from(PEER_B, ID_B, 0, MASTER, 0), now);
+    assert!(!core.peers[&addr(PEER_B)].voter, "unlisted peers observe");
+
+    let reply = |core: &mut Core, id: &str, epoch: &str| {
+        answer(
+            core,
+            &[
+                "SENTINEL",
+                "is-master-down-by-addr",
+                "127.0.0.1",
+                "6379",
+                epoch,
+                id,
+            ],
+            now,
+        )
+    };
+    let OwnedFrame::Array(items) = reply(&mut core, ID_B, "1") else {
+        panic!("array")
+    };
+    assert_eq!(
+        items[1],
+        OwnedFrame::BulkString(b"*".to_vec()),
+        "no vote for an observer"
+    );
+    let OwnedFrame::Array(items) = reply(&mut core, ID_A, "1") else {
+        panic!("array")
+    };
+    assert_eq!(items[1], OwnedFrame::BulkString(ID_A.as_bytes().to_vec()));
+    assert_eq!(items[2], OwnedFrame::Integer(1));
+    // A second candidate in the same epoch gets the first one's name back.
+    let myid = core.myid.clone();
+    let OwnedFrame::Array(items) = reply(&mut core, &myid, "1") else {
+        panic!("array")
+    };
+    assert_eq!(items[1], OwnedFrame::BulkString(ID_A.as_bytes().to_vec()));
+    assert_eq!(core.current_epoch, 1);
+    // Having voted for another leader, this proxy holds commands.
+    assert_eq!(core.fence_reason(now), Some("voted for a failover leader"));
+}
+
+#[test]
+fn an_observer_never_votes() {
+    let (mut core, _) = core_with(&[PEER_A], true);
+    let now = Instant::now();
+    core.take_hello(&hello_from(PEER_A, ID_A, 0, MASTER, 0), now);
+    let reply = answer(
+        &mut core,
+        &[
+            "SENTINEL",
+            "is-master-down-by-addr",
+            "127.0.0.1",
+            "6379",
+            "3",
+            ID_A,
+        ],
+        now,
+    );
+    let OwnedFrame::Array(items) = reply else {
+        panic!("array")
+    };
+    assert_eq!(items[1], OwnedFrame::BulkString(b"*".to_vec()));
+    assert!(core.force_failover(now).is_err());
+}
+
+#[test]
+fn a_newer_config_epoch_in_a_hello_moves_the_master() {
+    let (mut core, mut events) = core_with(&[PEER_A], false);
+    let now = Instant::now();
+    core.observe(addr(MASTER), Sent::Info, Ok(info_master()), now);
+    core.take_hello(&hello_from(PEER_A, ID_A, 4, REPLICA, 4), now);
+    assert_eq!(core.master.addr, addr(REPLICA));
+    assert_eq!(core.config_epoch, 4);
+    assert_eq!(core.current_epoch, 4);
+    assert!(
+        core.replicas.contains_key(&addr(MASTER)),
+        "the old master is a replica now"
+    );
+    assert_eq!(
+        core.route(now).0,
+        None,
+        "the new master's role is not confirmed yet"
+    );
+    let mut seen = Vec::new();
+    while let Ok(e) = events.try_recv() {
+        seen.push(e.channel);
+    }
+    assert!(seen.contains(&"+switch-master".to_owned()), "{seen:?}");
+    // An older epoch never moves it back.
+    core.take_hello(&hello_from(PEER_A, ID_A, 4, MASTER, 3), now);
+    assert_eq!(core.master.addr, addr(REPLICA));
+}
+
+#[test]
+fn sdown_needs_down_after_of_silence_and_odown_needs_the_quorum() {
+    let (mut core, _) = core_with(&[PEER_A, PEER_B], false);
+    let start = Instant::now();
+    core.tick(start);
+    core.tick(start + Duration::from_millis(900));
+    assert!(core.master.sdown_since.is_none());
+    let late = start + Duration::from_millis(1100);
+    core.tick(late);
+    assert!(core.master.sdown_since.is_some(), "silent past down-after");
+    assert!(core.odown_since.is_none(), "one vote of quorum 2");
+    core.take_hello(&hello_from(PEER_A, ID_A, 0, MASTER, 0), late);
+    let down = OwnedFrame::Array(vec![
+        OwnedFrame::Integer(1),
+        OwnedFrame::BulkString(b"*".to_vec()),
+        OwnedFrame::Integer(0),
+    ]);
+    core.observe(addr(PEER_A), Sent::AskMasterDown, Ok(down), late);
+    core.tick(late + Duration::from_millis(100));
+    assert!(core.odown_since.is_some(), "two votes reach the quorum");
+    assert!(
+        core.failover.is_some(),
+        "a voter starts a failover on ODOWN"
+    );
+    assert_eq!(core.current_epoch, 1);
+}
+
+#[test]
+fn sentinel_api_speaks_sentinels_formats() {
+    let (mut core, _) = core_with(&[], false);
+    let now = Instant::now();
+    core.observe(addr(MASTER), Sent::Info, Ok(info_master()), now);
+    assert_eq!(
+        answer(
+            &mut core,
+            &["SENTINEL", "get-master-addr-by-name", "mymaster"],
+            now
+        ),
+        OwnedFrame::Array(vec![
+            OwnedFrame::BulkString(b"127.0.0.1".to_vec()),
+            OwnedFrame::BulkString(b"6379".to_vec()),
+        ])
+    );
+    assert_eq!(
+        answer(
+            &mut core,
+            &["SENTINEL", "get-master-addr-by-name", "other"],
+            now
+        ),
+        OwnedFrame::Null
+    );
+    let master = answer(&mut core, &["SENTINEL", "master", "mymaster"], now);
+    assert_eq!(crate::resp::value::field(&master, "flags"), Some("master"));
+    assert_eq!(crate::resp::value::field(&master, "num-slaves"), Some("1"));
+    assert!(matches!(
+        answer(&mut core, &["SENTINEL", "master", "nope"], now),
+        OwnedFrame::Error(e) if e == "ERR No such master with that name"
+    ));
+    assert!(matches!(
+        answer(&mut core, &["PUBLISH", "other", "x"], now),
+        OwnedFrame::Error(_)
+    ));
+    let OwnedFrame::BulkString(info) = answer(&mut core, &["INFO"], now) else {
+        panic!("bulk")
+    };
+    let info = String::from_utf8(info).expect("utf8");
+    assert!(
+        info.contains("master0:name=mymaster,status=ok,address=127.0.0.1:6379"),
+        "{info}"
+    );
+}
