@@ -91,7 +91,8 @@ pub struct LinkOptions {
     pub subscribe_hello: bool,
     /// Deadline for connecting and for each reply.
     pub timeout: Duration,
-    /// Connection name shown in the node's `CLIENT LIST`.
+    /// Prefix of the connection names shown in the node's `CLIENT LIST`
+    /// (`<prefix>-cmd`, `<prefix>-pubsub`), as Sentinel names its links.
     pub client_name: String,
 }
 
@@ -206,10 +207,8 @@ async fn open(addr: SocketAddr, options: &LinkOptions) -> Result<Probe, ProbeErr
     let mut probe = Probe::connect(addr, &auth, options.timeout).await?;
     // A name helps operators read CLIENT LIST; a node that refuses it
     // (a peer without CLIENT) is still usable.
-    match probe
-        .call(&["CLIENT", "SETNAME", options.client_name.as_str()])
-        .await
-    {
+    let name = format!("{}-cmd", options.client_name);
+    match probe.call(&["CLIENT", "SETNAME", name.as_str()]).await {
         Ok(_) | Err(ProbeError::Refused(_)) => Ok(probe),
         Err(error) => Err(error),
     }
@@ -254,6 +253,8 @@ async fn listen_for_hellos(
     reports: &mpsc::Sender<Report>,
 ) -> Result<(), ProbeError> {
     let mut probe = Probe::connect(addr, &options.auth, options.timeout).await?;
+    let name = format!("{}-pubsub", options.client_name);
+    probe.call(&["CLIENT", "SETNAME", name.as_str()]).await?;
     probe.send(&["SUBSCRIBE", hello::CHANNEL]).await?;
     loop {
         let frame = probe.read_frame().await?;

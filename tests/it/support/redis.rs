@@ -237,6 +237,19 @@ impl RedisServer {
         self.process.log()
     }
 
+    /// Connections on this server other than the control links of a
+    /// sentinel core or a Sentinel (named `sentinel-…`): the clients and the
+    /// proxy's data-path connections. `None` if it cannot be asked.
+    pub fn data_clients(&self) -> Option<usize> {
+        let list = self.cmd(&["CLIENT", "LIST"]).ok()?;
+        let text = super::value_to_string(&list)?;
+        Some(
+            text.lines()
+                .filter(|line| !line.contains(" name=sentinel-"))
+                .count(),
+        )
+    }
+
     /// Kills the process with SIGKILL and reaps it.
     pub fn kill9(&mut self) {
         self.process.kill9();
