@@ -121,6 +121,9 @@ const DOWN_REPORT_VALIDITY: u32 = 5;
 /// after it has done so for this many hello periods, as Sentinel does.
 const FIX_AFTER_PUBLISH_PERIODS: u32 = 4;
 
+/// Longest random pause between ODOWN and a failover attempt.
+const MAX_DESYNC: Duration = Duration::from_millis(1000);
+
 /// Observers not heard from for this long are forgotten (voters never are).
 const FORGET_OBSERVER_AFTER: Duration = Duration::from_secs(60);
 
@@ -151,6 +154,8 @@ pub struct Core {
     pub last_failover_start: Option<Instant>,
     /// The master is objectively down since then.
     pub odown_since: Option<Instant>,
+    /// How long after ODOWN this proxy waits before trying a failover.
+    pub start_jitter: Duration,
     /// TILT since then (no decisions while the clock is unreliable).
     pub tilt_since: Option<Instant>,
     /// When the previous tick ran.
@@ -183,6 +188,7 @@ impl Core {
             failover: None,
             last_failover_start: None,
             odown_since: None,
+            start_jitter: Duration::ZERO,
             tilt_since: None,
             last_tick: None,
             outbox: Vec::new(),
@@ -488,6 +494,7 @@ impl Core {
         match (odown, self.odown_since) {
             (true, None) => {
                 self.odown_since = Some(now);
+                self.start_jitter = random_below(MAX_DESYNC);
                 let votes = self.down_votes(now);
                 let quorum = self.settings.quorum;
                 self.events
@@ -986,6 +993,16 @@ fn valid_ping_reply(result: &Result<OwnedFrame, ProbeError>) -> bool {
         Err(ProbeError::Refused(m)) => m.starts_with("LOADING") || m.starts_with("MASTERDOWN"),
         Err(_) => false,
     }
+}
+
+/// A random duration below `max`, from the standard library's randomly
+/// keyed hasher (no dependency needed for a jitter).
+fn random_below(max: Duration) -> Duration {
+    use std::hash::{BuildHasher, Hasher};
+    let mut hasher = std::collections::hash_map::RandomState::new().build_hasher();
+    hasher.write_u64(max.as_nanos() as u64);
+    let millis = max.as_millis().max(1) as u64;
+    Duration::from_millis(hasher.finish() % millis)
 }
 
 /// Whether `period` has passed since `last` (or nothing happened yet).

@@ -105,7 +105,16 @@ impl Core {
     /// Starts a failover when the master is ODOWN, none is running, and the
     /// last attempt is older than twice the failover timeout.
     pub(super) fn start_failover_if_needed(&mut self, now: Instant) {
-        if self.odown_since.is_none() || self.failover.is_some() || self.settings.observer {
+        let Some(odown_since) = self.odown_since else {
+            return;
+        };
+        if self.failover.is_some() || self.settings.observer {
+            return;
+        }
+        // Voters see ODOWN at nearly the same moment; a random pause lets one
+        // of them ask first, so the others vote for it instead of splitting
+        // the vote (Sentinel desynchronises its timers for the same reason).
+        if now.saturating_duration_since(odown_since) < self.start_jitter {
             return;
         }
         if !elapsed(

@@ -228,9 +228,25 @@ fn sdown_needs_down_after_of_silence_and_odown_needs_the_quorum() {
     core.observe(addr(PEER_A), Sent::AskMasterDown, Ok(down), late);
     core.tick(late + Duration::from_millis(100));
     assert!(core.odown_since.is_some(), "two votes reach the quorum");
+    assert!(core.start_jitter < Duration::from_millis(1000));
+    // Peer A keeps saying the master is down.
+    let still_down = OwnedFrame::Array(vec![
+        OwnedFrame::Integer(1),
+        OwnedFrame::BulkString(b"*".to_vec()),
+        OwnedFrame::Integer(0),
+    ]);
+    let after_jitter = late + Duration::from_millis(1100);
+    core.observe(
+        addr(PEER_A),
+        Sent::AskMasterDown,
+        Ok(still_down),
+        after_jitter,
+    );
+    core.take_hello(&hello_from(PEER_A, ID_A, 0, MASTER, 0), after_jitter);
+    core.tick(after_jitter);
     assert!(
         core.failover.is_some(),
-        "a voter starts a failover on ODOWN"
+        "a voter starts a failover on ODOWN, after its jitter"
     );
     assert_eq!(core.current_epoch, 1);
 }
@@ -278,4 +294,109 @@ fn sentinel_api_speaks_sentinels_formats() {
         info.contains("master0:name=mymaster,status=ok,address=127.0.0.1:6379"),
         "{info}"
     );
+}
+
+#[test]
+fn a_stalled_clock_enters_tilt_and_decides_nothing() {
+    let (mut core, mut events) = core_with(&[], false);
+    let start = Instant::now();
+    core.tick(start);
+    // The process was stopped for 5 s: every node looks silent, but the
+    // silence is ours, not theirs.
+    let resumed = start + Duration::from_secs(5);
+    core.tick(resumed);
+    assert!(core.tilt_since.is_some());
+    assert!(core.master.sdown_since.is_none(), "no SDOWN while in TILT");
+    let reply = answer(
+        &mut core,
+        &[
+            "SENTINEL",
+            "is-master-down-by-addr",
+            "127.0.0.1",
+            "6379",
+            "0",
+            "*",
+        ],
+        resumed,
+    );
+    let OwnedFrame::Array(items) = reply else {
+        panic!("array")
+    };
+    assert_eq!(
+        items[0],
+        OwnedFrame::Integer(0),
+        "never reports down in TILT"
+    );
+    // Ticks on time for the TILT period end it.
+    let mut now = resumed;
+    while now < resumed + Duration::from_secs(31) {
+        now += Duration::from_millis(100);
+        core.tick(now);
+    }
+    assert!(core.tilt_since.is_none());
+    let mut seen = Vec::new();
+    while let Ok(e) = events.try_recv() {
+        seen.push(e.channel);
+    }
+    assert!(seen.contains(&"+tilt".to_owned()) && seen.contains(&"-tilt".to_owned()));
+}
+
+#[test]
+fn a_lone_voter_with_quorum_one_promotes_the_replica_and_routes_to_it() {
+    let (mut core, _) = core_with(&[], false);
+    core.settings.quorum = 1;
+    let start = Instant::now();
+    core.observe(addr(MASTER), Sent::Info, Ok(info_master()), start);
+    let replica_info = OwnedFrame::BulkString(
+        b"run_id:dddddddddddddddddddddddddddddddddddddddd\r\nrole:slave\r\nmaster_host:127.0.0.1\r\nmaster_port:6379\r\nmaster_link_status:down\r\nmaster_link_down_since_seconds:1\r\nslave_repl_offset:10\r\nslave_priority:100\r\n".to_vec(),
+    );
+    let mut now = start;
+    // The replica answers; the master does not.
+    while core.failover.is_none() && now < start + Duration::from_secs(5) {
+        now += Duration::from_millis(100);
+        core.tick(now);
+        core.observe(
+            addr(REPLICA),
+            Sent::Ping,
+            Ok(OwnedFrame::SimpleString(b"PONG".to_vec())),
+            now,
+        );
+        core.observe(addr(REPLICA), Sent::Info, Ok(replica_info.clone()), now);
+    }
+    assert!(core.odown_since.is_some());
+    assert_eq!(core.route(now).0, None, "no writes while the failover runs");
+    for _ in 0..3 {
+        now += Duration::from_millis(100);
+        core.tick(now);
+    }
+    let promote = core
+        .outbox
+        .iter()
+        .find(|o| o.sent == Sent::Promote)
+        .expect("REPLICAOF NO ONE queued");
+    assert_eq!(promote.to, addr(REPLICA));
+    assert!(
+        promote
+            .commands
+            .iter()
+            .any(|c| c == &["REPLICAOF", "NO", "ONE"])
+    );
+    let promoted_info = OwnedFrame::BulkString(
+        b"run_id:dddddddddddddddddddddddddddddddddddddddd\r\nrole:master\r\n".to_vec(),
+    );
+    core.observe(addr(REPLICA), Sent::Info, Ok(promoted_info), now);
+    assert_eq!(
+        core.master.addr,
+        addr(REPLICA),
+        "switched: no other replica to reconfigure"
+    );
+    assert_eq!(core.config_epoch, 1);
+    now += Duration::from_millis(100);
+    core.observe(
+        addr(REPLICA),
+        Sent::Info,
+        Ok(OwnedFrame::BulkString(b"role:master\r\n".to_vec())),
+        now,
+    );
+    assert_eq!(core.route(now), (Some(addr(REPLICA)), 1));
 }
