@@ -15,7 +15,9 @@ use tokio_util::task::TaskTracker;
 use tracing::{info, warn};
 
 use arc_swap::ArcSwap;
+use metrics_exporter_prometheus::PrometheusHandle;
 
+use crate::admin;
 use crate::catalog;
 use crate::config::{Config, CoreConfig, Source};
 use crate::follow::Follower;
@@ -30,6 +32,8 @@ pub struct App {
     pub listen_addr: SocketAddr,
     /// The sentinel port's address, when the sentinel core runs.
     pub sentinel_addr: Option<SocketAddr>,
+    /// The HTTP endpoint (metrics and health).
+    pub metrics_addr: SocketAddr,
     stop_accepting: CancellationToken,
     shutdown: CancellationToken,
     sessions: TaskTracker,
@@ -42,10 +46,29 @@ pub struct App {
 
 impl App {
     /// Binds the client listener and starts the data and control paths on the
-    /// current (data) runtime and a new control thread.
+    /// current (data) runtime and a new control thread, without a metrics
+    /// registry (`/metrics` answers 404; the other endpoints work).
     pub async fn start(config: Config) -> anyhow::Result<App> {
+        App::start_with_metrics(config, None).await
+    }
+
+    /// As [`App::start`], exporting `metrics` (the installed Prometheus
+    /// recorder's handle) on `/metrics`.
+    pub async fn start_with_metrics(
+        config: Config,
+        metrics: Option<PrometheusHandle>,
+    ) -> anyhow::Result<App> {
         let listener = bind(config.listen)
             .map_err(|e| anyhow::anyhow!("cannot listen on {}: {e}", config.listen))?;
+        let admin_listener = std::net::TcpListener::bind(config.metrics_listen).map_err(|e| {
+            anyhow::anyhow!(
+                "cannot listen on {} (metrics_listen): {e}",
+                config.metrics_listen
+            )
+        })?;
+        admin_listener.set_nonblocking(true)?;
+        let metrics_addr = admin_listener.local_addr()?;
+        let (status_tx, status_rx) = crate::status::channel();
         let listen_addr = listener.local_addr()?;
         let (hints, hint_rx) = switch::hints();
         let control = CancellationToken::new();
@@ -54,11 +77,16 @@ impl App {
         let (control_path, reader) = match &config.source {
             Source::Core(core) => {
                 let (writer, reader) = switch::new(None, 0, &shutdown);
-                let plan = CorePlan::prepare(&config, core, writer, hint_rx)?;
+                let plan = CorePlan::prepare(&config, core, writer, hint_rx, status_tx)?;
                 (ControlPath::Core(Box::new(plan)), reader)
             }
             Source::Sentinels(sentinels) => {
                 let (writer, reader) = switch::new(None, 0, &shutdown);
+                status_tx.send_replace(crate::status::Status {
+                    source: "following-sentinels",
+                    master_name: config.master_name.clone(),
+                    ..Default::default()
+                });
                 let follower = Follower {
                     sentinels: sentinels.clone(),
                     master_name: config.master_name.clone(),
@@ -73,6 +101,14 @@ impl App {
         let sentinel_addr = match &control_path {
             ControlPath::Core(plan) => Some(plan.sentinel_addr),
             ControlPath::Follow(_) => None,
+        };
+        let counters = Arc::new(proxy::Counters::default());
+        let admin_sources = admin::Sources {
+            metrics,
+            counters: Arc::clone(&counters),
+            switch: reader.clone(),
+            status: status_rx,
+            config: config.describe().into(),
         };
         let learn_commands = catalog::follow(
             reader.clone(),
@@ -96,11 +132,25 @@ impl App {
                     };
                     runtime.block_on(async move {
                         let learner = tokio::spawn(learn_commands);
+                        let admin = match TcpListener::from_std(admin_listener) {
+                            Ok(listener) => Some(tokio::spawn(admin::serve(
+                                listener,
+                                admin_sources,
+                                cancel.clone(),
+                            ))),
+                            Err(error) => {
+                                tracing::error!(%error, "cannot serve the metrics endpoint");
+                                None
+                            }
+                        };
                         match control_path {
                             ControlPath::Core(plan) => plan.run(cancel).await,
                             ControlPath::Follow(follower) => follower.run(cancel).await,
                         }
                         let _ = learner.await;
+                        if let Some(admin) = admin {
+                            let _ = admin.await;
+                        }
                     });
                 })?;
         let shared = Arc::new(Shared {
@@ -108,7 +158,7 @@ impl App {
             hints,
             settings: proxy::Settings::from_config(&config),
             commands,
-            counters: Default::default(),
+            counters,
         });
         let stop_accepting = CancellationToken::new();
         let sessions = TaskTracker::new();
@@ -121,12 +171,17 @@ impl App {
             shutdown.clone(),
         ));
         match sentinel_addr {
-            Some(sentinel) => info!(listen = %listen_addr, %sentinel, "sentinel-proxy ready"),
-            None => info!(listen = %listen_addr, source = ?config.source, "sentinel-proxy ready"),
+            Some(sentinel) => {
+                info!(listen = %listen_addr, %sentinel, metrics = %metrics_addr, "sentinel-proxy ready")
+            }
+            None => {
+                info!(listen = %listen_addr, source = ?config.source, metrics = %metrics_addr, "sentinel-proxy ready")
+            }
         }
         Ok(App {
             listen_addr,
             sentinel_addr,
+            metrics_addr,
             stop_accepting,
             shutdown,
             sessions,
@@ -216,6 +271,7 @@ impl CorePlan {
         core: &CoreConfig,
         writer: SwitchWriter,
         hints: tokio::sync::mpsc::Receiver<Hint>,
+        status: tokio::sync::watch::Sender<crate::status::Status>,
     ) -> anyhow::Result<CorePlan> {
         let saved = match &core.data_dir {
             Some(dir) => {
@@ -274,6 +330,7 @@ impl CorePlan {
                 hints,
                 api: api_rx,
                 auth: config.backend_auth.clone(),
+                status,
             },
             listener,
             sentinel_addr,

@@ -27,14 +27,18 @@
 
 #![forbid(unsafe_code)]
 
+pub mod admin;
 pub mod app;
 pub mod backend;
+pub mod build;
 pub mod catalog;
 pub mod config;
 pub mod follow;
+pub mod metrics;
 pub mod proxy;
 pub mod resp;
 pub mod sentinel;
+pub mod status;
 pub mod switch;
 pub mod telemetry;
 

@@ -48,7 +48,8 @@ fn main() -> ExitCode {
 async fn run(config: Config) -> anyhow::Result<()> {
     let mut term = signal(SignalKind::terminate())?;
     let mut int = signal(SignalKind::interrupt())?;
-    let app = App::start(config).await?;
+    let metrics = sentinel_proxy::metrics::install()?;
+    let app = App::start_with_metrics(config, Some(metrics)).await?;
     let which = tokio::select! {
         _ = term.recv() => "SIGTERM",
         _ = int.recv() => "SIGINT",

@@ -79,6 +79,7 @@ fn forwarding_allocates_nothing_per_command() {
         listen: Some("127.0.0.1:0".into()),
         master: Some(redis.addr().to_string()),
         sentinel_listen: Some("127.0.0.1:0".into()),
+        metrics_listen: Some("127.0.0.1:0".into()),
         log_level: Some("warn".into()),
         ..Settings::default()
     })

@@ -12,7 +12,7 @@ use serde::Deserialize;
 
 /// A Redis endpoint that stays put while the master moves.
 #[derive(Debug, Parser)]
-#[command(name = "sentinel-proxy", version, about, long_about = None)]
+#[command(name = "sentinel-proxy", version = crate::build::VERSION_LINE, about, long_about = None)]
 pub struct Cli {
     /// TOML config file; its keys are the flag names with `_` for `-`.
     #[arg(short, long, value_name = "FILE", global = true)]
@@ -108,6 +108,10 @@ pub struct Settings {
     #[arg(long, value_name = "N")]
     pub parallel_syncs: Option<u64>,
 
+    /// HTTP endpoint for /metrics /healthz /readyz /status [default: 127.0.0.1:9121]
+    #[arg(long, value_name = "ADDR")]
+    pub metrics_listen: Option<String>,
+
     /// Directory for state that must survive a restart (id, epochs, topology) [default: none]
     #[arg(long, value_name = "DIR")]
     pub data_dir: Option<PathBuf>,
@@ -182,6 +186,7 @@ impl Settings {
             failover_timeout_ms: over.failover_timeout_ms.or(self.failover_timeout_ms),
             parallel_syncs: over.parallel_syncs.or(self.parallel_syncs),
             data_dir: over.data_dir.or(self.data_dir),
+            metrics_listen: over.metrics_listen.or(self.metrics_listen),
             on_switch: over.on_switch.or(self.on_switch),
             drain_timeout_ms: over.drain_timeout_ms.or(self.drain_timeout_ms),
             hold_timeout_ms: over.hold_timeout_ms.or(self.hold_timeout_ms),

@@ -127,6 +127,8 @@ pub struct Config {
     pub threads: usize,
     /// Client connections accepted at once.
     pub max_clients: usize,
+    /// The HTTP endpoint for metrics and health.
+    pub metrics_listen: SocketAddr,
     /// Log format.
     pub log_format: LogFormat,
     /// Log filter.
@@ -167,6 +169,10 @@ impl Config {
         } else {
             Source::Sentinels(follow_config(&s)?)
         };
+        let metrics_listen = resolve(
+            "metrics_listen",
+            s.metrics_listen.as_deref().unwrap_or("127.0.0.1:9121"),
+        )?;
         let drain_timeout = millis("drain_timeout_ms", s.drain_timeout_ms.unwrap_or(5000), 1)?;
         let hold_timeout = millis("hold_timeout_ms", s.hold_timeout_ms.unwrap_or(15000), 1)?;
         let idle_release = match s.idle_release_ms.unwrap_or(0) {
@@ -218,6 +224,7 @@ impl Config {
             requirepass: s.requirepass,
             threads: threads as usize,
             max_clients: max_clients as usize,
+            metrics_listen,
             log_format: s.log_format.unwrap_or(LogFormat::Text),
             log_level,
         })
@@ -269,6 +276,7 @@ impl Config {
             format!("requirepass = {}", secret(&self.requirepass)),
             format!("threads = {}", self.threads),
             format!("max_clients = {}", self.max_clients),
+            format!("metrics_listen = \"{}\"", self.metrics_listen),
             format!("log_format = \"{log_format}\""),
             format!("log_level = \"{}\"", self.log_level),
         ]

@@ -2,6 +2,7 @@
 //! session for each, until shutdown.
 
 use std::sync::Arc;
+use std::sync::atomic::Ordering;
 
 use tokio::io::AsyncWriteExt;
 use tokio::net::TcpListener;
@@ -41,6 +42,10 @@ pub async fn serve(
         };
         let Ok(permit) = Arc::clone(&slots).try_acquire_owned() else {
             debug!(%peer, "refusing client: max_clients reached");
+            shared
+                .counters
+                .rejected_max_clients
+                .fetch_add(1, Ordering::Relaxed);
             tokio::spawn(async move {
                 let _ = stream.write_all(replies::MAX_CLIENTS).await;
             });
@@ -49,8 +54,10 @@ pub async fn serve(
         let _ = stream.set_nodelay(true);
         let shared = Arc::clone(&shared);
         let shutdown = shutdown.clone();
+        shared.counters.accepted.fetch_add(1, Ordering::Relaxed);
         sessions.spawn(async move {
-            session::run(stream, shared, shutdown).await;
+            session::run(stream, Arc::clone(&shared), shutdown).await;
+            shared.counters.closed.fetch_add(1, Ordering::Relaxed);
             drop(permit);
         });
     }

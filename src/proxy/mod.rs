@@ -85,18 +85,46 @@ pub struct Shared {
     pub settings: Settings,
     /// Command classification, replaced when learned from the master.
     pub commands: Arc<ArcSwap<CommandTable>>,
-    /// Commands forwarded, by class (see [`Class::ALL`] for the order).
-    pub counters: Counters,
+    /// Traffic counters, shared with the metrics endpoint.
+    pub counters: Arc<Counters>,
 }
 
-/// Process-wide traffic counters, updated once per session batch.
+/// Process-wide traffic counters: plain atomics, so the hot path pays one
+/// relaxed add per batch or per read/write, never a metrics-registry lookup.
+/// The metrics endpoint reads them at scrape time.
 #[derive(Debug, Default)]
 pub struct Counters {
     /// Commands by class, indexed like [`Class::ALL`].
     pub commands: [AtomicU64; 7],
+    /// Bytes read from clients.
+    pub bytes_in: AtomicU64,
+    /// Bytes sent (or queued) to clients.
+    pub bytes_out: AtomicU64,
+    /// Client connections accepted.
+    pub accepted: AtomicU64,
+    /// Client connections whose session ended.
+    pub closed: AtomicU64,
+    /// Client connections refused because `max_clients` was reached.
+    pub rejected_max_clients: AtomicU64,
 }
 
 impl Counters {
+    /// Counts bytes read from a client.
+    pub fn add_bytes_in(&self, n: usize) {
+        self.bytes_in.fetch_add(n as u64, Ordering::Relaxed);
+    }
+
+    /// Counts bytes written to a client.
+    pub fn add_bytes_out(&self, n: usize) {
+        self.bytes_out.fetch_add(n as u64, Ordering::Relaxed);
+    }
+
+    /// Client connections open now.
+    pub fn open_connections(&self) -> u64 {
+        let accepted = self.accepted.load(Ordering::Relaxed);
+        accepted.saturating_sub(self.closed.load(Ordering::Relaxed))
+    }
+
     /// Adds a session's local counts.
     pub fn add(&self, local: &[u32; 7]) {
         for (total, n) in self.commands.iter().zip(local) {

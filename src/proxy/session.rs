@@ -169,6 +169,9 @@ struct Session {
     idle_check_at: Option<Instant>,
     /// Commands seen by class, added to the shared counters now and then.
     counted_commands: [u32; 7],
+    /// The topology generation of the last bind (0: never bound); a bind in
+    /// a later generation means the session moved with a switch.
+    bound_generation: u64,
     /// Output the client's socket did not take yet (a slow reader): while any
     /// is waiting, nothing more is read from the backend.
     to_client: Option<BytesMut>,
@@ -211,6 +214,7 @@ impl Session {
             last_active: Instant::now(),
             idle_check_at: None,
             counted_commands: [0; 7],
+            bound_generation: 0,
             to_client: None,
             to_backend: None,
             finish_when_flushed: false,
@@ -376,7 +380,10 @@ impl Session {
         if let Some(backend) = self.backend.as_mut() {
             bufpool::give_back_if_empty(&mut backend.buf);
         }
-        if self.counted_commands.iter().sum::<u32>() >= COUNTER_FLUSH {
+        // Flushed in batches under load, and whenever the session goes quiet,
+        // so a scrape sees every command that has been answered.
+        let counted = self.counted_commands.iter().sum::<u32>();
+        if counted >= COUNTER_FLUSH || (counted > 0 && self.ledger.counted() == 0) {
             self.flush_counters();
         }
         Ok(())
@@ -385,7 +392,12 @@ impl Session {
     /// Sends proxy-made replies that have reached the front of the ledger.
     fn emit_locals(&mut self) -> Result<(), End> {
         while let Some((bytes, close)) = self.ledger.pop_local() {
-            send_client(&self.client, &mut self.to_client, &bytes)?;
+            send_client(
+                &self.shared.counters,
+                &self.client,
+                &mut self.to_client,
+                &bytes,
+            )?;
             if close {
                 self.input = Input::Stopped;
                 self.finish_when_flushed = true;
@@ -435,7 +447,7 @@ impl Session {
                 self.input = Input::Eof;
                 return Ok(());
             }
-            Ok(_) => {}
+            Ok(n) => self.shared.counters.add_bytes_in(n),
             Err(e) if e.kind() == io::ErrorKind::WouldBlock => return Ok(()),
             Err(_) => return Err(End::Client),
         }
@@ -525,7 +537,10 @@ impl Session {
             }
             self.counted_commands[class.index()] += 1;
             let local = match action {
-                _ if forwards && refuse => Some((Bytes::from_static(replies::MASTERDOWN), false)),
+                _ if forwards && refuse => {
+                    metrics::counter!(crate::metrics::COMMANDS_REFUSED).increment(1);
+                    Some((Bytes::from_static(replies::MASTERDOWN), false))
+                }
                 Action::Forward(expect) => {
                     self.ledger.push(expect);
                     end += req.len;
@@ -598,10 +613,13 @@ impl Session {
         if need_backend {
             if self.held_since.is_none() {
                 self.held_since = Some(Instant::now());
+                metrics::counter!(crate::metrics::COMMANDS_HELD).increment(1);
             }
             return Ok(true);
         }
-        self.held_since = None;
+        if let Some(since) = self.held_since.take() {
+            metrics::histogram!(crate::metrics::HOLD_SECONDS).record(since.elapsed().as_secs_f64());
+        }
         Ok(false)
     }
 
@@ -630,6 +648,11 @@ impl Session {
             }
         };
         self.avoid = None;
+        let generation = self.topology.generation;
+        if self.bound_generation != 0 && self.bound_generation != generation {
+            metrics::counter!(crate::metrics::SESSIONS_MOVED).increment(1);
+        }
+        self.bound_generation = generation;
         let mut prelude = BytesMut::new();
         let mut replays = 0;
         if let Some(auth) = &self.shared.settings.backend_auth {
@@ -702,9 +725,19 @@ impl Session {
         let mut demoted = None;
         loop {
             if let Some((bytes, close)) = self.ledger.pop_local() {
-                send_client(&self.client, &mut self.to_client, &buf[run_start..pos])?;
+                send_client(
+                    &self.shared.counters,
+                    &self.client,
+                    &mut self.to_client,
+                    &buf[run_start..pos],
+                )?;
                 run_start = pos;
-                send_client(&self.client, &mut self.to_client, &bytes)?;
+                send_client(
+                    &self.shared.counters,
+                    &self.client,
+                    &mut self.to_client,
+                    &bytes,
+                )?;
                 if close {
                     self.input = Input::Stopped;
                     self.finish_when_flushed = true;
@@ -716,7 +749,12 @@ impl Session {
                 Ok(Some(reply)) => reply,
                 Ok(None) => break,
                 Err(_) => {
-                    send_client(&self.client, &mut self.to_client, &buf[run_start..pos])?;
+                    send_client(
+                        &self.shared.counters,
+                        &self.client,
+                        &mut self.to_client,
+                        &buf[run_start..pos],
+                    )?;
                     warn!(addr = %backend.addr, "backend sent a malformed reply; closing the session");
                     return Err(End::BackendProtocol);
                 }
@@ -725,22 +763,42 @@ impl Session {
             match self.ledger.route(frame, reply.kind) {
                 Route::Forward => pos += reply.len,
                 Route::Swallow => {
-                    send_client(&self.client, &mut self.to_client, &buf[run_start..pos])?;
+                    send_client(
+                        &self.shared.counters,
+                        &self.client,
+                        &mut self.to_client,
+                        &buf[run_start..pos],
+                    )?;
                     pos += reply.len;
                     run_start = pos;
                 }
                 Route::ReplayFailed => {
-                    send_client(&self.client, &mut self.to_client, &buf[run_start..pos])?;
+                    send_client(
+                        &self.shared.counters,
+                        &self.client,
+                        &mut self.to_client,
+                        &buf[run_start..pos],
+                    )?;
                     warn!(addr = %backend.addr, reply = %String::from_utf8_lossy(frame).trim_end(),
                         "restoring session state on the master failed; closing the session");
-                    let _ = send_client(&self.client, &mut self.to_client, replies::REPLAY_FAILED);
+                    let _ = send_client(
+                        &self.shared.counters,
+                        &self.client,
+                        &mut self.to_client,
+                        replies::REPLAY_FAILED,
+                    );
                     return Err(End::ReplayFailed);
                 }
                 Route::Demoted { sole } => {
                     self.shared.hints.send(Hint::Demoted(backend.addr));
                     if sole && self.retained > 0 {
                         // Not executed: keep the command for the new master.
-                        send_client(&self.client, &mut self.to_client, &buf[run_start..pos])?;
+                        send_client(
+                            &self.shared.counters,
+                            &self.client,
+                            &mut self.to_client,
+                            &buf[run_start..pos],
+                        )?;
                         pos += reply.len;
                         run_start = pos;
                         demoted = Some(true);
@@ -757,7 +815,12 @@ impl Session {
                 self.retained = 0;
             }
         }
-        send_client(&self.client, &mut self.to_client, &buf[run_start..pos])?;
+        send_client(
+            &self.shared.counters,
+            &self.client,
+            &mut self.to_client,
+            &buf[run_start..pos],
+        )?;
         buf.advance(pos);
         backend.replies.consumed(pos);
         match demoted {
@@ -829,6 +892,7 @@ impl Session {
         if self.ledger.counted() == 0 {
             self.finish_switch()
         } else {
+            metrics::counter!(crate::metrics::SESSIONS_DRAINED).increment(1);
             self.draining_until = Some(Instant::now() + self.shared.settings.drain_timeout);
             Ok(())
         }
@@ -840,10 +904,12 @@ impl Session {
         self.drop_backend();
         self.ledger.forget_backend();
         if self.close_after_drain {
+            metrics::counter!(crate::metrics::SESSIONS_CLOSED_ON_SWITCH).increment(1);
             return Err(End::SwitchClose);
         }
         if let Some(reason) = self.ledger.state.pin.reason() {
             debug!(reason, "session pinned to the old master; closing it");
+            metrics::counter!(crate::metrics::SESSIONS_CLOSED_ON_SWITCH).increment(1);
             return Err(End::Pinned);
         }
         Ok(())
@@ -956,10 +1022,12 @@ async fn read_ready(stream: &mut TcpStream, buf: &mut BytesMut) -> io::Result<us
 
 /// Sends `bytes` to the client after any output already waiting.
 fn send_client(
+    counters: &super::Counters,
     client: &TcpStream,
     pending: &mut Option<BytesMut>,
     bytes: &[u8],
 ) -> Result<(), End> {
+    counters.add_bytes_out(bytes.len());
     send(client, pending, bytes).map_err(|_| End::Client)
 }
 

@@ -448,6 +448,66 @@ impl Core {
         ok()
     }
 
+    /// The snapshot for `/status`, `/readyz` and the topology metrics.
+    pub fn status(&self, now: Instant) -> crate::status::Status {
+        use super::info::ReportedRole;
+        use crate::status::{NodeStatus, PeerStatus, Status};
+        let master_offset = self.master.info.as_ref().map(|i| i.master_repl_offset);
+        let node = |n: &Node, role: &'static str| NodeStatus {
+            addr: n.addr.to_string(),
+            role,
+            reported_role: match n.role() {
+                Some(ReportedRole::Master) => "master",
+                Some(ReportedRole::Replica(_)) => "replica",
+                _ => "unknown",
+            },
+            up: n.link_up
+                && n.unanswered_since
+                    .is_none_or(|t| now.saturating_duration_since(t) < self.settings.down_after),
+            sdown: n.sdown_since.is_some(),
+            lag_bytes: match (n.role(), master_offset) {
+                (Some(ReportedRole::Replica(r)), Some(m)) => Some(m.saturating_sub(r.offset)),
+                _ => None,
+            },
+        };
+        let (master, _) = self.announced_master();
+        Status {
+            source: "sentinel-core",
+            master_name: self.settings.name.clone(),
+            master: Some(master.to_string()),
+            held_reason: self.route(now).0.is_none().then(|| {
+                self.fence_reason(now)
+                    .unwrap_or("the master's role is not confirmed yet")
+                    .to_owned()
+            }),
+            current_epoch: self.current_epoch,
+            config_epoch: self.config_epoch,
+            sdown: self.master.sdown_since.is_some(),
+            odown: self.odown_since.is_some(),
+            tilt: self.tilt_since.is_some(),
+            failover: self.failover.as_ref().map(|f| format!("{:?}", f.stage)),
+            nodes: std::iter::once(node(&self.master, "master"))
+                .chain(self.replicas.values().map(|n| node(n, "replica")))
+                .collect(),
+            peers: self
+                .peers
+                .values()
+                .map(|p| PeerStatus {
+                    addr: p.addr.to_string(),
+                    run_id: p.run_id.clone(),
+                    voter: p.voter,
+                    reachable: p.heard_within(now, self.settings.down_after),
+                })
+                .collect(),
+            quorum_reachable: self.has_majority(now),
+            recent_events: self
+                .events
+                .recent()
+                .map(|e| format!("{} {}", e.channel, e.message))
+                .collect(),
+        }
+    }
+
     /// `INFO`: the server and sentinel sections, as Sentinel prints them.
     pub fn info_text(&self, now: Instant) -> String {
         let (addr, _) = self.announced_master();

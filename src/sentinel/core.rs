@@ -156,6 +156,9 @@ pub struct Core {
     pub odown_since: Option<Instant>,
     /// How long after ODOWN this proxy waits before trying a failover.
     pub start_jitter: Duration,
+    /// Set by a switch: the old master's last valid reply, until commands
+    /// are routed to the new master (the client-visible outage).
+    pub unavailable_since: Option<Instant>,
     /// TILT since then (no decisions while the clock is unreliable).
     pub tilt_since: Option<Instant>,
     /// When the previous tick ran.
@@ -189,6 +192,7 @@ impl Core {
             last_failover_start: None,
             odown_since: None,
             start_jitter: Duration::ZERO,
+            unavailable_since: None,
             tilt_since: None,
             last_tick: None,
             outbox: Vec::new(),
@@ -881,6 +885,13 @@ impl Core {
             None => Node::new(new, now),
         };
         let mut old_node = std::mem::replace(&mut self.master, new_node);
+        if old != new {
+            self.unavailable_since = Some(old_node.last_ok);
+            if let Some(odown) = self.odown_since {
+                metrics::histogram!(crate::metrics::FAILOVER_SECONDS)
+                    .record(now.saturating_duration_since(odown).as_secs_f64());
+            }
+        }
         if old != new {
             old_node.sdown_since = None;
             old_node.last_ok = now;

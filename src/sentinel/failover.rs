@@ -92,6 +92,7 @@ impl Core {
             promoted: None,
         });
         self.last_failover_start = Some(now);
+        metrics::counter!(crate::metrics::FAILOVERS_STARTED).increment(1);
         self.events.emit("+new-epoch", epoch.to_string());
         let what = self.what_master();
         self.events.emit("+try-failover", what);
@@ -210,7 +211,9 @@ impl Core {
         (votes >= needed).then_some(winner)
     }
 
-    fn abort(&mut self, reason: &str) {
+    fn abort(&mut self, reason: &'static str) {
+        let label = reason.trim_start_matches("-failover-abort-");
+        metrics::counter!(crate::metrics::FAILOVERS_ABORTED, "reason" => label).increment(1);
         let what = self.what_master();
         self.events.emit(reason, what);
         self.failover = None;
@@ -228,6 +231,7 @@ impl Core {
                 let leader = self.leader_of(failover.epoch, failover.forced, now);
                 if leader.as_deref() == Some(self.myid.as_str()) {
                     let what = self.what_master();
+                    metrics::counter!(crate::metrics::FAILOVERS_LED).increment(1);
                     self.events.emit(
                         "+elected-leader",
                         format!("{what} #epoch {}", failover.epoch),
@@ -497,6 +501,7 @@ impl Core {
                 }
             }
             self.events.emit("+failover-end", self.what_master());
+            metrics::counter!(crate::metrics::FAILOVERS_SUCCEEDED).increment(1);
             self.switch_master(promoted, failover.epoch, now);
         }
     }

@@ -73,6 +73,8 @@ pub struct Runner {
     pub api: mpsc::Receiver<api::Request>,
     /// Credentials for nodes and peers.
     pub auth: Credentials,
+    /// Where the status snapshot is published.
+    pub status: tokio::sync::watch::Sender<crate::status::Status>,
 }
 
 impl Runner {
@@ -115,6 +117,14 @@ impl Runner {
             self.flush(&mut links, &report_tx, &stop, link_timeout, &client_name);
             self.publish(&mut published);
             self.save();
+            let status = self.core.status(Instant::now());
+            self.status.send_if_modified(|current| {
+                let changed = *current != status;
+                if changed {
+                    *current = status;
+                }
+                changed
+            });
         }
     }
 
@@ -163,6 +173,13 @@ impl Runner {
         }
         match self.writer.publish(route, epoch) {
             Ok(topology) => {
+                if route.is_some()
+                    && let Some(since) = self.core.unavailable_since.take()
+                {
+                    metrics::counter!(crate::metrics::SWITCHES).increment(1);
+                    metrics::histogram!(crate::metrics::UNAVAILABLE_SECONDS)
+                        .record(now.saturating_duration_since(since).as_secs_f64());
+                }
                 match route {
                     Some(addr) => {
                         info!(master = %addr, config_epoch = epoch, generation = topology.generation, "routing to the master")

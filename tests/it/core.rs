@@ -162,6 +162,12 @@ fn proxies_fail_over_by_themselves_when_the_master_dies() {
         );
     }
 
+    // An idle pooled connection with state, opened before the crash.
+    let mut idle = connect(group.proxies[0].addr());
+    redis::cmd("SELECT")
+        .arg(2)
+        .query::<()>(&mut idle)
+        .expect("SELECT 2");
     let stop = Arc::new(AtomicBool::new(false));
     let writer = spawn_writer(group.proxies[0].addr(), Arc::clone(&stop));
     thread::sleep(Duration::from_millis(500));
@@ -212,6 +218,58 @@ fn proxies_fail_over_by_themselves_when_the_master_dies() {
         other.role().ok().and_then(|r| r.master()) == Some(new),
         "the other replica is reconfigured"
     );
+    // The idle connection works on the new master, in its database.
+    let _: () = idle
+        .set("idle-after", 1)
+        .expect("idle connection after the failover");
+    let mut direct = group.node(new).conn();
+    redis::cmd("SELECT")
+        .arg(2)
+        .query::<()>(&mut direct)
+        .expect("SELECT");
+    assert_eq!(direct.get::<_, i64>("idle-after").expect("GET"), 1);
+
+    // What Prometheus sees: one failover led in the whole group, every
+    // proxy routing to the new master, the writer's session moved to it.
+    let info = format!("sentinel_proxy_master_info{{master_name=\"mymaster\",address=\"{new}\"}}");
+    for proxy in &group.proxies {
+        support::assert_eventually!(
+            Duration::from_secs(10),
+            crate::metrics::scrape(proxy).get(&info) == Some(&1.0),
+            "proxy {} routes to {new}; status: {:?}",
+            proxy.addr(),
+            proxy.http_get("/status")
+        );
+    }
+    let scrapes: Vec<_> = group.proxies.iter().map(crate::metrics::scrape).collect();
+    let led: f64 = scrapes
+        .iter()
+        .map(|m| {
+            m.get("sentinel_proxy_failovers_led_total")
+                .copied()
+                .unwrap_or(0.0)
+        })
+        .sum();
+    assert_eq!(led, 1.0, "failovers led across the group");
+    for m in &scrapes {
+        assert!(
+            m.get("sentinel_proxy_switches_total")
+                .is_some_and(|v| *v >= 1.0)
+        );
+    }
+    assert!(scrapes.iter().any(|m| {
+        m.get("sentinel_proxy_failover_duration_seconds_count")
+            .is_some_and(|c| *c >= 1.0)
+    }));
+    assert!(
+        scrapes[0]
+            .get("sentinel_proxy_switch_sessions_moved_total")
+            .is_some_and(|v| *v >= 1.0)
+    );
+    assert!(
+        scrapes[0]["sentinel_proxy_commands_total{class=\"write\"}"] >= outcomes.len() as f64 - 1.0
+    );
+
     let epochs: Vec<Option<String>> = group
         .proxies
         .iter()

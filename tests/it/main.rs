@@ -13,5 +13,6 @@ mod failover;
 mod harness_selftest;
 mod hold;
 mod limits;
+mod metrics;
 mod resp;
 mod session;

@@ -105,6 +105,20 @@ impl ProxyBuilder {
         } else {
             None
         };
+        // The metrics endpoint too: a free port instead of the default 9121.
+        let metrics = if has_flag(&args, "--config") {
+            None
+        } else {
+            match flag_value(&args, "--metrics-listen") {
+                Some(value) => value.parse::<SocketAddr>().ok(),
+                None => {
+                    let addr = loopback(free_port());
+                    args.push("--metrics-listen".into());
+                    args.push(addr.to_string().into());
+                    Some(addr)
+                }
+            }
+        };
         if !has_flag(&args, "--log-level") {
             args.push("--log-level".into());
             args.push("debug".into());
@@ -133,6 +147,7 @@ impl ProxyBuilder {
             exit_status: None,
             addr: listen,
             sentinel,
+            metrics,
             args,
             log_path,
             dir,
@@ -172,6 +187,7 @@ pub struct Proxy {
     exit_status: Option<ExitStatus>,
     addr: SocketAddr,
     sentinel: Option<SocketAddr>,
+    metrics: Option<SocketAddr>,
     args: Vec<OsString>,
     log_path: PathBuf,
     dir: tempfile::TempDir,
@@ -203,6 +219,35 @@ impl Proxy {
     pub fn sentinel_addr(&self) -> SocketAddr {
         self.sentinel
             .expect("this proxy follows Sentinels: it has no sentinel port")
+    }
+
+    /// The HTTP endpoint (/metrics /healthz /readyz /status).
+    pub fn metrics_addr(&self) -> SocketAddr {
+        self.metrics
+            .expect("this proxy was started from a config file: its metrics port is unknown")
+    }
+
+    /// `GET path` on the HTTP endpoint: the status code and the body.
+    pub fn http_get(&self, path: &str) -> std::io::Result<(u16, String)> {
+        use std::io::{Read, Write};
+        let mut stream = TcpStream::connect_timeout(&self.metrics_addr(), Duration::from_secs(2))?;
+        stream.set_read_timeout(Some(Duration::from_secs(5)))?;
+        write!(
+            stream,
+            "GET {path} HTTP/1.1\r\nHost: test\r\nConnection: close\r\n\r\n"
+        )?;
+        let mut response = String::new();
+        stream.read_to_string(&mut response)?;
+        let code = response
+            .split(' ')
+            .nth(1)
+            .and_then(|c| c.parse().ok())
+            .ok_or_else(|| std::io::Error::other(format!("not HTTP: {response:?}")))?;
+        let body = response
+            .split_once("\r\n\r\n")
+            .map(|(_, b)| b.to_owned())
+            .unwrap_or_default();
+        Ok((code, body))
     }
 
     /// The arguments the proxy was started with.

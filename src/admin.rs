@@ -1,0 +1,211 @@
+//! The HTTP endpoints on `--metrics-listen`, served on the control thread:
+//!
+//! * `GET /metrics`: Prometheus text format (see [`crate::metrics`]);
+//! * `GET /healthz`: 200 while the process runs;
+//! * `GET /readyz`: 200 while a master is known and commands may be sent to
+//!   it; 503 with the reason otherwise (for readiness probes);
+//! * `GET /status`: the group as JSON (topology, epochs, peers, recent
+//!   events, and the configuration with secrets redacted).
+//!
+//! A deliberately small HTTP/1.1 server: one request per connection, request
+//! heads up to 8 KiB, a deadline on every connection. It never touches the
+//! data path; it reads the switch and the status snapshot.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use metrics_exporter_prometheus::PrometheusHandle;
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
+use tokio::net::{TcpListener, TcpStream};
+use tokio::sync::watch;
+use tokio_util::sync::CancellationToken;
+use tracing::debug;
+
+use crate::proxy::Counters;
+use crate::status::Status;
+use crate::switch::SwitchReader;
+
+/// Largest request head accepted.
+const MAX_HEAD: usize = 8 * 1024;
+
+/// Deadline for reading a request and writing its response.
+const DEADLINE: Duration = Duration::from_secs(5);
+
+/// What the endpoints read.
+#[derive(Clone)]
+pub struct Sources {
+    /// The Prometheus registry (`None` when metrics are not installed).
+    pub metrics: Option<PrometheusHandle>,
+    /// Data-path counters.
+    pub counters: Arc<Counters>,
+    /// The route in force.
+    pub switch: SwitchReader,
+    /// The control path's snapshot.
+    pub status: watch::Receiver<Status>,
+    /// The effective configuration, secrets redacted (`check-config`'s text).
+    pub config: Arc<str>,
+}
+
+/// Serves until `stop` is cancelled.
+pub async fn serve(listener: TcpListener, sources: Sources, stop: CancellationToken) {
+    loop {
+        let accepted = tokio::select! {
+            // The proxy is stopping.
+            _ = stop.cancelled() => return,
+            // A scraper or a probe.
+            accepted = listener.accept() => accepted,
+        };
+        let Ok((stream, _)) = accepted else {
+            tokio::time::sleep(Duration::from_millis(50)).await;
+            continue;
+        };
+        let sources = sources.clone();
+        tokio::spawn(async move {
+            if tokio::time::timeout(DEADLINE, handle(stream, &sources))
+                .await
+                .is_err()
+            {
+                debug!("admin request timed out");
+            }
+        });
+    }
+}
+
+async fn handle(mut stream: TcpStream, sources: &Sources) {
+    let mut head = Vec::with_capacity(512);
+    let mut chunk = [0u8; 1024];
+    while !head.windows(4).any(|w| w == b"\r\n\r\n") {
+        match stream.read(&mut chunk).await {
+            Ok(0) | Err(_) => return,
+            Ok(n) => head.extend_from_slice(&chunk[..n]),
+        }
+        if head.len() > MAX_HEAD {
+            let _ = respond(&mut stream, 431, "text/plain", b"request head too large\n").await;
+            return;
+        }
+    }
+    let line = head.split(|&b| b == b'\r').next().unwrap_or_default();
+    let line = String::from_utf8_lossy(line);
+    let mut words = line.split(' ');
+    let (method, path) = (words.next().unwrap_or(""), words.next().unwrap_or(""));
+    let path = path.split('?').next().unwrap_or("");
+    let (status, kind, body) = route(method, path, sources);
+    let _ = respond(&mut stream, status, kind, body.as_bytes()).await;
+}
+
+/// Picks the response for one request.
+fn route(method: &str, path: &str, sources: &Sources) -> (u16, &'static str, String) {
+    if method != "GET" {
+        return (405, "text/plain", "only GET is served\n".to_owned());
+    }
+    match path {
+        "/metrics" => match &sources.metrics {
+            Some(handle) => {
+                crate::metrics::export_traffic(&sources.counters);
+                export_status(&sources.status.borrow(), &sources.switch);
+                (200, "text/plain; version=0.0.4", handle.render())
+            }
+            None => (404, "text/plain", "metrics are not enabled\n".to_owned()),
+        },
+        "/healthz" => (200, "text/plain", "ok\n".to_owned()),
+        "/readyz" => match readiness(&sources.status.borrow(), &sources.switch) {
+            Ok(master) => (200, "text/plain", format!("ready: routing to {master}\n")),
+            Err(reason) => (503, "text/plain", format!("not ready: {reason}\n")),
+        },
+        "/status" => (200, "application/json", status_json(sources)),
+        _ => (
+            404,
+            "text/plain",
+            "not found; try /metrics /healthz /readyz /status\n".to_owned(),
+        ),
+    }
+}
+
+/// The master commands go to now, or why there is none.
+pub fn readiness(status: &Status, switch: &SwitchReader) -> Result<String, String> {
+    match switch.current().master {
+        Some(master) => Ok(master.to_string()),
+        None => Err(status
+            .held_reason
+            .clone()
+            .unwrap_or_else(|| "no master known yet".to_owned())),
+    }
+}
+
+fn status_json(sources: &Sources) -> String {
+    #[derive(serde::Serialize)]
+    struct Document<'a> {
+        routed_to: Option<String>,
+        generation: u64,
+        #[serde(flatten)]
+        status: &'a Status,
+        config: &'a str,
+    }
+    let topology = sources.switch.current();
+    let status = sources.status.borrow();
+    let doc = Document {
+        routed_to: topology.master.map(|m| m.to_string()),
+        generation: topology.generation,
+        status: &status,
+        config: &sources.config,
+    };
+    serde_json::to_string_pretty(&doc).unwrap_or_else(|e| format!("{{\"error\":\"{e}\"}}")) + "\n"
+}
+
+/// Sets the topology gauges from the snapshot.
+fn export_status(status: &Status, switch: &SwitchReader) {
+    use crate::metrics::*;
+    let routed = switch.current().master.map(|m| m.to_string());
+    let flag = |b: bool| if b { 1.0 } else { 0.0 };
+    metrics::gauge!(ROUTABLE).set(flag(routed.is_some()));
+    for node in &status.nodes {
+        let current = routed.as_deref() == Some(node.addr.as_str());
+        metrics::gauge!(MASTER, "master_name" => status.master_name.clone(), "address" => node.addr.clone())
+            .set(flag(current));
+        metrics::gauge!(NODE_UP, "address" => node.addr.clone(), "role" => node.role)
+            .set(flag(node.up));
+        if let Some(lag) = node.lag_bytes {
+            metrics::gauge!(REPLICA_LAG, "address" => node.addr.clone()).set(lag as f64);
+        }
+    }
+    if status.nodes.is_empty()
+        && let Some(addr) = &routed
+    {
+        metrics::gauge!(MASTER, "master_name" => status.master_name.clone(), "address" => addr.clone())
+            .set(1.0);
+    }
+    metrics::gauge!(CURRENT_EPOCH).set(status.current_epoch as f64);
+    metrics::gauge!(CONFIG_EPOCH).set(status.config_epoch as f64);
+    metrics::gauge!(MASTER_SDOWN).set(flag(status.sdown));
+    metrics::gauge!(MASTER_ODOWN).set(flag(status.odown));
+    for (kind, voter) in [("voter", true), ("observer", false)] {
+        let known = status.peers.iter().filter(|p| p.voter == voter);
+        let reachable = known.clone().filter(|p| p.reachable).count();
+        metrics::gauge!(PEERS_KNOWN, "kind" => kind).set(known.count() as f64);
+        metrics::gauge!(PEERS_REACHABLE, "kind" => kind).set(reachable as f64);
+    }
+    metrics::gauge!(QUORUM_REACHABLE).set(flag(status.quorum_reachable));
+}
+
+async fn respond(
+    stream: &mut TcpStream,
+    code: u16,
+    content_type: &str,
+    body: &[u8],
+) -> std::io::Result<()> {
+    let reason = match code {
+        200 => "OK",
+        404 => "Not Found",
+        405 => "Method Not Allowed",
+        431 => "Request Header Fields Too Large",
+        503 => "Service Unavailable",
+        _ => "Error",
+    };
+    let head = format!(
+        "HTTP/1.1 {code} {reason}\r\nContent-Type: {content_type}\r\nContent-Length: {}\r\nConnection: close\r\n\r\n",
+        body.len()
+    );
+    stream.write_all(head.as_bytes()).await?;
+    stream.write_all(body).await?;
+    stream.shutdown().await
+}
