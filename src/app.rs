@@ -319,7 +319,14 @@ impl CorePlan {
             settings,
             master,
             saved,
-            sentinel::events::Events::new(events.clone()),
+            {
+                let mut sink = sentinel::events::Events::new(events.clone());
+                sink.scripts = sentinel::scripts::Scripts::new(
+                    core.notification_script.clone(),
+                    core.client_reconfig_script.clone(),
+                );
+                sink
+            },
             tokio::time::Instant::now(),
         );
         info!(myid = %core.myid, %announce, %master, "sentinel core configured");

@@ -108,6 +108,14 @@ pub struct Settings {
     #[arg(long, value_name = "N")]
     pub parallel_syncs: Option<u64>,
 
+    /// Script called with <event-type> <event-description> for each warning-level Sentinel event [default: none]
+    #[arg(long, value_name = "PATH")]
+    pub notification_script: Option<PathBuf>,
+
+    /// Script called with Sentinel's client-reconfig arguments when the master changes [default: none]
+    #[arg(long, value_name = "PATH")]
+    pub client_reconfig_script: Option<PathBuf>,
+
     /// HTTP endpoint for /metrics /healthz /readyz /status [default: 127.0.0.1:9121]
     #[arg(long, value_name = "ADDR")]
     pub metrics_listen: Option<String>,
@@ -187,6 +195,8 @@ impl Settings {
             parallel_syncs: over.parallel_syncs.or(self.parallel_syncs),
             data_dir: over.data_dir.or(self.data_dir),
             metrics_listen: over.metrics_listen.or(self.metrics_listen),
+            notification_script: over.notification_script.or(self.notification_script),
+            client_reconfig_script: over.client_reconfig_script.or(self.client_reconfig_script),
             on_switch: over.on_switch.or(self.on_switch),
             drain_timeout_ms: over.drain_timeout_ms.or(self.drain_timeout_ms),
             hold_timeout_ms: over.hold_timeout_ms.or(self.hold_timeout_ms),

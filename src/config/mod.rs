@@ -82,6 +82,10 @@ pub struct CoreConfig {
     pub parallel_syncs: u32,
     /// Where state survives restarts.
     pub data_dir: Option<std::path::PathBuf>,
+    /// Called for warning-level Sentinel events.
+    pub notification_script: Option<std::path::PathBuf>,
+    /// Called when the master changes.
+    pub client_reconfig_script: Option<std::path::PathBuf>,
 }
 
 /// Credentials the proxy uses towards backends.
@@ -350,12 +354,16 @@ fn core_config(s: &Settings) -> Result<CoreConfig, ConfigError> {
         )?,
         parallel_syncs: parallel_syncs as u32,
         data_dir: s.data_dir.clone(),
+        notification_script: script("notification_script", &s.notification_script)?,
+        client_reconfig_script: script("client_reconfig_script", &s.client_reconfig_script)?,
     })
 }
 
 /// Validates the list of Sentinels to follow; the core's settings must be absent.
 fn follow_config(s: &Settings) -> Result<Vec<SocketAddr>, ConfigError> {
-    let core_only: [(&'static str, bool); 9] = [
+    let core_only: [(&'static str, bool); 11] = [
+        ("notification_script", s.notification_script.is_some()),
+        ("client_reconfig_script", s.client_reconfig_script.is_some()),
         ("peer", !s.peers.is_empty()),
         ("quorum", s.quorum.is_some()),
         ("observer", s.observer.is_some()),
@@ -391,6 +399,26 @@ fn follow_config(s: &Settings) -> Result<Vec<SocketAddr>, ConfigError> {
     Ok(sentinels)
 }
 
+/// A script path must name an executable file, as Sentinel checks at start.
+fn script(
+    field: &'static str,
+    path: &Option<std::path::PathBuf>,
+) -> Result<Option<std::path::PathBuf>, ConfigError> {
+    use std::os::unix::fs::PermissionsExt;
+    let Some(path) = path else {
+        return Ok(None);
+    };
+    match std::fs::metadata(path) {
+        Ok(meta) if meta.is_file() && meta.permissions().mode() & 0o111 != 0 => {
+            Ok(Some(path.clone()))
+        }
+        _ => Err(invalid(
+            field,
+            format!("{} is not an executable file", path.display()),
+        )),
+    }
+}
+
 fn has_duplicates(addrs: &[SocketAddr]) -> bool {
     let mut unique = addrs.to_vec();
     unique.sort();
@@ -400,6 +428,12 @@ fn has_duplicates(addrs: &[SocketAddr]) -> bool {
 
 /// Largest group: `quorum` and `parallel_syncs` beyond it are typos.
 const MAX_VOTERS: u64 = 100;
+
+fn path_or_none(path: &Option<std::path::PathBuf>) -> String {
+    path.as_ref().map_or("none".to_owned(), |p| {
+        format!("{:?}", p.display().to_string())
+    })
+}
 
 impl CoreConfig {
     /// The core's settings as TOML lines (part of `check-config`'s output).
@@ -425,6 +459,14 @@ impl CoreConfig {
                 self.failover_timeout.as_millis()
             ),
             format!("parallel_syncs = {}", self.parallel_syncs),
+            format!(
+                "notification_script = {}",
+                path_or_none(&self.notification_script)
+            ),
+            format!(
+                "client_reconfig_script = {}",
+                path_or_none(&self.client_reconfig_script)
+            ),
             format!(
                 "data_dir = {}",
                 self.data_dir

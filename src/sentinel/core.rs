@@ -875,6 +875,13 @@ impl Core {
     pub fn switch_master(&mut self, new: SocketAddr, epoch: u64, now: Instant) {
         let old = self.master.addr;
         let name = self.settings.name.clone();
+        let led = self
+            .failover
+            .as_ref()
+            .is_some_and(|f| f.stage == Stage::ReconfReplicas);
+        if old != new {
+            self.events.scripts.client_reconfig(&name, led, old, new);
+        }
         let new_node = match self.replicas.remove(&new) {
             Some(mut node) => {
                 // Its role must be confirmed again before any write goes there.

@@ -13,6 +13,7 @@ use tokio::sync::broadcast;
 use tracing::{info, warn};
 
 use super::api::Event;
+use super::scripts::Scripts;
 
 /// How many recent events are kept for `/status`-style views.
 const RECENT: usize = 64;
@@ -22,6 +23,8 @@ const RECENT: usize = 64;
 pub struct Events {
     tx: broadcast::Sender<Event>,
     recent: VecDeque<Event>,
+    /// The notification and client-reconfig scripts.
+    pub scripts: Scripts,
 }
 
 impl Events {
@@ -30,16 +33,15 @@ impl Events {
         Events {
             tx,
             recent: VecDeque::with_capacity(RECENT),
+            scripts: Scripts::default(),
         }
     }
 
     /// Emits one event: `channel` is its kind (`+sdown`), `message` its text.
     pub fn emit(&mut self, channel: &str, message: String) {
-        // Sentinel logs failure-related events at warning level.
-        if channel.starts_with('-') && channel.contains("abort")
-            || matches!(channel, "+sdown" | "+odown" | "+tilt")
-        {
+        if is_warning(channel) {
             warn!(target: "sentinel_proxy::event", event = channel, "{channel} {message}");
+            self.scripts.notify(channel, &message);
         } else {
             info!(target: "sentinel_proxy::event", event = channel, "{channel} {message}");
         }
@@ -59,6 +61,25 @@ impl Events {
     pub fn recent(&self) -> impl Iterator<Item = &Event> {
         self.recent.iter()
     }
+}
+
+/// Whether Sentinel logs `kind` at warning level (and calls the notification
+/// script for it): everything about failures and failovers, not discovery.
+pub fn is_warning(kind: &str) -> bool {
+    !matches!(
+        kind,
+        "+slave"
+            | "+sentinel"
+            | "+reboot"
+            | "+role-change"
+            | "+slave-reconf-sent"
+            | "+slave-reconf-inprog"
+            | "+slave-reconf-done"
+            | "+convert-to-slave"
+            | "+fix-slave-config"
+            | "+sentinel-address-switch"
+            | "-dup-sentinel"
+    )
 }
 
 /// Sentinel's description of the master: `master <name> <ip> <port>`.

@@ -36,6 +36,7 @@ pub mod info;
 pub mod link;
 pub mod node;
 pub mod persist;
+pub mod scripts;
 pub mod select;
 #[cfg(test)]
 mod tests;

@@ -8,6 +8,7 @@ mod classify;
 mod cli;
 mod core;
 mod dockerfile;
+mod events;
 mod examples;
 mod failover;
 mod harness_selftest;
