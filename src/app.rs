@@ -32,8 +32,8 @@ pub struct App {
     pub listen_addr: SocketAddr,
     /// The sentinel port's address, when the sentinel core runs.
     pub sentinel_addr: Option<SocketAddr>,
-    /// The HTTP endpoint (metrics and health).
-    pub metrics_addr: SocketAddr,
+    /// The HTTP endpoint (metrics and health), unless turned off.
+    pub metrics_addr: Option<SocketAddr>,
     stop_accepting: CancellationToken,
     shutdown: CancellationToken,
     sessions: TaskTracker,
@@ -60,14 +60,20 @@ impl App {
     ) -> anyhow::Result<App> {
         let listener = bind(config.listen)
             .map_err(|e| anyhow::anyhow!("cannot listen on {}: {e}", config.listen))?;
-        let admin_listener = std::net::TcpListener::bind(config.metrics_listen).map_err(|e| {
-            anyhow::anyhow!(
-                "cannot listen on {} (metrics_listen): {e}",
-                config.metrics_listen
-            )
-        })?;
-        admin_listener.set_nonblocking(true)?;
-        let metrics_addr = admin_listener.local_addr()?;
+        let admin_listener = match config.metrics_listen {
+            Some(addr) => {
+                let listener = std::net::TcpListener::bind(addr).map_err(|e| {
+                    anyhow::anyhow!("cannot listen on {addr} (metrics_listen): {e}")
+                })?;
+                listener.set_nonblocking(true)?;
+                Some(listener)
+            }
+            None => None,
+        };
+        let metrics_addr = admin_listener
+            .as_ref()
+            .map(std::net::TcpListener::local_addr)
+            .transpose()?;
         let (status_tx, status_rx) = crate::status::channel();
         let listen_addr = listener.local_addr()?;
         let (hints, hint_rx) = switch::hints();
@@ -132,16 +138,17 @@ impl App {
                     };
                     runtime.block_on(async move {
                         let learner = tokio::spawn(learn_commands);
-                        let admin = match TcpListener::from_std(admin_listener) {
-                            Ok(listener) => Some(tokio::spawn(admin::serve(
+                        let admin = match admin_listener.map(TcpListener::from_std) {
+                            Some(Ok(listener)) => Some(tokio::spawn(admin::serve(
                                 listener,
                                 admin_sources,
                                 cancel.clone(),
                             ))),
-                            Err(error) => {
+                            Some(Err(error)) => {
                                 tracing::error!(%error, "cannot serve the metrics endpoint");
                                 None
                             }
+                            None => None,
                         };
                         match control_path {
                             ControlPath::Core(plan) => plan.run(cancel).await,
@@ -172,10 +179,10 @@ impl App {
         ));
         match sentinel_addr {
             Some(sentinel) => {
-                info!(listen = %listen_addr, %sentinel, metrics = %metrics_addr, "sentinel-proxy ready")
+                info!(listen = %listen_addr, %sentinel, metrics = ?metrics_addr, "sentinel-proxy ready")
             }
             None => {
-                info!(listen = %listen_addr, source = ?config.source, metrics = %metrics_addr, "sentinel-proxy ready")
+                info!(listen = %listen_addr, source = ?config.source, metrics = ?metrics_addr, "sentinel-proxy ready")
             }
         }
         Ok(App {

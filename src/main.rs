@@ -48,8 +48,11 @@ fn main() -> ExitCode {
 async fn run(config: Config) -> anyhow::Result<()> {
     let mut term = signal(SignalKind::terminate())?;
     let mut int = signal(SignalKind::interrupt())?;
-    let metrics = sentinel_proxy::metrics::install()?;
-    let app = App::start_with_metrics(config, Some(metrics)).await?;
+    let metrics = match config.metrics_listen {
+        Some(_) => Some(sentinel_proxy::metrics::install()?),
+        None => None,
+    };
+    let app = App::start_with_metrics(config, metrics).await?;
     let which = tokio::select! {
         _ = term.recv() => "SIGTERM",
         _ = int.recv() => "SIGINT",

@@ -116,7 +116,7 @@ pub struct Settings {
     #[arg(long, value_name = "PATH")]
     pub client_reconfig_script: Option<PathBuf>,
 
-    /// HTTP endpoint for /metrics /healthz /readyz /status [default: 127.0.0.1:9121]
+    /// HTTP endpoint for /metrics /healthz /readyz /status, or "off" [default: 127.0.0.1:9121]
     #[arg(long, value_name = "ADDR")]
     pub metrics_listen: Option<String>,
 

@@ -131,8 +131,8 @@ pub struct Config {
     pub threads: usize,
     /// Client connections accepted at once.
     pub max_clients: usize,
-    /// The HTTP endpoint for metrics and health.
-    pub metrics_listen: SocketAddr,
+    /// The HTTP endpoint for metrics and health; `None` when turned off.
+    pub metrics_listen: Option<SocketAddr>,
     /// Log format.
     pub log_format: LogFormat,
     /// Log filter.
@@ -173,10 +173,10 @@ impl Config {
         } else {
             Source::Sentinels(follow_config(&s)?)
         };
-        let metrics_listen = resolve(
-            "metrics_listen",
-            s.metrics_listen.as_deref().unwrap_or("127.0.0.1:9121"),
-        )?;
+        let metrics_listen = match s.metrics_listen.as_deref().unwrap_or("127.0.0.1:9121") {
+            "off" => None,
+            addr => Some(resolve("metrics_listen", addr)?),
+        };
         let drain_timeout = millis("drain_timeout_ms", s.drain_timeout_ms.unwrap_or(5000), 1)?;
         let hold_timeout = millis("hold_timeout_ms", s.hold_timeout_ms.unwrap_or(15000), 1)?;
         let idle_release = match s.idle_release_ms.unwrap_or(0) {
@@ -280,7 +280,10 @@ impl Config {
             format!("requirepass = {}", secret(&self.requirepass)),
             format!("threads = {}", self.threads),
             format!("max_clients = {}", self.max_clients),
-            format!("metrics_listen = \"{}\"", self.metrics_listen),
+            match self.metrics_listen {
+                Some(addr) => format!("metrics_listen = \"{addr}\""),
+                None => "metrics_listen = \"off\"".to_owned(),
+            },
             format!("log_format = \"{log_format}\""),
             format!("log_level = \"{}\"", self.log_level),
         ]

@@ -376,8 +376,9 @@ impl Core {
             node.last_ping = Some(now);
             jobs.push((Sent::Ping, vec![cmd(&["PING"])]));
         }
-        if !node.info_pending && elapsed(node.last_info, now, info_period) {
+        if !node.info_pending && (node.info_due || elapsed(node.last_info, now, info_period)) {
             node.info_pending = true;
+            node.info_due = false;
             jobs.push((Sent::Info, vec![cmd(&["INFO"])]));
         }
         if elapsed(node.last_hello, now, publish) {
@@ -994,10 +995,12 @@ impl Core {
             .collect()
     }
 
-    /// A session saw trouble on `addr`: check it at once.
+    /// A session saw trouble on `addr`: check it at once. The route stays
+    /// as it is until the checks answer (one refused connection, e.g. Redis
+    /// at its `maxclients`, must not hold every session's commands).
     pub fn hint(&mut self, addr: SocketAddr) {
         if let Some(node) = self.node_mut(addr) {
-            node.last_info = None;
+            node.info_due = true;
             node.last_ping = None;
         }
     }

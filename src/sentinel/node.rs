@@ -32,6 +32,9 @@ pub struct Node {
     pub info_pending: bool,
     /// When the last `INFO` reply arrived; `None` forces an `INFO` at once.
     pub last_info: Option<Instant>,
+    /// Ask for `INFO` at the next tick (a session saw trouble), keeping what
+    /// the last one confirmed until the answer arrives.
+    pub info_due: bool,
     /// The last `INFO` reply, parsed.
     pub info: Option<InfoReport>,
     /// When the role in `INFO` last changed.
@@ -72,6 +75,7 @@ impl Node {
             last_ping: None,
             info_pending: false,
             last_info: None,
+            info_due: false,
             info: None,
             role_changed_at: now,
             last_hello: None,

@@ -400,3 +400,21 @@ fn a_lone_voter_with_quorum_one_promotes_the_replica_and_routes_to_it() {
     );
     assert_eq!(core.route(now), (Some(addr(REPLICA)), 1));
 }
+
+#[test]
+fn a_session_hint_rechecks_without_unconfirming_the_master() {
+    let (mut core, _) = core_with(&[], false);
+    let now = Instant::now();
+    core.observe(addr(MASTER), Sent::Info, Ok(info_master()), now);
+    core.tick(now);
+    core.outbox.clear();
+    core.hint(addr(MASTER));
+    assert_eq!(core.route(now).0, Some(addr(MASTER)), "still routed");
+    core.tick(now + Duration::from_millis(100));
+    assert!(
+        core.outbox
+            .iter()
+            .any(|o| o.to == addr(MASTER) && o.sent == Sent::Info),
+        "INFO sent at once"
+    );
+}
