@@ -12,6 +12,9 @@ const EXIT_USAGE: u8 = 2;
 
 fn main() -> ExitCode {
     let cli = Cli::parse();
+    if let Some(Command::Healthcheck { addr }) = &cli.command {
+        return healthcheck(&cli, addr.as_deref());
+    }
     let config = match Config::load(&cli) {
         Ok(config) => config,
         Err(error) => {
@@ -60,4 +63,48 @@ async fn run(config: Config) -> anyhow::Result<()> {
     tracing::info!(signal = which, "shutting down: draining sessions");
     app.shutdown().await;
     Ok(())
+}
+
+/// `healthcheck`: GET /healthz on the running proxy's metrics endpoint.
+fn healthcheck(cli: &Cli, addr: Option<&str>) -> ExitCode {
+    use std::io::{Read, Write};
+    use std::net::{SocketAddr, TcpStream};
+    use std::time::Duration;
+    let target: Option<SocketAddr> = match addr {
+        Some(addr) => addr.parse().ok(),
+        None => Config::load(cli)
+            .ok()
+            .map(|c| c.metrics_listen)
+            .unwrap_or_else(|| "127.0.0.1:9121".parse().ok()),
+    };
+    let Some(mut target) = target else {
+        eprintln!("sentinel-proxy: error: healthcheck needs HOST:PORT (an IP address and port)");
+        return ExitCode::from(EXIT_USAGE);
+    };
+    if target.ip().is_unspecified() {
+        target.set_ip(std::net::Ipv4Addr::LOCALHOST.into());
+    }
+    let timeout = Duration::from_secs(3);
+    let answer = TcpStream::connect_timeout(&target, timeout).and_then(|mut stream| {
+        stream.set_read_timeout(Some(timeout))?;
+        stream
+            .write_all(b"GET /healthz HTTP/1.1\r\nHost: localhost\r\nConnection: close\r\n\r\n")?;
+        let mut response = String::new();
+        stream.read_to_string(&mut response)?;
+        Ok(response)
+    });
+    match answer {
+        Ok(response) if response.starts_with("HTTP/1.1 200") => ExitCode::SUCCESS,
+        Ok(response) => {
+            eprintln!(
+                "sentinel-proxy: unhealthy: {}",
+                response.lines().next().unwrap_or("no answer")
+            );
+            ExitCode::FAILURE
+        }
+        Err(error) => {
+            eprintln!("sentinel-proxy: unhealthy: {target}: {error}");
+            ExitCode::FAILURE
+        }
+    }
 }

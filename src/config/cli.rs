@@ -32,6 +32,12 @@ pub struct Cli {
 pub enum Command {
     /// Validate the configuration, print the effective settings and exit.
     CheckConfig,
+    /// Exit 0 if a running proxy answers GET /healthz (for container health checks).
+    Healthcheck {
+        /// The proxy's metrics address [default: metrics_listen from the config, else 127.0.0.1:9121]
+        #[arg(value_name = "HOST:PORT")]
+        addr: Option<String>,
+    },
 }
 
 /// What sessions do when the master changes.

@@ -151,3 +151,27 @@ fn readyz_is_503_with_the_reason_while_fenced() {
     assert_eq!(m.get("sentinel_proxy_quorum_reachable"), Some(&0.0));
     assert!(m["sentinel_proxy_commands_refused_total"] >= 1.0);
 }
+
+/// `sentinel-proxy healthcheck` (the container's HEALTHCHECK) succeeds
+/// against a running proxy and fails against nothing.
+#[test]
+fn the_healthcheck_subcommand_reflects_healthz() {
+    let redis = RedisServer::spawn();
+    let proxy = Proxy::spawn(&["--master", &redis.addr().to_string()]);
+    let run = |addr: String| {
+        Proxy::command()
+            .args(["healthcheck", &addr])
+            .output()
+            .expect("run healthcheck")
+    };
+    let ok = run(proxy.metrics_addr().to_string());
+    assert!(
+        ok.status.success(),
+        "{}",
+        String::from_utf8_lossy(&ok.stderr)
+    );
+    let nothing = support::loopback(support::free_port()).to_string();
+    let failed = run(nothing);
+    assert_eq!(failed.status.code(), Some(1));
+    assert!(String::from_utf8_lossy(&failed.stderr).contains("unhealthy"));
+}
