@@ -12,8 +12,14 @@ const EXIT_USAGE: u8 = 2;
 
 fn main() -> ExitCode {
     let cli = Cli::parse();
-    if let Some(Command::Healthcheck { addr }) = &cli.command {
-        return healthcheck(&cli, addr.as_deref());
+    match &cli.command {
+        Some(Command::Healthcheck { addr }) => return healthcheck(&cli, addr.as_deref()),
+        Some(Command::Demo {
+            chaos,
+            writer,
+            duration,
+        }) => return demo(*chaos, *writer, *duration),
+        _ => {}
     }
     let config = match Config::load(&cli) {
         Ok(config) => config,
@@ -104,6 +110,26 @@ fn healthcheck(cli: &Cli, addr: Option<&str>) -> ExitCode {
         }
         Err(error) => {
             eprintln!("sentinel-proxy: unhealthy: {target}: {error}");
+            ExitCode::FAILURE
+        }
+    }
+}
+
+/// `demo`: the local lab.
+fn demo(chaos: Option<u64>, writer: bool, duration: Option<u64>) -> ExitCode {
+    let options = sentinel_proxy::demo::Options {
+        chaos,
+        writer,
+        duration,
+    };
+    match sentinel_proxy::demo::run(options) {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(error @ sentinel_proxy::demo::DemoError::NoRedis) => {
+            eprintln!("sentinel-proxy: error: {error}");
+            ExitCode::from(EXIT_USAGE)
+        }
+        Err(error) => {
+            eprintln!("sentinel-proxy: error: {error}");
             ExitCode::FAILURE
         }
     }

@@ -32,6 +32,18 @@ pub struct Cli {
 pub enum Command {
     /// Validate the configuration, print the effective settings and exit.
     CheckConfig,
+    /// A local lab on 127.0.0.1: 1 master, 2 replicas, 3 proxies; events printed; Ctrl-C stops it all.
+    Demo {
+        /// Kill the master every N seconds (it is restarted a few seconds later)
+        #[arg(long, value_name = "N")]
+        chaos: Option<u64>,
+        /// Run a client that INCRs a counter through proxy 1 and prints its successes and errors each second
+        #[arg(long)]
+        writer: bool,
+        /// Stop by itself after N seconds
+        #[arg(long, value_name = "N")]
+        duration: Option<u64>,
+    },
     /// Exit 0 if a running proxy answers GET /healthz (for container health checks).
     Healthcheck {
         /// The proxy's metrics address [default: metrics_listen from the config, else 127.0.0.1:9121]

@@ -581,6 +581,12 @@ impl Core {
                 if valid_ping_reply(&result) {
                     node.last_ok = now;
                     node.unanswered_since = None;
+                } else if !node.link_up {
+                    // The link broke (a CLIENT KILL on a promoted replica
+                    // does that): reconnect and ask again at the next tick
+                    // rather than a ping period later, so a live node is not
+                    // taken for a silent one.
+                    node.last_ping = None;
                 }
             }
             Sent::Info => {
@@ -885,9 +891,12 @@ impl Core {
         }
         let new_node = match self.replicas.remove(&new) {
             Some(mut node) => {
-                // Its role must be confirmed again before any write goes there.
+                // Its role must be confirmed again before any write goes
+                // there; its silence is measured afresh.
                 node.last_info = None;
                 node.sdown_since = None;
+                node.unanswered_since = None;
+                node.last_ok = now;
                 node
             }
             None => Node::new(new, now),
@@ -912,6 +921,9 @@ impl Core {
         self.config_epoch = epoch;
         self.failover = None;
         self.odown_since = None;
+        // A new master may fail over as soon as it is down (Sentinel resets
+        // the retry timer with the master).
+        self.last_failover_start = None;
         self.dirty = true;
         self.events.emit(
             "+switch-master",
