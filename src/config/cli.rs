@@ -101,7 +101,7 @@ pub struct Settings {
     #[arg(long, value_name = "ADDR")]
     pub sentinel_listen: Option<String>,
 
-    /// Address peers should use to reach this proxy's sentinel port [default: the sentinel-listen address]
+    /// Address peers should use to reach this proxy's sentinel port [default: sentinel-listen, 0.0.0.0 replaced by the local address that reaches the master]
     #[arg(long, value_name = "HOST:PORT")]
     pub announce: Option<String>,
 
@@ -162,11 +162,11 @@ pub struct Settings {
     #[arg(long, value_name = "USER")]
     pub auth_user: Option<String>,
 
-    /// Password for backend connections (and Sentinels that ask for one) [default: none]
+    /// Password for backend connections, and for peers and Sentinels that ask for one [default: none]
     #[arg(long, value_name = "PASSWORD")]
     pub auth_pass: Option<String>,
 
-    /// Password clients must AUTH with at the proxy [default: none]
+    /// Password clients must AUTH with at the proxy, on the client and sentinel ports [default: none]
     #[arg(long, value_name = "PASSWORD")]
     pub requirepass: Option<String>,
 

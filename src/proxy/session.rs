@@ -528,8 +528,12 @@ impl Session {
                     | Action::ForwardUncounted
                     | Action::Substitute(..)
             );
-            let ready =
-                self.backend.is_some() && self.draining_until.is_none() && !self.ledger.replaying();
+            // While no master may be used (failover, fencing), a bound
+            // session keeps its connection but sends nothing new on it.
+            let ready = self.backend.is_some()
+                && self.topology.master.is_some()
+                && self.draining_until.is_none()
+                && !self.ledger.replaying();
             if forwards && !ready && !refuse {
                 // Held: it stays in the buffer until a master is bound.
                 need_backend = true;
@@ -882,7 +886,10 @@ impl Session {
         let Some(backend) = self.backend.as_ref() else {
             return Ok(());
         };
-        if Some(backend.addr) == self.topology.master {
+        // No master for now (a failover, or this proxy is fenced): hold new
+        // commands but keep the connection, so a pause that ends with the
+        // same master costs the session nothing (not even its MULTI).
+        if self.topology.master.is_none() || Some(backend.addr) == self.topology.master {
             return Ok(());
         }
         debug!(from = %backend.addr, to = ?self.topology.master, "switch");

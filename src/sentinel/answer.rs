@@ -322,7 +322,9 @@ impl Core {
         ) else {
             return error("ERR invalid epoch or address");
         };
-        let down = self.tilt_since.is_none()
+        // An observer's view never counts towards anyone's ODOWN.
+        let down = !self.settings.observer
+            && self.tilt_since.is_none()
             && addr == self.master.addr
             && self.master.sdown_since.is_some();
         let (leader, leader_epoch) = if runid == "*" {

@@ -400,6 +400,7 @@ impl Core {
         let mut jobs = Vec::new();
         if peer.ping_sent.is_none() && elapsed(peer.last_ping, now, ping_period) {
             peer.ping_sent = Some(now);
+            peer.unanswered_since.get_or_insert(now);
             peer.last_ping = Some(now);
             jobs.push((Sent::Ping, vec![cmd(&["PING"])]));
         }
@@ -479,7 +480,7 @@ impl Core {
     /// master is down now.
     fn down_votes(&self, now: Instant) -> u32 {
         let validity = DOWN_REPORT_VALIDITY * self.timers.ask;
-        let mine = u32::from(self.master.sdown_since.is_some());
+        let mine = u32::from(!self.settings.observer && self.master.sdown_since.is_some());
         let theirs = self
             .peers
             .values()
@@ -630,6 +631,9 @@ impl Core {
                 peer.ping_sent = None;
                 if valid_ping_reply(&result) {
                     peer.last_heard = Some(now);
+                    peer.unanswered_since = None;
+                } else if !peer.link_up {
+                    peer.last_ping = None;
                 }
             }
             Sent::AskMasterDown => {

@@ -108,6 +108,9 @@ impl Runner {
                 // A command on the sentinel port.
                 Some(request) = self.api.recv() => {
                     let reply = self.core.answer(&request.args, Instant::now());
+                    // A vote (or an epoch) must be on disk before the
+                    // candidate hears of it: one vote per epoch survives a crash.
+                    self.save();
                     let _ = request.reply.send(reply);
                 }
                 // A session saw the master misbehave.

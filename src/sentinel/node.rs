@@ -153,6 +153,8 @@ pub struct Peer {
     pub last_heard: Option<Instant>,
     /// A `PING` is in flight since then.
     pub ping_sent: Option<Instant>,
+    /// The oldest `PING` not answered was sent then; cleared by a reply.
+    pub unanswered_since: Option<Instant>,
     /// When the last `PING` was sent.
     pub last_ping: Option<Instant>,
     /// When the last hello was sent to it.
@@ -177,6 +179,7 @@ impl Peer {
             link_up: false,
             last_heard: None,
             ping_sent: None,
+            unanswered_since: None,
             last_ping: None,
             last_hello: None,
             says_down_at: None,
@@ -186,9 +189,17 @@ impl Peer {
         }
     }
 
-    /// Whether it was heard from within `window`.
+    /// Whether it counts as reachable: it has answered, and no `PING` (nor a
+    /// broken link) has gone unanswered for longer than `window`. Measured
+    /// like a node's SDOWN, from the oldest unanswered `PING`, so the gap
+    /// between two periodic `PING`s never looks like silence.
     pub fn heard_within(&self, now: Instant, window: Duration) -> bool {
-        self.last_heard
-            .is_some_and(|t| now.saturating_duration_since(t) <= window)
+        let Some(heard) = self.last_heard else {
+            return false;
+        };
+        match self.unanswered_since {
+            Some(sent) => now.saturating_duration_since(sent) <= window,
+            None => self.link_up || now.saturating_duration_since(heard) <= window,
+        }
     }
 }
