@@ -44,9 +44,11 @@ ENV NO_COLOR=1
 # Numeric, so orchestrators can verify it is not root (runAsNonRoot).
 USER 10001:10001
 
-# 6379: the client endpoint (listen = "0.0.0.0:6379" in proxy.toml), the only
-# port the proxy serves.
-EXPOSE 6379
+# 6379: the client endpoint (listen = "0.0.0.0:6379" in proxy.toml).
+# 26379: the sentinel port, served only when the built-in sentinel core runs
+# (`master` in proxy.toml, not `sentinel`); peers reach it at `announce`.
+# With the core, mount a volume writable by uid 10001 at `data_dir`.
+EXPOSE 6379 26379
 
 # Liveness of the proxy itself: can a TCP connection be opened to its client
 # port? bash's /dev/tcp does it without any extra package. It deliberately

@@ -56,7 +56,11 @@ fn there_are_examples_for_both_sources() {
         .iter()
         .filter_map(|p| p.file_name()?.to_str().map(str::to_owned))
         .collect();
-    for expected in ["fixed-master.toml", "follow-sentinels.toml"] {
+    for expected in [
+        "standalone.toml",
+        "sidecar-group.toml",
+        "follow-sentinels.toml",
+    ] {
         assert!(
             names.iter().any(|n| n == expected),
             "config/{expected} is missing; found {names:?}"
@@ -81,10 +85,31 @@ fn each_example_uses_the_source_its_name_promises() {
         follow.lines().any(|l| l.starts_with("sentinel = [")),
         "follow-sentinels.toml should follow Sentinels; check-config says:\n{follow}"
     );
-    let fixed = check_config(&root.join("fixed-master.toml"));
+    let standalone = check_config(&root.join("standalone.toml"));
+    for expected in ["peer = []", "quorum = 2"] {
+        assert!(
+            standalone.lines().any(|l| l == expected),
+            "standalone.toml should run the sentinel core alone ({expected}), so that it \
+             monitors but never fails over; check-config says:\n{standalone}"
+        );
+    }
     assert!(
-        fixed.lines().any(|l| l.starts_with("master = ")),
-        "fixed-master.toml should name a fixed master; check-config says:\n{fixed}"
+        standalone.lines().any(|l| l.starts_with("master = \"")),
+        "standalone.toml should name the master to monitor; check-config says:\n{standalone}"
+    );
+    let group = check_config(&root.join("sidecar-group.toml"));
+    assert!(
+        group.lines().any(|l| l.starts_with("master = \"")),
+        "sidecar-group.toml should name the master to monitor; check-config says:\n{group}"
+    );
+    let peers = group
+        .lines()
+        .find_map(|l| l.strip_prefix("peer = ["))
+        .unwrap_or_else(|| panic!("sidecar-group.toml prints no `peer = [`:\n{group}"));
+    assert_eq!(
+        peers.matches('"').count() / 2,
+        2,
+        "sidecar-group.toml should list two peers (three voters); check-config says:\n{group}"
     );
 }
 
