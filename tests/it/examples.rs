@@ -1,6 +1,6 @@
 //! The shipped examples stay usable: every `config/*.toml` passes
-//! `check-config` and documents every setting, and `scripts/demo.sh --help`
-//! works (the demo itself is not run here).
+//! `check-config` and documents every setting, and the demos' `--help` work
+//! (the demos themselves are run in `demo.rs`, or not at all here).
 
 use std::path::{Path, PathBuf};
 use std::process::{Command, Output};
@@ -143,8 +143,21 @@ fn every_example_documents_every_setting() {
 }
 
 #[test]
+fn demo_subcommand_help_lists_its_options() {
+    let output = run(Proxy::command().args(["demo", "--help"]));
+    assert!(output.status.success(), "{}", describe(&output));
+    let help = String::from_utf8_lossy(&output.stdout);
+    for option in ["--chaos", "--writer", "--duration"] {
+        assert!(
+            help.contains(option),
+            "demo --help does not mention {option}:\n{help}"
+        );
+    }
+}
+
+#[test]
 fn demo_script_help_exits_zero() {
-    let script = repo_root().join("scripts/demo.sh");
+    let script = repo_root().join("scripts/demo-sentinels.sh");
     let output = run(Command::new(&script).arg("--help"));
     assert!(
         output.status.success(),
@@ -169,7 +182,7 @@ fn demo_script_help_exits_zero() {
 
 #[test]
 fn demo_script_rejects_unknown_arguments() {
-    let script = repo_root().join("scripts/demo.sh");
+    let script = repo_root().join("scripts/demo-sentinels.sh");
     let output = run(Command::new(&script).arg("--no-such-option"));
     assert_eq!(
         output.status.code(),
