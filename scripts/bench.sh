@@ -282,7 +282,7 @@ listen_overflows() { # system-wide TcpExt ListenOverflows
 }
 
 # -------------------------------------------------------------- start all
-read -r REDIS_PORT HAPROXY_PORT PROXY_PORT <<<"$(python3 "$SCRIPTS/bench_util.py" free-ports 3)"
+read -r REDIS_PORT HAPROXY_PORT PROXY_PORT SENTINEL_PORT METRICS_PORT <<<"$(python3 "$SCRIPTS/bench_util.py" free-ports 5)"
 
 start redis redis-server --bind "$HOST" --port "$REDIS_PORT" --save "" --appendonly no \
   --maxclients "$MAXCONN" --dir "$TMP" --daemonize no --protected-mode yes
@@ -313,6 +313,7 @@ else
     PROXY_LABEL="proxy (custom)"
   else
     cmd="$(printf '%q ' "$PROXY_BIN" --master "$HOST:$REDIS_PORT" --listen "$HOST:$PROXY_PORT" \
+      --sentinel-listen "$HOST:$SENTINEL_PORT" --metrics-listen "$HOST:$METRICS_PORT" \
       --log-level warn --max-clients "$MAXCONN")"
     cmd="${cmd% }"
   fi
