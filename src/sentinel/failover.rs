@@ -344,6 +344,11 @@ impl Core {
                 let super::info::ReportedRole::Replica(state) = &info.role else {
                     return None;
                 };
+                // A replica that never completed a sync holds no data:
+                // promoting it would lose everything the master had.
+                if !state.link_up && state.offset == 0 {
+                    return None;
+                }
                 Some(Candidate {
                     addr: node.addr,
                     run_id: node.run_id.clone(),

@@ -418,3 +418,36 @@ fn a_session_hint_rechecks_without_unconfirming_the_master() {
         "INFO sent at once"
     );
 }
+
+#[test]
+fn a_replica_that_never_synced_is_never_promoted() {
+    let (mut core, mut events) = core_with(&[], false);
+    core.settings.quorum = 1;
+    let start = Instant::now();
+    core.observe(addr(MASTER), Sent::Info, Ok(info_master()), start);
+    // Link down and offset 0: it never received the master's data.
+    let empty = OwnedFrame::BulkString(
+        b"run_id:dddddddddddddddddddddddddddddddddddddddd\r\nrole:slave\r\nmaster_host:127.0.0.1\r\nmaster_port:6379\r\nmaster_link_status:down\r\nmaster_link_down_since_seconds:-1\r\nslave_repl_offset:0\r\nslave_priority:100\r\n".to_vec(),
+    );
+    let mut now = start;
+    while now < start + Duration::from_secs(4) {
+        now += Duration::from_millis(100);
+        core.tick(now);
+        core.observe(
+            addr(REPLICA),
+            Sent::Ping,
+            Ok(OwnedFrame::SimpleString(b"PONG".to_vec())),
+            now,
+        );
+        core.observe(addr(REPLICA), Sent::Info, Ok(empty.clone()), now);
+    }
+    assert!(core.outbox.iter().all(|o| o.sent != Sent::Promote));
+    let mut seen = Vec::new();
+    while let Ok(e) = events.try_recv() {
+        seen.push(e.channel);
+    }
+    assert!(
+        seen.contains(&"-failover-abort-no-good-slave".to_owned()),
+        "{seen:?}"
+    );
+}

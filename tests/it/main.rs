@@ -16,5 +16,6 @@ mod harness_selftest;
 mod hold;
 mod limits;
 mod metrics;
+mod readme;
 mod resp;
 mod session;
