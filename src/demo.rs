@@ -174,7 +174,7 @@ pub fn run(options: Options) -> Result<(), DemoError> {
         // A config file, so the proxies' CONFIG REWRITE keeps a node's role
         // across the restarts --chaos does.
         let mut conf = format!(
-            "port {}\nbind 127.0.0.1\nsave \"\"\nappendonly no\ndir {}\n",
+            "port {}\nbind 127.0.0.1\nsave \"\"\nappendonly no\nrepl-diskless-sync-delay 0\ndir {}\n",
             addr.port(),
             node_dir.display()
         );
