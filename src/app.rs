@@ -321,6 +321,8 @@ impl CorePlan {
             voters: core.peers.clone(),
             announce,
             data_dir: core.data_dir.clone(),
+            fault_injection: std::env::var_os("SENTINEL_PROXY_FAULT_INJECTION")
+                .is_some_and(|v| v == "1"),
         };
         let core = Core::new(
             settings,

@@ -138,6 +138,9 @@ impl Core {
                 ok()
             }
             ("config", 3) if args[1].eq_ignore_ascii_case("get") => self.config_get(&args[2]),
+            ("simulate-partition", _) if self.settings.fault_injection => {
+                self.simulate_partition(&args[1..])
+            }
             ("debug", 1) => self.debug_timers(),
             ("debug", n) if n % 2 == 1 => self.set_timers(&args[1..]),
             _ => error(format!(
@@ -327,6 +330,13 @@ impl Core {
             && self.tilt_since.is_none()
             && addr == self.master.addr
             && self.master.sdown_since.is_some();
+        let from_partitioned = self.peers.values().any(|p| {
+            p.run_id.as_deref() == Some(runid.as_str()) && self.partitioned.contains(&p.addr)
+        });
+        if from_partitioned {
+            // Across a simulated partition the request would never arrive.
+            return error("ERR simulated partition");
+        }
         let (leader, leader_epoch) = if runid == "*" {
             ("*".to_owned(), 0)
         } else {
@@ -404,6 +414,22 @@ impl Core {
             .filter(|(k, _)| pattern == "*" || pattern.eq_ignore_ascii_case(k))
             .collect();
         fields(pairs)
+    }
+
+    /// `SENTINEL SIMULATE-PARTITION [ip:port …]`: from now on, pretend the
+    /// listed nodes and peers are unreachable (none listed: heal). Only with
+    /// fault injection enabled, for partition tests on loopback.
+    fn simulate_partition(&mut self, addrs: &[String]) -> OwnedFrame {
+        let parsed: Result<std::collections::BTreeSet<SocketAddr>, _> =
+            addrs.iter().map(|a| a.parse::<SocketAddr>()).collect();
+        match parsed {
+            Ok(set) => {
+                tracing::warn!(unreachable = ?set, "simulated partition");
+                self.partitioned = set;
+                ok()
+            }
+            Err(_) => error("ERR addresses must be ip:port"),
+        }
     }
 
     fn debug_timers(&self) -> OwnedFrame {

@@ -45,6 +45,9 @@ pub struct Settings {
     pub announce: SocketAddr,
     /// Where state is saved, if anywhere.
     pub data_dir: Option<PathBuf>,
+    /// Accept `SENTINEL SIMULATE-PARTITION` (tests only: set by the
+    /// `SENTINEL_PROXY_FAULT_INJECTION=1` environment variable).
+    pub fault_injection: bool,
 }
 
 /// Sentinel's periods. Fixed in production; `SENTINEL DEBUG` may change them.
@@ -169,6 +172,9 @@ pub struct Core {
     pub events: Events,
     /// State worth saving has changed.
     pub dirty: bool,
+    /// Nodes and peers this proxy pretends it cannot reach (fault injection
+    /// for partition tests): no job reaches them, no hello from them counts.
+    pub partitioned: std::collections::BTreeSet<SocketAddr>,
 }
 
 impl Core {
@@ -198,6 +204,7 @@ impl Core {
             outbox: Vec::new(),
             events,
             dirty: true,
+            partitioned: Default::default(),
             timers: Timers::default(),
             settings,
         };
@@ -632,8 +639,11 @@ impl Core {
                 if valid_ping_reply(&result) {
                     peer.last_heard = Some(now);
                     peer.unanswered_since = None;
-                } else if !peer.link_up {
-                    peer.last_ping = None;
+                } else {
+                    peer.hello_owed = true;
+                    if !peer.link_up {
+                        peer.last_ping = None;
+                    }
                 }
             }
             Sent::AskMasterDown => {
@@ -798,6 +808,9 @@ impl Core {
         let Ok(addr) = hello.sentinel_addr().parse::<SocketAddr>() else {
             return;
         };
+        if self.partitioned.contains(&addr) {
+            return;
+        }
         self.learn_peer(addr, &hello.run_id, now);
         if hello.current_epoch > self.current_epoch {
             self.current_epoch = hello.current_epoch;
@@ -874,6 +887,8 @@ impl Core {
         };
         peer.run_id = Some(run_id.to_owned());
         peer.last_heard = Some(now);
+        peer.last_hello_heard = Some(now);
+        peer.hello_owed = false;
         if announce {
             self.dirty = true;
             self.events
@@ -949,18 +964,27 @@ impl Core {
 
     // === the route for the data path ===
 
-    /// Whether this proxy has heard, within `down-after`, from a majority of
-    /// the voters (itself included). Without it, writes are fenced.
+    /// Whether this proxy is in touch with a majority of the voters (itself
+    /// included): each answers `PING` (within `down-after`) and has sent a
+    /// recent hello. Without it, writes are fenced. Requiring hellos, which
+    /// carry each voter's config, means a proxy coming back from a partition
+    /// learns of a failover it missed before it routes anything.
     pub fn has_majority(&self, now: Instant) -> bool {
         let voters = self.peers.values().filter(|p| p.voter).count() as u32;
         if voters == 0 {
             return true;
         }
         let me = u32::from(!self.settings.observer);
+        let hello_window = self.settings.down_after + 2 * self.timers.publish;
         let heard = self
             .peers
             .values()
-            .filter(|p| p.voter && p.heard_within(now, self.settings.down_after))
+            .filter(|p| {
+                p.voter
+                    && !p.hello_owed
+                    && p.heard_within(now, self.settings.down_after)
+                    && p.hello_within(now, hello_window)
+            })
             .count() as u32;
         heard + me > (voters + me) / 2
     }

@@ -143,8 +143,20 @@ impl Runner {
         client_name: &str,
     ) {
         let targets = self.core.link_targets();
-        links.retain(|addr, _| targets.iter().any(|(a, _)| a == addr));
+        let cut = &self.core.partitioned;
+        links.retain(|addr, _| targets.iter().any(|(a, _)| a == addr) && !cut.contains(addr));
         for job in std::mem::take(&mut self.core.outbox) {
+            if self.core.partitioned.contains(&job.to) {
+                let lost = std::io::Error::new(std::io::ErrorKind::TimedOut, "simulated partition");
+                let now = Instant::now();
+                self.core.observe(
+                    job.to,
+                    job.sent,
+                    Err(crate::backend::probe::ProbeError::Io(lost)),
+                    now,
+                );
+                continue;
+            }
             let link = links.entry(job.to).or_insert_with(|| {
                 let options = LinkOptions {
                     auth: self.auth.clone(),

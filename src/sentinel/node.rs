@@ -151,6 +151,11 @@ pub struct Peer {
     pub link_up: bool,
     /// When it last answered anything (a `PING` reply or a hello).
     pub last_heard: Option<Instant>,
+    /// When its last hello arrived (hellos carry the config it believes in).
+    pub last_hello_heard: Option<Instant>,
+    /// A `PING` failed since its last hello: until the next hello, what it
+    /// believes is unknown (a failover may have happened meanwhile).
+    pub hello_owed: bool,
     /// A `PING` is in flight since then.
     pub ping_sent: Option<Instant>,
     /// The oldest `PING` not answered was sent then; cleared by a reply.
@@ -170,6 +175,12 @@ pub struct Peer {
 }
 
 impl Peer {
+    /// Whether a hello from it arrived within `window`.
+    pub fn hello_within(&self, now: Instant, window: Duration) -> bool {
+        self.last_hello_heard
+            .is_some_and(|t| now.saturating_duration_since(t) <= window)
+    }
+
     /// A peer first known now (from the configuration or a hello).
     pub fn new(addr: SocketAddr, voter: bool) -> Peer {
         Peer {
@@ -178,6 +189,8 @@ impl Peer {
             voter,
             link_up: false,
             last_heard: None,
+            last_hello_heard: None,
+            hello_owed: true,
             ping_sent: None,
             unanswered_since: None,
             last_ping: None,

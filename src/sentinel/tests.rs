@@ -36,6 +36,7 @@ fn core_with(voters: &[&str], observer: bool) -> (Core, broadcast::Receiver<supe
         voters: voters.iter().map(|v| addr(v)).collect(),
         announce: addr("127.0.0.1:26379"),
         data_dir: None,
+        fault_injection: true,
     };
     let core = Core::new(
         settings,
@@ -450,4 +451,29 @@ fn a_replica_that_never_synced_is_never_promoted() {
         seen.contains(&"-failover-abort-no-good-slave".to_owned()),
         "{seen:?}"
     );
+}
+
+#[test]
+fn a_peer_back_from_a_partition_counts_only_after_its_next_hello() {
+    let (mut core, _) = core_with(&[PEER_A, PEER_B], false);
+    let now = Instant::now();
+    core.observe(addr(MASTER), Sent::Info, Ok(info_master()), now);
+    core.take_hello(&hello_from(PEER_A, ID_A, 0, MASTER, 0), now);
+    assert!(core.has_majority(now));
+    // A PING to it fails (the partition), then answers again (the heal).
+    let lost = std::io::Error::new(std::io::ErrorKind::TimedOut, "cut");
+    core.observe(
+        addr(PEER_A),
+        Sent::Ping,
+        Err(crate::backend::probe::ProbeError::Io(lost)),
+        now,
+    );
+    let pong = OwnedFrame::SimpleString(b"PONG".to_vec());
+    core.observe(addr(PEER_A), Sent::Ping, Ok(pong), now);
+    assert!(
+        !core.has_majority(now),
+        "a failover may have happened meanwhile: wait for its hello"
+    );
+    core.take_hello(&hello_from(PEER_A, ID_A, 0, MASTER, 0), now);
+    assert!(core.has_majority(now));
 }

@@ -7,6 +7,7 @@ mod support;
 mod classify;
 mod cli;
 mod core;
+mod core_partition;
 mod demo;
 mod dockerfile;
 mod events;
