@@ -34,6 +34,7 @@ pub mod build;
 pub mod catalog;
 pub mod config;
 pub mod follow;
+pub mod import;
 pub mod metrics;
 pub mod proxy;
 pub mod resp;
