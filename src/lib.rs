@@ -35,6 +35,7 @@ pub mod catalog;
 pub mod config;
 pub mod demo;
 pub mod follow;
+pub mod import;
 pub mod metrics;
 pub mod proxy;
 pub mod resp;
