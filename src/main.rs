@@ -14,6 +14,7 @@ fn main() -> ExitCode {
     let cli = Cli::parse();
     match &cli.command {
         Some(Command::Healthcheck { addr }) => return healthcheck(&cli, addr.as_deref()),
+        Some(Command::ImportSentinelConf { file }) => return import_sentinel_conf(file),
         Some(Command::Demo {
             chaos,
             writer,
@@ -131,6 +132,33 @@ fn demo(chaos: Option<u64>, writer: bool, duration: Option<u64>) -> ExitCode {
         Err(error) => {
             eprintln!("sentinel-proxy: error: {error}");
             ExitCode::FAILURE
+        }
+    }
+}
+
+/// `import-sentinel-conf FILE`: the converted config on stdout.
+fn import_sentinel_conf(file: &std::path::Path) -> ExitCode {
+    let text = match std::fs::read_to_string(file) {
+        Ok(text) => text,
+        Err(error) => {
+            eprintln!(
+                "sentinel-proxy: error: cannot read {}: {error}",
+                file.display()
+            );
+            return ExitCode::from(EXIT_USAGE);
+        }
+    };
+    match sentinel_proxy::import::convert(&text) {
+        Ok(imported) => {
+            print!("{}", imported.toml);
+            for note in &imported.notes {
+                eprintln!("sentinel-proxy: note: {note}");
+            }
+            ExitCode::SUCCESS
+        }
+        Err(error) => {
+            eprintln!("sentinel-proxy: error: {}: {error}", file.display());
+            ExitCode::from(EXIT_USAGE)
         }
     }
 }

@@ -44,6 +44,12 @@ pub enum Command {
         #[arg(long, value_name = "N")]
         duration: Option<u64>,
     },
+    /// Convert a Redis sentinel.conf into this proxy's TOML config (printed on stdout).
+    ImportSentinelConf {
+        /// The sentinel.conf to read
+        #[arg(value_name = "FILE")]
+        file: PathBuf,
+    },
     /// Exit 0 if a running proxy answers GET /healthz (for container health checks).
     Healthcheck {
         /// The proxy's metrics address [default: metrics_listen from the config, else 127.0.0.1:9121]
@@ -126,7 +132,7 @@ pub struct Settings {
     #[arg(long, value_name = "N")]
     pub parallel_syncs: Option<u64>,
 
-    /// Script called with <event-type> <event-description> for each warning-level Sentinel event [default: none]
+    /// Script called with `<event-type> <event-description>` for each warning-level Sentinel event [default: none]
     #[arg(long, value_name = "PATH")]
     pub notification_script: Option<PathBuf>,
 

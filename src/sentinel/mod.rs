@@ -19,7 +19,7 @@
 //! * [`answer`]: the Sentinel API commands that read or change the state;
 //! * [`api`]: the RESP server on the sentinel port;
 //! * [`link`]: connections to nodes and peers;
-//! * [`node`], [`info`], [`hello`], [`select`], [`persist`], [`events`]:
+//! * [`node`], [`mod@info`], [`hello`], [`select`], [`persist`], [`events`], [`scripts`]:
 //!   the pieces, most of them pure.
 //!
 //! The core runs on the control thread. Its only contact with the data path is

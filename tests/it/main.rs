@@ -15,6 +15,7 @@ mod examples;
 mod failover;
 mod harness_selftest;
 mod hold;
+mod import;
 mod limits;
 mod metrics;
 mod readme;

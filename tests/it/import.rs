@@ -1,0 +1,89 @@
+//! `sentinel-proxy import-sentinel-conf FILE`: every shipped sentinel.conf
+//! sample converts into a config that `check-config` accepts, and a broken
+//! file gets one clear line and exit code 2.
+
+use std::path::{Path, PathBuf};
+
+use crate::support::Proxy;
+
+fn samples() -> Vec<PathBuf> {
+    let dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("config/sentinel-conf");
+    let mut files: Vec<PathBuf> = std::fs::read_dir(&dir)
+        .expect("config/sentinel-conf")
+        .map(|e| e.expect("entry").path())
+        .filter(|p| p.extension().is_some_and(|e| e == "conf"))
+        .collect();
+    files.sort();
+    files
+}
+
+#[test]
+fn every_sample_converts_into_a_valid_config() {
+    let files = samples();
+    assert!(files.len() >= 2, "samples: {files:?}");
+    let dir = tempfile::tempdir().expect("tempdir");
+    for file in files {
+        let out = Proxy::command()
+            .arg("import-sentinel-conf")
+            .arg(&file)
+            .output()
+            .expect("run import-sentinel-conf");
+        assert!(
+            out.status.success(),
+            "{}: {}",
+            file.display(),
+            String::from_utf8_lossy(&out.stderr)
+        );
+        let mut toml = String::from_utf8(out.stdout).expect("UTF-8");
+        // Scripts named in a sample do not exist on this machine: point them
+        // at a real executable so check-config judges the rest.
+        toml = toml
+            .lines()
+            .map(|l| {
+                if l.starts_with("notification_script") || l.starts_with("client_reconfig_script") {
+                    let key = l.split(' ').next().unwrap_or_default();
+                    format!("{key} = \"/bin/true\"")
+                } else {
+                    l.to_owned()
+                }
+            })
+            .collect::<Vec<_>>()
+            .join("\n");
+        let converted = dir.path().join("converted.toml");
+        std::fs::write(&converted, &toml).expect("write");
+        let check = Proxy::command()
+            .arg("-c")
+            .arg(&converted)
+            .arg("check-config")
+            .output()
+            .expect("check-config");
+        assert!(
+            check.status.success(),
+            "{} converts into a config check-config rejects: {}\n{toml}",
+            file.display(),
+            String::from_utf8_lossy(&check.stderr)
+        );
+        let settings = String::from_utf8_lossy(&check.stdout);
+        assert!(settings.contains("master = \""), "{settings}");
+    }
+}
+
+#[test]
+fn a_broken_file_gets_one_line_and_exit_2() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let file = dir.path().join("sentinel.conf");
+    std::fs::write(
+        &file,
+        "port 26379\nsentinel monitor mymaster 127.0.0.1 \"6379 2\n",
+    )
+    .expect("write");
+    let out = Proxy::command()
+        .arg("import-sentinel-conf")
+        .arg(&file)
+        .output()
+        .expect("run");
+    assert_eq!(out.status.code(), Some(2));
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(stderr.lines().count(), 1, "{stderr}");
+    assert!(stderr.contains("line 2"), "{stderr}");
+}
