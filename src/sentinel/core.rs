@@ -124,8 +124,10 @@ const DOWN_REPORT_VALIDITY: u32 = 5;
 /// after it has done so for this many hello periods, as Sentinel does.
 const FIX_AFTER_PUBLISH_PERIODS: u32 = 4;
 
-/// Longest random pause between ODOWN and a failover attempt.
-const MAX_DESYNC: Duration = Duration::from_millis(1000);
+/// Longest random pause between ODOWN and a failover attempt: far longer than
+/// a vote request's round trip, so the first candidate usually collects the
+/// votes before another starts.
+const MAX_DESYNC: Duration = Duration::from_millis(400);
 
 /// Observers not heard from for this long are forgotten (voters never are).
 const FORGET_OBSERVER_AFTER: Duration = Duration::from_secs(60);
@@ -537,7 +539,14 @@ impl Core {
         };
         let epoch = self.current_epoch.to_string();
         let master = self.master.addr;
-        let period = self.timers.ask;
+        // Until a quorum agrees, ask four times as often as Sentinel: every
+        // quarter period saved here is a quarter period less of pause for
+        // the applications.
+        let period = if self.odown_since.is_none() {
+            self.timers.ask / 4
+        } else {
+            self.timers.ask
+        };
         let mut asked = Vec::new();
         for peer in self.peers.values_mut() {
             if !peer.voter || peer.ask_pending || !elapsed(peer.last_ask, now, period) {

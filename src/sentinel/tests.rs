@@ -229,7 +229,7 @@ fn sdown_needs_down_after_of_silence_and_odown_needs_the_quorum() {
     core.observe(addr(PEER_A), Sent::AskMasterDown, Ok(down), late);
     core.tick(late + Duration::from_millis(100));
     assert!(core.odown_since.is_some(), "two votes reach the quorum");
-    assert!(core.start_jitter < Duration::from_millis(1000));
+    assert!(core.start_jitter < Duration::from_millis(400));
     // Peer A keeps saying the master is down.
     let still_down = OwnedFrame::Array(vec![
         OwnedFrame::Integer(1),
