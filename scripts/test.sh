@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # Runs the whole test suite. The integration tests need redis-server,
-# redis-sentinel and redis-cli; they are installed with apt-get when missing.
+# redis-sentinel, redis-cli and python3-redis (redis-py, a Sentinel-aware
+# client); they are installed with apt-get when missing.
 set -euo pipefail
 
 cd "$(dirname "${BASH_SOURCE[0]}")/.."
@@ -20,11 +21,16 @@ for bin in redis-server redis-sentinel redis-cli; do
         missing=1
     fi
 done
+# redis-py (Debian's python3-redis) plays the Sentinel-aware client.
+if ! /usr/bin/python3 -c "import redis" >/dev/null 2>&1; then
+    echo "test.sh: python3-redis not found" >&2
+    missing=1
+fi
 if [ "$missing" -eq 1 ]; then
-    echo "test.sh: installing redis-server, redis-sentinel and redis-tools" >&2
+    echo "test.sh: installing redis-server, redis-sentinel, redis-tools and python3-redis" >&2
     as_root env DEBIAN_FRONTEND=noninteractive apt-get update
     as_root env DEBIAN_FRONTEND=noninteractive apt-get install -y --no-install-recommends \
-        redis-server redis-sentinel redis-tools
+        redis-server redis-sentinel redis-tools python3-redis
 fi
 
 if cargo nextest --version >/dev/null 2>&1; then

@@ -8,6 +8,7 @@ mod classify;
 mod cli;
 mod core;
 mod core_partition;
+mod core_sentinels;
 mod demo;
 mod dockerfile;
 mod events;
