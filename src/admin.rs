@@ -103,7 +103,9 @@ fn route(method: &str, path: &str, sources: &Sources) -> (u16, &'static str, Str
             Some(handle) => {
                 crate::metrics::export_traffic(&sources.counters);
                 export_status(&sources.status.borrow(), &sources.switch);
-                (200, "text/plain; version=0.0.4", handle.render())
+                let mut text = handle.render();
+                crate::metrics::render_latency(&mut text, &sources.counters);
+                (200, "text/plain; version=0.0.4", text)
             }
             None => (404, "text/plain", "metrics are not enabled\n".to_owned()),
         },

@@ -83,6 +83,8 @@ pub const FAILOVER_SECONDS: &str = "sentinel_proxy_failover_duration_seconds";
 pub const UNAVAILABLE_SECONDS: &str = "sentinel_proxy_failover_unavailable_seconds";
 /// Version and commit, as labels of a constant 1.
 pub const BUILD_INFO: &str = "sentinel_proxy_build_info";
+/// Proxy-added latency (rendered from the data path's atomic histograms).
+pub const ADDED_LATENCY: &str = "sentinel_proxy_added_latency_seconds";
 /// Seconds since the process started.
 pub const UPTIME: &str = "sentinel_proxy_uptime_seconds";
 
@@ -198,5 +200,46 @@ pub fn export_traffic(counters: &Counters) {
     metrics::counter!(BYTES_OUT).absolute(counters.bytes_out.load(Relaxed));
     if let Some(started) = STARTED.get() {
         metrics::gauge!(UPTIME).set(started.elapsed().as_secs_f64());
+    }
+}
+
+/// Appends the proxy-added latency histograms (request: batch read from the
+/// client to written to the backend; reply: read from the backend to written
+/// to the client). They live in atomics on the data path, so they are
+/// rendered here rather than recorded through the registry.
+pub fn render_latency(out: &mut String, counters: &Counters) {
+    use std::fmt::Write;
+    use std::sync::atomic::Ordering::Relaxed;
+    let _ = writeln!(
+        out,
+        "# HELP {ADDED_LATENCY} Time a batch of requests or replies spends in the proxy, read to write."
+    );
+    let _ = writeln!(out, "# TYPE {ADDED_LATENCY} histogram");
+    for (direction, histogram) in [
+        ("request", &counters.request_latency),
+        ("reply", &counters.reply_latency),
+    ] {
+        let mut cumulative = 0;
+        for (i, bucket) in histogram.buckets.iter().enumerate() {
+            cumulative += bucket.load(Relaxed);
+            let le = match crate::proxy::LATENCY_BOUNDS_NS.get(i) {
+                Some(ns) => format!("{}", *ns as f64 / 1e9),
+                None => "+Inf".to_owned(),
+            };
+            let _ = writeln!(
+                out,
+                "{ADDED_LATENCY}_bucket{{direction=\"{direction}\",le=\"{le}\"}} {cumulative}"
+            );
+        }
+        let sum = histogram.sum_ns.load(Relaxed) as f64 / 1e9;
+        let _ = writeln!(
+            out,
+            "{ADDED_LATENCY}_sum{{direction=\"{direction}\"}} {sum}"
+        );
+        let count = histogram.count.load(Relaxed);
+        let _ = writeln!(
+            out,
+            "{ADDED_LATENCY}_count{{direction=\"{direction}\"}} {count}"
+        );
     }
 }

@@ -48,6 +48,7 @@ fn start(master: std::net::SocketAddr) -> Harness {
             on_switch: OnSwitch::Rebind,
             requirepass: None,
             backend_auth: None,
+            measure_latency: false,
         },
         commands: Arc::new(ArcSwap::from_pointee(CommandTable::builtin())),
         counters: Default::default(),

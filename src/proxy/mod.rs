@@ -50,6 +50,9 @@ pub struct Settings {
     pub requirepass: Option<String>,
     /// The AUTH command sent first on every backend connection, if configured.
     pub backend_auth: Option<Bytes>,
+    /// Measure the proxy-added latency (two clock reads per batch; off when
+    /// metrics are off).
+    pub measure_latency: bool,
 }
 
 impl Settings {
@@ -70,6 +73,7 @@ impl Settings {
             on_switch: config.on_switch,
             requirepass: config.requirepass.clone(),
             backend_auth,
+            measure_latency: config.metrics_listen.is_some(),
         }
     }
 }
@@ -106,6 +110,42 @@ pub struct Counters {
     pub closed: AtomicU64,
     /// Client connections refused because `max_clients` was reached.
     pub rejected_max_clients: AtomicU64,
+    /// Time from a batch of requests read to its write to the backend.
+    pub request_latency: LatencyHistogram,
+    /// Time from replies read from the backend to their write to the client.
+    pub reply_latency: LatencyHistogram,
+}
+
+/// Upper bounds of the latency buckets, in nanoseconds (1 µs to 10 ms).
+pub const LATENCY_BOUNDS_NS: [u64; 13] = [
+    1_000, 2_000, 5_000, 10_000, 20_000, 50_000, 100_000, 200_000, 500_000, 1_000_000, 2_000_000,
+    5_000_000, 10_000_000,
+];
+
+/// A fixed-bucket histogram of atomics: recording is a bucket search and
+/// three relaxed adds, cheap enough for the data path.
+#[derive(Debug, Default)]
+pub struct LatencyHistogram {
+    /// Counts per bucket (not cumulative); the last one is `+Inf`.
+    pub buckets: [AtomicU64; 14],
+    /// Sum of the recorded values, in nanoseconds.
+    pub sum_ns: AtomicU64,
+    /// Number of recorded values.
+    pub count: AtomicU64,
+}
+
+impl LatencyHistogram {
+    /// Records one duration.
+    pub fn record(&self, elapsed: Duration) {
+        let ns = u64::try_from(elapsed.as_nanos()).unwrap_or(u64::MAX);
+        let bucket = LATENCY_BOUNDS_NS
+            .iter()
+            .position(|bound| ns <= *bound)
+            .unwrap_or(LATENCY_BOUNDS_NS.len());
+        self.buckets[bucket].fetch_add(1, Ordering::Relaxed);
+        self.sum_ns.fetch_add(ns, Ordering::Relaxed);
+        self.count.fetch_add(1, Ordering::Relaxed);
+    }
 }
 
 impl Counters {

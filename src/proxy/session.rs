@@ -232,9 +232,17 @@ impl Session {
         // cancelled (the switch's snapshots are its children): one wait for both.
         let mut retired = Box::pin(self.topology.retired());
         let mut timer: Option<Pin<Box<Sleep>>> = None;
+        // When the last client read happened, for the request latency.
+        let mut read_at: Option<Instant> = None;
         loop {
+            let in_flight = self.ledger.counted();
             if let Err(end) = self.settle().await {
                 return Box::pin(self.close(end)).await;
+            }
+            if let Some(at) = read_at.take()
+                && self.ledger.counted() > in_flight
+            {
+                self.shared.counters.request_latency.record(at.elapsed());
             }
             let deadline = self.next_deadline();
             match (&mut timer, deadline) {
@@ -263,9 +271,24 @@ impl Session {
                     flush_pending(&self.client, &mut self.to_client).map_err(|_| End::Client)
                 }
                 Event::BackendWritable => self.flush_to_backend(),
-                Event::BackendReadable => self.on_backend_readable().await,
+                Event::BackendReadable => {
+                    let measure = self.shared.settings.measure_latency;
+                    let (start, in_flight) = (measure.then(Instant::now), self.ledger.counted());
+                    let result = self.on_backend_readable().await;
+                    if let Some(start) = start
+                        && self.ledger.counted() < in_flight
+                    {
+                        self.shared.counters.reply_latency.record(start.elapsed());
+                    }
+                    result
+                }
                 Event::BackendFailed => Box::pin(self.on_backend_lost()).await,
-                Event::ClientReadable => self.on_client_readable().await,
+                Event::ClientReadable => {
+                    if self.shared.settings.measure_latency {
+                        read_at = Some(Instant::now());
+                    }
+                    self.on_client_readable().await
+                }
                 Event::ClientFailed => Err(End::Client),
                 Event::Timer => self.on_timer(),
             };
@@ -1135,6 +1158,7 @@ mod tests {
                 on_switch: OnSwitch::Rebind,
                 requirepass: None,
                 backend_auth: None,
+                measure_latency: false,
             },
         });
         let future = run(client, shared, CancellationToken::new());

@@ -98,6 +98,20 @@ fn metrics_count_the_traffic_the_test_caused() {
         "build info"
     );
 
+    // Every forwarded batch and every reply batch was timed.
+    for direction in ["request", "reply"] {
+        let count =
+            m[&format!("sentinel_proxy_added_latency_seconds_count{{direction=\"{direction}\"}}")];
+        let inf = m[&format!(
+            "sentinel_proxy_added_latency_seconds_bucket{{direction=\"{direction}\",le=\"+Inf\"}}"
+        )];
+        assert!(
+            count >= 35.0,
+            "{direction}: {count} batches timed for 35 commands"
+        );
+        assert_eq!(inf, count);
+    }
+
     let (code, status) = proxy.http_get("/status").expect("status");
     assert_eq!(code, 200);
     assert!(
