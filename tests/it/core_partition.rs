@@ -104,6 +104,12 @@ fn an_isolated_proxy_fences_itself_and_rejoins() {
         fenced(c),
         "the isolated proxy fences itself"
     );
+    assert_eventually!(
+        Duration::from_secs(5),
+        c.http_get("/readyz")
+            .is_ok_and(|(code, body)| code == 503 && body.contains("no majority")),
+        "readyz tells the orchestrator"
+    );
     let reply = set_through(c, "isolated-write");
     assert!(
         reply.starts_with(b"-MASTERDOWN"),
@@ -134,6 +140,11 @@ fn an_isolated_proxy_fences_itself_and_rejoins() {
         cut(proxy, &[]);
     }
     assert_eventually!(Duration::from_secs(10), !fenced(c), "the proxy rejoins");
+    assert_eventually!(
+        Duration::from_secs(5),
+        c.http_get("/readyz").is_ok_and(|(code, _)| code == 200),
+        "ready again"
+    );
     assert_eventually!(
         Duration::from_secs(10),
         set_through(c, "healed-write") == b"+OK\r\n"
