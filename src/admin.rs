@@ -164,17 +164,30 @@ fn export_status(status: &Status, switch: &SwitchReader) {
         let current = routed.as_deref() == Some(node.addr.as_str());
         metrics::gauge!(MASTER, "master_name" => status.master_name.clone(), "address" => node.addr.clone())
             .set(flag(current));
-        metrics::gauge!(NODE_UP, "address" => node.addr.clone(), "role" => node.role)
-            .set(flag(node.up));
-        if let Some(lag) = node.lag_bytes {
-            metrics::gauge!(REPLICA_LAG, "address" => node.addr.clone()).set(lag as f64);
-        }
+        // No role label: a node changes role on a failover, and a series per
+        // role would leave the old one behind.
+        metrics::gauge!(NODE_UP, "address" => node.addr.clone()).set(flag(node.up));
+        metrics::gauge!(REPLICA_LAG, "address" => node.addr.clone())
+            .set(node.lag_bytes.unwrap_or(0) as f64);
     }
-    if status.nodes.is_empty()
-        && let Some(addr) = &routed
-    {
-        metrics::gauge!(MASTER, "master_name" => status.master_name.clone(), "address" => addr.clone())
-            .set(1.0);
+    if status.nodes.is_empty() {
+        // Following Sentinels: only the routed master is known; zero the
+        // series of the previous one.
+        static LAST: std::sync::Mutex<Option<String>> = std::sync::Mutex::new(None);
+        let mut last = LAST
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner);
+        if let Some(old) = last.take()
+            && Some(&old) != routed.as_ref()
+        {
+            metrics::gauge!(MASTER, "master_name" => status.master_name.clone(), "address" => old)
+                .set(0.0);
+        }
+        if let Some(addr) = &routed {
+            metrics::gauge!(MASTER, "master_name" => status.master_name.clone(), "address" => addr.clone())
+                .set(1.0);
+            *last = Some(addr.clone());
+        }
     }
     metrics::gauge!(CURRENT_EPOCH).set(status.current_epoch as f64);
     metrics::gauge!(CONFIG_EPOCH).set(status.config_epoch as f64);

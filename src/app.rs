@@ -91,6 +91,8 @@ impl App {
                 status_tx.send_replace(crate::status::Status {
                     source: "following-sentinels",
                     master_name: config.master_name.clone(),
+                    // The Sentinels own the quorum; this proxy has none to lose.
+                    quorum_reachable: true,
                     ..Default::default()
                 });
                 let follower = Follower {
@@ -100,6 +102,7 @@ impl App {
                     writer,
                     hints: hint_rx,
                     connections: Default::default(),
+                    last_master: None,
                 };
                 (ControlPath::Follow(follower), reader)
             }

@@ -50,9 +50,19 @@ pub async fn follow(
         }
         let retry = tokio::time::sleep(Duration::from_secs(5));
         tokio::select! {
+            // The control path stops.
             _ = cancel.cancelled() => return,
+            // A newer snapshot, or the proxy is stopping.
             _ = topology.retired() => {}
+            // The last attempt failed: try again.
             _ = retry, if learned_from.is_none() || topology.master != learned_from => {}
+        }
+        if topology.is_retired() && switch.current().generation == topology.generation {
+            // Retired without a successor: the proxy is stopping. Without
+            // this wait the loop would spin on the control thread while
+            // sessions drain, starving the health endpoints and the core.
+            cancel.cancelled().await;
+            return;
         }
     }
 }

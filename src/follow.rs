@@ -98,6 +98,8 @@ pub struct Follower {
     /// fleet of proxies does not open several connections per second each. A
     /// connection that fails or misses a deadline is dropped and reopened.
     pub connections: HashMap<SocketAddr, Probe>,
+    /// The last master committed, to count switches.
+    pub last_master: Option<SocketAddr>,
 }
 
 impl Follower {
@@ -166,10 +168,16 @@ impl Follower {
                         .writer
                         .publish(Some(addr), config_epoch.max(current.config_epoch))
                     {
-                        Ok(t) => info!(
-                            master = %addr, config_epoch = t.config_epoch, generation = t.generation,
-                            "master committed: a majority of Sentinels agree and ROLE says master"
-                        ),
+                        Ok(t) => {
+                            if self.last_master.is_some_and(|m| m != addr) {
+                                metrics::counter!(crate::metrics::SWITCHES).increment(1);
+                            }
+                            self.last_master = Some(addr);
+                            info!(
+                                master = %addr, config_epoch = t.config_epoch, generation = t.generation,
+                                "master committed: a majority of Sentinels agree and ROLE says master"
+                            )
+                        }
                         Err(stale) => warn!(%stale, "ignored a stale master"),
                     }
                     return;

@@ -103,6 +103,20 @@ pub fn install() -> anyhow::Result<PrometheusHandle> {
         .install_recorder()?;
     STARTED.get_or_init(Instant::now);
     describe_all();
+    // Rare events start at zero, so increase() sees their first occurrence.
+    for name in [
+        FAILOVERS_STARTED,
+        FAILOVERS_LED,
+        FAILOVERS_SUCCEEDED,
+        SWITCHES,
+        COMMANDS_HELD,
+        COMMANDS_REFUSED,
+        SESSIONS_MOVED,
+        SESSIONS_DRAINED,
+        SESSIONS_CLOSED_ON_SWITCH,
+    ] {
+        metrics::counter!(name).absolute(0);
+    }
     metrics::gauge!(BUILD_INFO, "version" => env!("CARGO_PKG_VERSION"), "commit" => crate::build::COMMIT)
         .set(1.0);
     Ok(handle)
@@ -146,7 +160,7 @@ fn describe_all() {
         ROUTABLE,
         "1 while commands may be sent to the master, 0 while held or fenced."
     );
-    describe_gauge!(NODE_UP, "1 if the node answers, by address and role.");
+    describe_gauge!(NODE_UP, "1 if the node answers, by address.");
     describe_gauge!(
         REPLICA_LAG,
         Unit::Bytes,

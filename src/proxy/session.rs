@@ -163,6 +163,8 @@ struct Session {
     close_after_drain: bool,
     /// The hold timeout passed: answer held commands with -MASTERDOWN.
     refuse_held: bool,
+    /// The current hold waits for a usable master (and was counted as such).
+    hold_counted: bool,
     /// Last client activity, when idle release is on.
     last_active: Instant,
     /// When to check next whether the backend has been idle long enough.
@@ -211,6 +213,7 @@ impl Session {
             avoid: None,
             close_after_drain: false,
             refuse_held: false,
+            hold_counted: false,
             last_active: Instant::now(),
             idle_check_at: None,
             counted_commands: [0; 7],
@@ -493,6 +496,7 @@ impl Session {
         }
         let Some(buf) = self.cbuf.as_mut() else {
             self.held_since = None;
+            self.hold_counted = false;
             return Ok(false);
         };
         // Bytes past a retained command mean it is no longer alone in flight.
@@ -502,6 +506,7 @@ impl Session {
         }
         if self.retained > 0 || buf.is_empty() {
             self.held_since = None;
+            self.hold_counted = false;
             return Ok(false);
         }
         let in_flight_before = self.ledger.counted();
@@ -640,11 +645,19 @@ impl Session {
         if need_backend {
             if self.held_since.is_none() {
                 self.held_since = Some(Instant::now());
+            }
+            // Waiting for a first connection is not a hold; waiting because
+            // no master may be used is, and is counted once.
+            let no_master = self.topology.master.is_none() || self.avoid.is_some();
+            if no_master && !self.hold_counted {
+                self.hold_counted = true;
                 metrics::counter!(crate::metrics::COMMANDS_HELD).increment(1);
             }
             return Ok(true);
         }
-        if let Some(since) = self.held_since.take() {
+        if let Some(since) = self.held_since.take()
+            && std::mem::take(&mut self.hold_counted)
+        {
             metrics::histogram!(crate::metrics::HOLD_SECONDS).record(since.elapsed().as_secs_f64());
         }
         Ok(false)

@@ -210,6 +210,10 @@ impl Core {
             timers: Timers::default(),
             settings,
         };
+        // This proxy is a voter by itself; listing its own address as a peer
+        // would count it twice.
+        let me = core.settings.announce;
+        core.settings.voters.retain(|v| *v != me);
         for &addr in &core.settings.voters {
             core.peers.insert(addr, Peer::new(addr, true));
         }

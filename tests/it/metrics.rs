@@ -92,6 +92,9 @@ fn metrics_count_the_traffic_the_test_caused() {
     );
     assert_eq!(m.get(&master), Some(&1.0), "{m:?}");
     assert_eq!(m.get("sentinel_proxy_master_routable"), Some(&1.0));
+    // A healthy master: connecting a client is not holding its commands.
+    assert_eq!(m.get("sentinel_proxy_commands_held_total"), Some(&0.0));
+    assert_eq!(m.get("sentinel_proxy_failovers_started_total"), Some(&0.0));
     assert!(
         m.keys()
             .any(|k| k.starts_with("sentinel_proxy_build_info{") && k.contains("version=")),
@@ -188,4 +191,39 @@ fn the_healthcheck_subcommand_reflects_healthz() {
     let failed = run(nothing);
     assert_eq!(failed.status.code(), Some(1));
     assert!(String::from_utf8_lossy(&failed.stderr).contains("unhealthy"));
+}
+
+/// While SIGTERM drains a session stuck in `BLPOP`, the control thread keeps
+/// serving: health endpoints answer. Guards against a control-path loop that
+/// spun once the switch was retired for shutdown.
+#[test]
+fn health_endpoints_answer_during_a_shutdown_drain() {
+    let redis = RedisServer::spawn();
+    let mut proxy = Proxy::spawn(&[
+        "--master",
+        &redis.addr().to_string(),
+        "--drain-timeout-ms",
+        "4000",
+    ]);
+    let mut blocked = support::RespClient::connect(proxy.addr());
+    assert_eq!(blocked.command(&["PING"]), b"+PONG\r\n");
+    blocked.send_command(&["BLPOP", "never", "0"]);
+    assert_eventually!(
+        Duration::from_secs(5),
+        redis.cmd(&["INFO", "clients"]).is_ok_and(
+            |v| support::value_to_string(&v).is_some_and(|t| t.contains("blocked_clients:1"))
+        )
+    );
+    proxy.sigterm();
+    std::thread::sleep(Duration::from_millis(300));
+    let started = std::time::Instant::now();
+    let (code, _) = proxy
+        .http_get("/healthz")
+        .expect("healthz during the drain");
+    assert_eq!(code, 200);
+    assert!(
+        started.elapsed() < Duration::from_millis(500),
+        "healthz took {:?} during the drain",
+        started.elapsed()
+    );
 }
