@@ -7,6 +7,7 @@ mod support;
 mod classify;
 mod cli;
 mod core;
+mod dashboard;
 mod dockerfile;
 mod events;
 mod examples;
