@@ -1,7 +1,8 @@
-//! The Grafana dashboard (`config/grafana-dashboard.json`) queries only
-//! metrics the proxy exports, checked against the `pub const` names in
-//! `src/metrics.rs` (read as text), and shows every one of them. A renamed
-//! metric fails here instead of leaving an empty panel.
+//! The operations material names only metrics the proxy exports: the Grafana
+//! dashboard (`config/grafana-dashboard.json`), the Prometheus alerting rules
+//! (`config/prometheus-alerts.yml`) and `docs/operations.md`, checked against
+//! the `pub const` names in `src/metrics.rs` (read as text). A renamed metric
+//! fails here instead of leaving an empty panel or an alert that never fires.
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::path::Path;
@@ -244,6 +245,63 @@ fn the_dashboard_has_its_rows_variables_and_data_source() {
             );
         }
     }
+}
+
+/// The alert names in a rules text: `- alert: Name` lines.
+fn alert_names(text: &str) -> BTreeSet<String> {
+    text.lines()
+        .filter_map(|l| l.trim().strip_prefix("- alert:"))
+        .map(|name| name.trim().to_owned())
+        .collect()
+}
+
+#[test]
+fn every_metric_the_alert_rules_use_exists() {
+    let rules = read("config/prometheus-alerts.yml");
+    let words = metric_words(&rules);
+    assert!(
+        words.len() >= 10,
+        "expected the rules' metrics, found {words:?}"
+    );
+    let unknown = unknown(&words);
+    assert!(
+        unknown.is_empty(),
+        "config/prometheus-alerts.yml uses metrics src/metrics.rs does not define: {unknown:?}"
+    );
+    let names = alert_names(&rules);
+    let expected = [
+        "SentinelProxyNoRoutableMaster",
+        "SentinelProxyQuorumUnreachable",
+        "SentinelProxyFailoverSlow",
+        "SentinelProxyFailoverAborted",
+        "SentinelProxyReplicaLagHigh",
+        "SentinelProxyCommandsRefused",
+        "SentinelProxyPeerUnreachable",
+    ];
+    for alert in expected {
+        assert!(names.contains(alert), "no alert `{alert}`: {names:?}");
+    }
+    let count = rules
+        .lines()
+        .filter(|l| l.trim().starts_with("- alert:"))
+        .count();
+    assert_eq!(count, names.len(), "an alert name is used twice");
+}
+
+#[test]
+fn the_operations_guide_shows_the_same_rules_and_real_metrics() {
+    let guide = read("docs/operations.md");
+    let unknown = unknown(&metric_words(&guide));
+    assert!(
+        unknown.is_empty(),
+        "docs/operations.md names metrics src/metrics.rs does not define: {unknown:?}"
+    );
+    let rules = alert_names(&read("config/prometheus-alerts.yml"));
+    let documented = alert_names(&guide);
+    assert_eq!(
+        documented, rules,
+        "docs/operations.md and config/prometheus-alerts.yml should show the same alerts"
+    );
 }
 
 #[test]
