@@ -266,3 +266,40 @@ fn the_build_context_excludes_target() {
         ".dockerignore should keep target/ out of the build context: {rules:?}"
     );
 }
+
+#[test]
+fn the_build_context_has_what_cargo_needs() {
+    // An allowlist that misses a file cargo reads breaks the image build,
+    // not the host build: build.rs missing from the context meant no
+    // SENTINEL_PROXY_COMMIT at compile time.
+    let root = Path::new(env!("CARGO_MANIFEST_DIR"));
+    let text = std::fs::read_to_string(root.join(".dockerignore")).expect(".dockerignore present");
+    let allowed: Vec<&str> = text
+        .lines()
+        .map(str::trim)
+        .filter_map(|l| l.strip_prefix('!'))
+        .map(|l| l.trim_start_matches('/').trim_end_matches('/'))
+        .collect();
+    let manifest = std::fs::read_to_string(root.join("Cargo.toml")).expect("Cargo.toml");
+    let mut needed = vec!["Cargo.toml", "Cargo.lock", "src"];
+    if root.join("build.rs").exists() {
+        needed.push("build.rs");
+    }
+    if manifest.contains("[[bench]]") {
+        needed.push("benches");
+    }
+    // Targets declared with an explicit path must exist for cargo to read
+    // the manifest at all.
+    for line in manifest.lines() {
+        if let Some(path) = line.trim().strip_prefix("path = ") {
+            let path = path.trim().trim_matches('"');
+            needed.push(path.split('/').next().unwrap_or(path));
+        }
+    }
+    for path in needed {
+        assert!(
+            allowed.contains(&path),
+            ".dockerignore does not let `{path}` into the build context: {allowed:?}"
+        );
+    }
+}
