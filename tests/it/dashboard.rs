@@ -258,7 +258,11 @@ fn alert_names(text: &str) -> BTreeSet<String> {
 #[test]
 fn every_metric_the_alert_rules_use_exists() {
     let rules = read("config/prometheus-alerts.yml");
-    let words = metric_words(&rules);
+    let scenarios = read("tests/prometheus/alerts.test.yml");
+    let words: BTreeSet<String> = metric_words(&rules)
+        .into_iter()
+        .chain(metric_words(&scenarios))
+        .collect();
     assert!(
         words.len() >= 10,
         "expected the rules' metrics, found {words:?}"
@@ -266,7 +270,7 @@ fn every_metric_the_alert_rules_use_exists() {
     let unknown = unknown(&words);
     assert!(
         unknown.is_empty(),
-        "config/prometheus-alerts.yml uses metrics src/metrics.rs does not define: {unknown:?}"
+        "the alert rules or their promtool scenarios use metrics src/metrics.rs does not define: {unknown:?}"
     );
     let names = alert_names(&rules);
     let expected = [
