@@ -1,6 +1,7 @@
 //! Invariants of the Dockerfile, checked as text (no container engine is
-//! needed): the image runs as a non-root user, has a health check, exposes
-//! the client port, and builds with `--locked`.
+//! needed): the image runs as a non-root user, checks its health with the
+//! `healthcheck` subcommand, exposes the client, Sentinel and metrics ports,
+//! stops on SIGTERM, and builds with `--locked`.
 
 use std::path::Path;
 
@@ -108,29 +109,105 @@ fn the_image_runs_as_a_non_root_user() {
     );
 }
 
+/// The exec-form (JSON array) arguments of `args`, or `None` for the shell form.
+fn exec_form(args: &str) -> Option<Vec<String>> {
+    let args = args.trim();
+    if !args.starts_with('[') {
+        return None;
+    }
+    let parsed: serde_json::Value = serde_json::from_str(args).ok()?;
+    parsed
+        .as_array()?
+        .iter()
+        .map(|v| v.as_str().map(str::to_owned))
+        .collect()
+}
+
 #[test]
-fn there_is_a_health_check() {
+fn the_health_check_runs_the_healthcheck_subcommand() {
     let stage = runtime_stage();
     let checks = all(&stage, "HEALTHCHECK");
     let check = checks.last().expect("the runtime stage has no HEALTHCHECK");
+    let (_, command) = check
+        .split_once("CMD")
+        .unwrap_or_else(|| panic!("HEALTHCHECK should run a command, got `{check}`"));
+    let argv = exec_form(command).unwrap_or_else(|| {
+        panic!("HEALTHCHECK CMD should be exec form (no shell in the way), got `{command}`")
+    });
     assert!(
-        check.contains("CMD") && !check.trim().eq_ignore_ascii_case("none"),
-        "HEALTHCHECK should run a command, got `{check}`"
+        argv.first()
+            .is_some_and(|bin| bin.ends_with("sentinel-proxy")),
+        "HEALTHCHECK should run the sentinel-proxy binary, got {argv:?}"
+    );
+    assert_eq!(
+        argv.get(1).map(String::as_str),
+        Some("healthcheck"),
+        "HEALTHCHECK should use the healthcheck subcommand, got {argv:?}"
+    );
+    // It must look where the proxy serves /healthz: the same config file as
+    // CMD, or an explicit address on the exposed metrics port.
+    let cmd = all(&stage, "CMD")
+        .last()
+        .and_then(|c| exec_form(c))
+        .expect("CMD in exec form");
+    let config = cmd
+        .iter()
+        .position(|a| a == "-c" || a == "--config")
+        .and_then(|i| cmd.get(i + 1))
+        .expect("CMD passes -c FILE");
+    let reads_config = argv
+        .windows(2)
+        .any(|w| (w[0] == "-c" || w[0] == "--config") && &w[1] == config);
+    let names_port = argv.iter().skip(2).any(|a| a.ends_with(":9121"));
+    assert!(
+        reads_config || names_port,
+        "HEALTHCHECK should pass `-c {config}` (as CMD does) or HOST:9121, got {argv:?}"
     );
 }
 
 #[test]
-fn the_client_port_is_exposed() {
+fn the_container_stops_on_sigterm() {
+    // The proxy drains on SIGTERM (and SIGINT). Docker sends STOPSIGNAL,
+    // SIGTERM unless the image says otherwise.
+    let stage = runtime_stage();
+    if let Some(signal) = all(&stage, "STOPSIGNAL").last() {
+        assert!(
+            matches!(
+                signal.trim().to_ascii_uppercase().as_str(),
+                "SIGTERM" | "TERM" | "15" | "SIGINT" | "INT" | "2"
+            ),
+            "STOPSIGNAL {signal}: the proxy drains only on SIGTERM or SIGINT"
+        );
+    }
+    let entrypoint = all(&stage, "ENTRYPOINT")
+        .last()
+        .map(|e| e.to_string())
+        .expect("ENTRYPOINT present");
+    assert!(
+        exec_form(&entrypoint).is_some(),
+        "ENTRYPOINT should be exec form so the proxy is PID 1 and gets the signal \
+         (the shell form runs it under /bin/sh -c), got {entrypoint}"
+    );
+}
+
+#[test]
+fn the_three_ports_are_exposed() {
     let stage = runtime_stage();
     let ports: Vec<&str> = all(&stage, "EXPOSE")
         .into_iter()
         .flat_map(str::split_whitespace)
         .map(|p| p.split('/').next().unwrap_or(p))
         .collect();
-    assert!(
-        ports.contains(&"6379"),
-        "EXPOSE should include 6379, got {ports:?}"
-    );
+    for (port, what) in [
+        ("6379", "clients (listen)"),
+        ("26379", "the Sentinel protocol (sentinel_listen)"),
+        ("9121", "metrics and health (metrics_listen)"),
+    ] {
+        assert!(
+            ports.contains(&port),
+            "EXPOSE should include {port} for {what}, got {ports:?}"
+        );
+    }
 }
 
 #[test]
@@ -188,4 +265,41 @@ fn the_build_context_excludes_target() {
         (excludes_all && !rules.iter().any(|r| r.starts_with("!target"))) || excludes_target,
         ".dockerignore should keep target/ out of the build context: {rules:?}"
     );
+}
+
+#[test]
+fn the_build_context_has_what_cargo_needs() {
+    // An allowlist that misses a file cargo reads breaks the image build,
+    // not the host build: build.rs missing from the context meant no
+    // SENTINEL_PROXY_COMMIT at compile time.
+    let root = Path::new(env!("CARGO_MANIFEST_DIR"));
+    let text = std::fs::read_to_string(root.join(".dockerignore")).expect(".dockerignore present");
+    let allowed: Vec<&str> = text
+        .lines()
+        .map(str::trim)
+        .filter_map(|l| l.strip_prefix('!'))
+        .map(|l| l.trim_start_matches('/').trim_end_matches('/'))
+        .collect();
+    let manifest = std::fs::read_to_string(root.join("Cargo.toml")).expect("Cargo.toml");
+    let mut needed = vec!["Cargo.toml", "Cargo.lock", "src"];
+    if root.join("build.rs").exists() {
+        needed.push("build.rs");
+    }
+    if manifest.contains("[[bench]]") {
+        needed.push("benches");
+    }
+    // Targets declared with an explicit path must exist for cargo to read
+    // the manifest at all.
+    for line in manifest.lines() {
+        if let Some(path) = line.trim().strip_prefix("path = ") {
+            let path = path.trim().trim_matches('"');
+            needed.push(path.split('/').next().unwrap_or(path));
+        }
+    }
+    for path in needed {
+        assert!(
+            allowed.contains(&path),
+            ".dockerignore does not let `{path}` into the build context: {allowed:?}"
+        );
+    }
 }

@@ -9,6 +9,7 @@ mod cli;
 mod core;
 mod core_partition;
 mod core_sentinels;
+mod dashboard;
 mod demo;
 mod dockerfile;
 mod events;
