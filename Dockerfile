@@ -27,8 +27,11 @@ FROM rust:1-bookworm AS build
 WORKDIR /src
 # .dockerignore lets through only what the build needs.
 COPY . .
+# The build context has no .git: pass the commit for --version, e.g.
+#   docker build --build-arg SENTINEL_PROXY_COMMIT=$(git rev-parse --short=12 HEAD) .
+ARG SENTINEL_PROXY_COMMIT=unknown
 # --locked: build exactly the versions in Cargo.lock, fail if it is stale.
-RUN cargo build --release --locked
+RUN SENTINEL_PROXY_COMMIT="$SENTINEL_PROXY_COMMIT" cargo build --release --locked
 
 # ---- runtime stage -----------------------------------------------------
 # debian:bookworm-slim rather than distroless: notification_script and
