@@ -85,9 +85,11 @@ while IFS= read -r path; do
 done < <(grep '^!' .dockerignore)
 say "context: $(cd "$context" && find . -type f | wc -l) files from the .dockerignore allowlist"
 
+# ARG NAME=default lines of the build stage, as docker build would set them.
+mapfile -t args < <(printf '%s\n' "$stage" | sed -n 's/^[[:space:]]*[Aa][Rr][Gg][[:space:]]\{1,\}\([A-Za-z_][A-Za-z0-9_]*=.*\)$/\1/p')
 for run in "${runs[@]}"; do
     say "WORKDIR $workdir -> $context; RUN $run"
-    (cd "$context" && env -u CARGO_TARGET_DIR bash -euo pipefail -c "$run")
+    (cd "$context" && env -u CARGO_TARGET_DIR "${args[@]}" bash -euo pipefail -c "$run")
 done
 
 binary=$context/$artifact_rel
