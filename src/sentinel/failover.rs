@@ -344,9 +344,12 @@ impl Core {
                 let super::info::ReportedRole::Replica(state) = &info.role else {
                     return None;
                 };
-                // A replica that never completed a sync holds no data:
-                // promoting it would lose everything the master had.
-                if !state.link_up && state.offset == 0 {
+                // A replica that never connected to its master since it
+                // started (Redis reports its link down "since -1") and has no
+                // replication offset holds none of the master's data:
+                // promoting it would lose everything. (A replica of an empty
+                // master can be at offset 0 too, but it has connected.)
+                if !state.link_up && state.link_down_since.is_none() && state.offset == 0 {
                     return None;
                 }
                 Some(Candidate {

@@ -477,3 +477,31 @@ fn a_peer_back_from_a_partition_counts_only_after_its_next_hello() {
     core.take_hello(&hello_from(PEER_A, ID_A, 0, MASTER, 0), now);
     assert!(core.has_majority(now));
 }
+
+#[test]
+fn a_replica_of_an_empty_master_is_still_a_candidate() {
+    let (mut core, _) = core_with(&[], false);
+    core.settings.quorum = 1;
+    let start = Instant::now();
+    core.observe(addr(MASTER), Sent::Info, Ok(info_master()), start);
+    // Offset 0 (nothing was ever written) but it did connect: its link is
+    // down for 2 s, not "since -1".
+    let synced_empty = OwnedFrame::BulkString(
+        b"run_id:dddddddddddddddddddddddddddddddddddddddd\r\nrole:slave\r\nmaster_host:127.0.0.1\r\nmaster_port:6379\r\nmaster_link_status:down\r\nmaster_link_down_since_seconds:2\r\nslave_repl_offset:0\r\nslave_priority:100\r\n".to_vec(),
+    );
+    let mut now = start;
+    let mut promoted = false;
+    while now < start + Duration::from_secs(4) && !promoted {
+        now += Duration::from_millis(100);
+        core.tick(now);
+        core.observe(
+            addr(REPLICA),
+            Sent::Ping,
+            Ok(OwnedFrame::SimpleString(b"PONG".to_vec())),
+            now,
+        );
+        core.observe(addr(REPLICA), Sent::Info, Ok(synced_empty.clone()), now);
+        promoted = core.outbox.iter().any(|o| o.sent == Sent::Promote);
+    }
+    assert!(promoted, "the replica of an empty master is promoted");
+}
