@@ -127,7 +127,7 @@ const FIX_AFTER_PUBLISH_PERIODS: u32 = 4;
 /// Longest random pause between ODOWN and a failover attempt: far longer than
 /// a vote request's round trip, so the first candidate usually collects the
 /// votes before another starts.
-const MAX_DESYNC: Duration = Duration::from_millis(400);
+pub(super) const MAX_DESYNC: Duration = Duration::from_millis(400);
 
 /// Observers not heard from for this long are forgotten (voters never are).
 const FORGET_OBSERVER_AFTER: Duration = Duration::from_secs(60);
@@ -263,13 +263,23 @@ impl Core {
 
     /// The state to save.
     pub fn saved_state(&self) -> SavedState {
+        // Once a failover this proxy leads has promoted a replica, the saved
+        // master is that replica (what the hellos announce under the new
+        // epoch): a restart before the failover ends must not come back
+        // believing in the old master under the new epoch.
+        let (master, config_epoch) = self.announced_master();
+        let replicas = std::iter::once(self.master.addr)
+            .chain(self.replicas.keys().copied())
+            .filter(|a| *a != master)
+            .map(|a| a.to_string())
+            .collect();
         SavedState {
             myid: self.myid.clone(),
             current_epoch: self.current_epoch,
             master_name: self.settings.name.clone(),
-            master: self.master.addr.to_string(),
-            config_epoch: self.config_epoch,
-            replicas: self.replicas.keys().map(|a| a.to_string()).collect(),
+            master: master.to_string(),
+            config_epoch,
+            replicas,
             peers: self
                 .peers
                 .values()
@@ -1071,7 +1081,7 @@ fn valid_ping_reply(result: &Result<OwnedFrame, ProbeError>) -> bool {
 
 /// A random duration below `max`, from the standard library's randomly
 /// keyed hasher (no dependency needed for a jitter).
-fn random_below(max: Duration) -> Duration {
+pub(super) fn random_below(max: Duration) -> Duration {
     use std::hash::{BuildHasher, Hasher};
     let mut hasher = std::collections::hash_map::RandomState::new().build_hasher();
     hasher.write_u64(max.as_nanos() as u64);

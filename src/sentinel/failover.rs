@@ -92,6 +92,7 @@ impl Core {
             promoted: None,
         });
         self.last_failover_start = Some(now);
+        self.start_jitter = super::core::random_below(super::core::MAX_DESYNC);
         metrics::counter!(crate::metrics::FAILOVERS_STARTED).increment(1);
         self.events.emit("+new-epoch", epoch.to_string());
         let what = self.what_master();
@@ -118,10 +119,12 @@ impl Core {
         if now.saturating_duration_since(odown_since) < self.start_jitter {
             return;
         }
+        // Retries wait twice the failover timeout, plus a fresh random pause
+        // so candidates that collided once do not collide again.
         if !elapsed(
             self.last_failover_start,
             now,
-            2 * self.settings.failover_timeout,
+            2 * self.settings.failover_timeout + self.start_jitter,
         ) {
             return;
         }
@@ -174,6 +177,7 @@ impl Core {
             // Voting for someone else: do not start our own attempt soon.
             if candidate != self.myid {
                 self.last_failover_start = Some(now);
+                self.start_jitter = super::core::random_below(super::core::MAX_DESYNC);
             }
         }
         self.vote.clone()
