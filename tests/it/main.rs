@@ -7,6 +7,7 @@ mod support;
 mod classify;
 mod cli;
 mod core;
+mod core_events;
 mod dockerfile;
 mod examples;
 mod failover;
