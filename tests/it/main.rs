@@ -8,6 +8,7 @@ mod classify;
 mod cli;
 mod core;
 mod core_events;
+mod core_fencing;
 mod dockerfile;
 mod examples;
 mod failover;
