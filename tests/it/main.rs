@@ -9,6 +9,7 @@ mod cli;
 mod core;
 mod core_events;
 mod core_fencing;
+mod core_interop;
 mod dockerfile;
 mod examples;
 mod failover;
