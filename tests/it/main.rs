@@ -10,6 +10,7 @@ mod core;
 mod core_events;
 mod core_fencing;
 mod core_interop;
+mod core_observers;
 mod dockerfile;
 mod examples;
 mod failover;
