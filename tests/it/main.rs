@@ -11,6 +11,7 @@ mod core_events;
 mod core_fencing;
 mod core_interop;
 mod core_observers;
+mod core_restarts;
 mod dockerfile;
 mod examples;
 mod failover;
