@@ -12,6 +12,7 @@ mod core_fencing;
 mod core_interop;
 mod core_observers;
 mod core_restarts;
+mod core_switchover;
 mod dockerfile;
 mod examples;
 mod failover;
