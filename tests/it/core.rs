@@ -110,6 +110,12 @@ impl GroupBuilder {
         self
     }
 
+    /// Sets `flag` on every proxy (replacing the group default).
+    pub fn flag(mut self, flag: &str, value: &str) -> Self {
+        self.flags.set(flag, value);
+        self
+    }
+
     /// Sets `flag` on voter `i` only.
     pub fn voter_flag(mut self, i: usize, flag: &str, value: &str) -> Self {
         self.voter_flags.entry(i).or_default().set(flag, value);
@@ -366,7 +372,16 @@ impl Group {
         }
         new.unwrap_or_else(|| {
             let named: Vec<_> = sentinels.iter().map(|s| master_named_by(*s)).collect();
-            panic!("no new master in place of {old} within {within:?}; sentinels name {named:?}")
+            let split_votes = self
+                .proxies
+                .iter()
+                .map(|p| p.log().matches("-failover-abort-not-elected").count())
+                .sum::<usize>();
+            panic!(
+                "no new master in place of {old} within {within:?}; sentinels name {named:?}; \
+                 {split_votes} election rounds ended without a leader (split votes, see \
+                 core_election::simultaneous_candidates_still_elect_a_leader)"
+            )
         })
     }
 

@@ -7,6 +7,7 @@ mod support;
 mod classify;
 mod cli;
 mod core;
+mod core_election;
 mod core_events;
 mod core_fencing;
 mod core_interop;
