@@ -7,59 +7,15 @@
 use std::net::SocketAddr;
 use std::time::Duration;
 
-use crate::core::Group;
+use crate::core::{Group, master_named_by};
 use crate::support::{self, Proxy, RedisServer, RespClient, assert_eventually};
 
 /// A master, two replicas and three voting proxies with fault injection on.
 fn group(hold_timeout_ms: &str) -> Group {
-    let master = RedisServer::spawn();
-    let mut nodes = vec![master];
-    for _ in 0..2 {
-        nodes.push(RedisServer::builder().replica_of(nodes[0].addr()).spawn());
-    }
-    for replica in &nodes[1..] {
-        assert_eventually!(Duration::from_secs(20), replica.master_link_up());
-    }
-    let ports: Vec<SocketAddr> = (0..3)
-        .map(|_| support::loopback(support::free_port()))
-        .collect();
-    let proxies = ports
-        .iter()
-        .map(|me| {
-            let mut args = vec![
-                "--master".to_owned(),
-                nodes[0].addr().to_string(),
-                "--sentinel-listen".to_owned(),
-                me.to_string(),
-                "--down-after-ms".to_owned(),
-                "1000".to_owned(),
-                "--failover-timeout-ms".to_owned(),
-                "10000".to_owned(),
-                "--hold-timeout-ms".to_owned(),
-                hold_timeout_ms.to_owned(),
-            ];
-            for peer in ports.iter().filter(|p| *p != me) {
-                args.extend(["--peer".to_owned(), peer.to_string()]);
-            }
-            Proxy::builder()
-                .args(args)
-                .env("SENTINEL_PROXY_FAULT_INJECTION", "1")
-                .spawn()
-        })
-        .collect();
-    let group = Group { nodes, proxies };
-    for proxy in &group.proxies {
-        Group::wait_serving(proxy);
-        assert_eventually!(
-            Duration::from_secs(20),
-            crate::core::sentinel_master_field(proxy, "num-other-sentinels").as_deref()
-                == Some("2")
-                && crate::core::sentinel_master_field(proxy, "num-slaves").as_deref() == Some("2"),
-            "proxy {} sees its peers and replicas",
-            proxy.addr()
-        );
-    }
-    group
+    Group::builder()
+        .flag("--hold-timeout-ms", hold_timeout_ms)
+        .fault_injection()
+        .spawn()
 }
 
 /// Makes `proxy` pretend it cannot reach `addrs` (none: heal).
@@ -180,7 +136,8 @@ fn a_master_cut_off_from_the_majority_is_replaced_and_never_written_by_the_minor
         }
     });
     let new = support::wait_for(Duration::from_secs(30), "the majority to fail over", || {
-        Group::master_per(a).filter(|m| *m != old && Group::master_per(b) == Some(*m))
+        master_named_by(a.sentinel_addr())
+            .filter(|m| *m != old && master_named_by(b.sentinel_addr()) == Some(*m))
     });
     assert_eventually!(
         Duration::from_secs(10),
@@ -206,7 +163,7 @@ fn a_master_cut_off_from_the_majority_is_replaced_and_never_written_by_the_minor
     assert!(exists(new_node, "majority-write"));
     assert_eventually!(
         Duration::from_secs(10),
-        Group::master_per(c) == Some(new),
+        master_named_by(c.sentinel_addr()) == Some(new),
         "the minority follows the new master"
     );
     assert_eventually!(

@@ -100,7 +100,7 @@ fn fail_over_together(proxy_leads: bool) {
     let new = replica.addr();
     assert_eventually!(
         Duration::from_secs(40),
-        Group::master_per(&proxy) == Some(new)
+        crate::core::master_named_by(proxy.sentinel_addr()) == Some(new)
             && sentinels.iter().all(|s| s.master_addr() == Some(new)),
         "all three name the replica; proxy log:\n{}",
         proxy.log()
