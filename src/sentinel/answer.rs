@@ -285,7 +285,7 @@ impl Core {
 
     fn peer_fields(&self, peer: &Peer, now: Instant) -> OwnedFrame {
         let mut flags = vec!["sentinel"];
-        if !peer.heard_within(now, self.settings.down_after) {
+        if !self.in_touch(peer, now) {
             flags.push("s_down");
         }
         if !peer.link_up {
@@ -355,12 +355,7 @@ impl Core {
     fn ckquorum(&self, now: Instant) -> OwnedFrame {
         let voters = self.peers.values().filter(|p| p.voter).count() as u32
             + u32::from(!self.settings.observer);
-        let usable = self
-            .peers
-            .values()
-            .filter(|p| p.voter && p.heard_within(now, self.settings.down_after))
-            .count() as u32
-            + u32::from(!self.settings.observer);
+        let usable = self.peers_in_touch(now) + u32::from(!self.settings.observer);
         let majority = voters / 2 + 1;
         let mut problems = Vec::new();
         if usable < self.settings.quorum {
@@ -524,7 +519,7 @@ impl Core {
                     addr: p.addr.to_string(),
                     run_id: p.run_id.clone(),
                     voter: p.voter,
-                    reachable: p.heard_within(now, self.settings.down_after),
+                    reachable: self.in_touch(p, now),
                 })
                 .collect(),
             quorum_reachable: self.has_majority(now),

@@ -998,18 +998,26 @@ impl Core {
             return true;
         }
         let me = u32::from(!self.settings.observer);
-        let hello_window = self.settings.down_after + 2 * self.timers.publish;
-        let heard = self
-            .peers
-            .values()
-            .filter(|p| {
-                p.voter
-                    && !p.hello_owed
-                    && p.heard_within(now, self.settings.down_after)
-                    && p.hello_within(now, hello_window)
-            })
-            .count() as u32;
+        let heard = self.peers_in_touch(now);
         heard + me > (voters + me) / 2
+    }
+
+    /// The voters this proxy is in touch with: each answers `PING` within
+    /// `down-after` and has sent a hello since its last failed `PING`, and
+    /// recently. One predicate for fencing, `ckquorum` and `/status`.
+    pub fn peers_in_touch(&self, now: Instant) -> u32 {
+        self.peers
+            .values()
+            .filter(|p| p.voter && self.in_touch(p, now))
+            .count() as u32
+    }
+
+    /// Whether `peer` counts as reachable (see [`Core::peers_in_touch`]).
+    pub fn in_touch(&self, peer: &Peer, now: Instant) -> bool {
+        let hello_window = self.settings.down_after + 2 * self.timers.publish;
+        !peer.hello_owed
+            && peer.heard_within(now, self.settings.down_after)
+            && peer.hello_within(now, hello_window)
     }
 
     /// Why the data path may not use the master now, if it may not.
