@@ -635,6 +635,10 @@ fn proxies_fail_over_by_themselves_when_the_master_dies() {
     let killed_at = Instant::now();
     group.nodes[0].kill9();
 
+    // Scraped during the failover: the endpoint answers, the master is down
+    // and nothing is routable on the proxies that noticed.
+    let during = crate::metrics::scrape(&group.proxies[0]);
+    assert!(during.contains_key("sentinel_proxy_master_sdown"));
     let new = group.wait_for_new_master(old, FAILOVER_BOUND);
     let at_switch = writes_on(group.node(new));
     support::assert_eventually!(

@@ -95,9 +95,15 @@ fn observers_follow_failovers_and_never_count() {
     let logs = writers.stop();
     assert!(logs[0].errors().is_empty(), "{:?}", logs[0].errors());
 
-    // Churn: both observers die, a new one joins.
+    // Churn, as autoscaled sidecars do: both observers die, then ten more
+    // start and stop one after another while the ckquorum sampler runs.
     group.kill_proxy(4);
     group.kill_proxy(3);
+    for _ in 0..10 {
+        let passing = group.add_observer();
+        Group::wait_serving(&group.proxies[passing]);
+        group.kill_proxy(passing);
+    }
     let observer = group.add_observer();
     Group::wait_serving(&group.proxies[observer]);
     let observer_port = group.proxies[observer].sentinel_addr();
