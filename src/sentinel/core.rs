@@ -688,6 +688,13 @@ impl Core {
                 {
                     peer.leader = Some((leader.to_owned(), (*epoch).max(0) as u64));
                 }
+                // Act on the answer now, not at the next tick: it may complete
+                // the quorum or the election.
+                if self.tilt_since.is_none() {
+                    self.check_odown(now);
+                    self.start_failover_if_needed(now);
+                    self.step_failover(now);
+                }
             }
             _ => {}
         }
@@ -934,8 +941,12 @@ impl Core {
         let new_node = match self.replicas.remove(&new) {
             Some(mut node) => {
                 // Its role must be confirmed again before any write goes
-                // there; its silence is measured afresh.
+                // there: forget the INFO that called it a replica (it would
+                // also look like a master demoted long ago). Its silence is
+                // measured afresh.
+                node.info = None;
                 node.last_info = None;
+                node.role_changed_at = now;
                 node.sdown_since = None;
                 node.unanswered_since = None;
                 node.last_ok = now;
@@ -963,6 +974,14 @@ impl Core {
         self.config_epoch = epoch;
         self.failover = None;
         self.odown_since = None;
+        // What peers said about the old master says nothing about the new one.
+        for peer in self.peers.values_mut() {
+            peer.says_down_at = None;
+            peer.leader = None;
+        }
+        // Confirm the new master's role now rather than at the next tick.
+        self.master.info_pending = true;
+        self.send(new, Target::Node, Sent::Info, vec![cmd(&["INFO"])]);
         // A new master may fail over as soon as it is down (Sentinel resets
         // the retry timer with the master).
         self.last_failover_start = None;
@@ -1025,7 +1044,11 @@ impl Core {
         if !self.has_majority(now) {
             return Some("no majority of voters reachable");
         }
-        if self.odown_since.is_some() {
+        let promoted = self
+            .failover
+            .as_ref()
+            .is_some_and(|f| f.stage == Stage::ReconfReplicas);
+        if self.odown_since.is_some() && !promoted {
             return Some("master objectively down");
         }
         if let Some(f) = &self.failover

@@ -109,14 +109,19 @@ impl Node {
             .is_some_and(|(host, port, _)| port == master.port() && same_ip(host, master))
     }
 
-    /// How long it has failed to answer: since the oldest unanswered `PING`,
-    /// or since its last valid reply when the link is down; zero when it
-    /// answers. (Measuring from the last reply instead would flag a healthy
-    /// node just before each periodic `PING`.)
+    /// How long it has failed to answer: since its last valid reply when the
+    /// link is down (a dead process refuses connections at once), else since
+    /// the oldest unanswered `PING`; zero when it answers. (Measuring a live
+    /// link from the last reply would flag a healthy node just before each
+    /// periodic `PING`.)
     pub fn silent_for(&self, now: Instant) -> Duration {
+        if !self.link_up {
+            // Refused or broken: it has been silent since its last valid
+            // reply (Sentinel counts a disconnected link the same way).
+            return now.saturating_duration_since(self.last_ok);
+        }
         match self.unanswered_since {
             Some(sent) => now.saturating_duration_since(sent),
-            None if !self.link_up => now.saturating_duration_since(self.last_ok),
             None => Duration::ZERO,
         }
     }
