@@ -539,7 +539,7 @@ impl Core {
 
     /// While the master is SDOWN (or a failover awaits votes), asks every
     /// peer whether it agrees, and for its vote when this proxy is a candidate.
-    fn ask_peers(&mut self, now: Instant) {
+    pub(super) fn ask_peers(&mut self, now: Instant) {
         let candidate = self
             .failover
             .as_ref()
@@ -954,9 +954,12 @@ impl Core {
             }
             None => Node::new(new, now),
         };
+        let already_routed = self.announced_master().0 == new;
         let mut old_node = std::mem::replace(&mut self.master, new_node);
         if old != new {
-            self.unavailable_since = Some(old_node.last_ok);
+            if !already_routed {
+                self.unavailable_since = Some(old_node.last_ok);
+            }
             if let Some(odown) = self.odown_since {
                 metrics::histogram!(crate::metrics::FAILOVER_SECONDS)
                     .record(now.saturating_duration_since(odown).as_secs_f64());

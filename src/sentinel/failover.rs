@@ -97,11 +97,13 @@ impl Core {
         self.events.emit("+new-epoch", epoch.to_string());
         let what = self.what_master();
         self.events.emit("+try-failover", what);
-        // Ask for votes at once rather than at the next ask period.
+        // Ask for votes now, not at the next tick: a rival that hears this
+        // request before starting its own attempt votes for this one.
         for peer in self.peers.values_mut() {
             peer.last_ask = None;
             peer.ask_pending = false;
         }
+        self.ask_peers(now);
     }
 
     /// Starts a failover when the master is ODOWN, none is running, and the
@@ -393,6 +395,8 @@ impl Core {
                 }
                 let what = events::replica(addr, &name, old_master);
                 self.events.emit("+promoted-slave", what);
+                // Commands are routed to it from now: the outage ends here.
+                self.unavailable_since = Some(self.master.last_ok);
                 self.events
                     .emit("+failover-state-reconf-slaves", self.what_master());
                 self.config_epoch = self.config_epoch.max(failover.epoch);

@@ -62,6 +62,18 @@ const TICK: Duration = Duration::from_millis(100);
 /// Reports that may wait for the core before links block.
 const REPORTS: usize = 1024;
 
+/// What the runner last published to the switch.
+#[derive(Debug, Default)]
+struct Published {
+    /// The route and its epoch.
+    route: Option<SocketAddr>,
+    epoch: u64,
+    /// Something was published at all.
+    done: bool,
+    /// The last master commands were routed to (for counting switches).
+    last_master: Option<SocketAddr>,
+}
+
 /// What the runner needs besides the core.
 pub struct Runner {
     /// The core.
@@ -85,7 +97,7 @@ impl Runner {
         let mut links: HashMap<SocketAddr, Link> = HashMap::new();
         let mut ticker = tokio::time::interval(TICK);
         ticker.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
-        let mut published = (None, 0, false);
+        let mut published = Published::default();
         let link_timeout = (self.core.settings.down_after / 2)
             .clamp(Duration::from_millis(100), Duration::from_secs(5));
         let client_name = format!(
@@ -181,20 +193,25 @@ impl Runner {
     }
 
     /// Publishes the route when it changed.
-    fn publish(&mut self, published: &mut (Option<SocketAddr>, u64, bool)) {
+    fn publish(&mut self, published: &mut Published) {
         let now = Instant::now();
         let (route, epoch) = self.core.route(now);
-        if published.2 && (route, epoch) == (published.0, published.1) {
+        if published.done && (route, epoch) == (published.route, published.epoch) {
             return;
         }
         match self.writer.publish(route, epoch) {
             Ok(topology) => {
-                if route.is_some()
-                    && let Some(since) = self.core.unavailable_since.take()
-                {
-                    metrics::counter!(crate::metrics::SWITCHES).increment(1);
-                    metrics::histogram!(crate::metrics::UNAVAILABLE_SECONDS)
-                        .record(now.saturating_duration_since(since).as_secs_f64());
+                if let Some(addr) = route {
+                    // A switch, for the data path: commands go to another
+                    // node than the last one they went to.
+                    if published.last_master.is_some_and(|m| m != addr) {
+                        metrics::counter!(crate::metrics::SWITCHES).increment(1);
+                        if let Some(since) = self.core.unavailable_since.take() {
+                            metrics::histogram!(crate::metrics::UNAVAILABLE_SECONDS)
+                                .record(now.saturating_duration_since(since).as_secs_f64());
+                        }
+                    }
+                    published.last_master = Some(addr);
                 }
                 match route {
                     Some(addr) => {
@@ -208,11 +225,11 @@ impl Runner {
                         "holding commands: no usable master"
                     ),
                 }
-                *published = (route, epoch, true);
+                (published.route, published.epoch, published.done) = (route, epoch, true);
             }
             Err(stale) => {
                 warn!(%stale, "not publishing an older topology");
-                *published = (route, epoch, true);
+                (published.route, published.epoch, published.done) = (route, epoch, true);
             }
         }
     }
