@@ -224,6 +224,15 @@ impl Session {
         }
     }
 
+    /// Where replies to the client go.
+    fn client_out(&mut self) -> ClientOut<'_> {
+        ClientOut {
+            counters: &self.shared.counters,
+            stream: &self.client,
+            pending: &mut self.to_client,
+        }
+    }
+
     /// Adds the local per-class counts to the shared counters.
     fn flush_counters(&mut self) {
         self.shared.counters.add(&self.counted_commands);
@@ -418,12 +427,7 @@ impl Session {
     /// Sends proxy-made replies that have reached the front of the ledger.
     fn emit_locals(&mut self) -> Result<(), End> {
         while let Some((bytes, close)) = self.ledger.pop_local() {
-            send_client(
-                &self.shared.counters,
-                &self.client,
-                &mut self.to_client,
-                &bytes,
-            )?;
+            self.client_out().send(&bytes)?;
             if close {
                 self.input = Input::Stopped;
                 self.finish_when_flushed = true;
@@ -760,24 +764,20 @@ impl Session {
         let Some(buf) = backend.buf.as_mut() else {
             return Ok(());
         };
+        // Field by field: the backend's buffer stays borrowed meanwhile.
+        let mut out = ClientOut {
+            counters: &self.shared.counters,
+            stream: &self.client,
+            pending: &mut self.to_client,
+        };
         let mut run_start = 0;
         let mut pos = 0;
         let mut demoted = None;
         loop {
             if let Some((bytes, close)) = self.ledger.pop_local() {
-                send_client(
-                    &self.shared.counters,
-                    &self.client,
-                    &mut self.to_client,
-                    &buf[run_start..pos],
-                )?;
+                out.send(&buf[run_start..pos])?;
                 run_start = pos;
-                send_client(
-                    &self.shared.counters,
-                    &self.client,
-                    &mut self.to_client,
-                    &bytes,
-                )?;
+                out.send(&bytes)?;
                 if close {
                     self.input = Input::Stopped;
                     self.finish_when_flushed = true;
@@ -789,12 +789,7 @@ impl Session {
                 Ok(Some(reply)) => reply,
                 Ok(None) => break,
                 Err(_) => {
-                    send_client(
-                        &self.shared.counters,
-                        &self.client,
-                        &mut self.to_client,
-                        &buf[run_start..pos],
-                    )?;
+                    out.send(&buf[run_start..pos])?;
                     warn!(addr = %backend.addr, "backend sent a malformed reply; closing the session");
                     return Err(End::BackendProtocol);
                 }
@@ -803,42 +798,22 @@ impl Session {
             match self.ledger.route(frame, reply.kind) {
                 Route::Forward => pos += reply.len,
                 Route::Swallow => {
-                    send_client(
-                        &self.shared.counters,
-                        &self.client,
-                        &mut self.to_client,
-                        &buf[run_start..pos],
-                    )?;
+                    out.send(&buf[run_start..pos])?;
                     pos += reply.len;
                     run_start = pos;
                 }
                 Route::ReplayFailed => {
-                    send_client(
-                        &self.shared.counters,
-                        &self.client,
-                        &mut self.to_client,
-                        &buf[run_start..pos],
-                    )?;
+                    out.send(&buf[run_start..pos])?;
                     warn!(addr = %backend.addr, reply = %String::from_utf8_lossy(frame).trim_end(),
                         "restoring session state on the master failed; closing the session");
-                    let _ = send_client(
-                        &self.shared.counters,
-                        &self.client,
-                        &mut self.to_client,
-                        replies::REPLAY_FAILED,
-                    );
+                    let _ = out.send(replies::REPLAY_FAILED);
                     return Err(End::ReplayFailed);
                 }
                 Route::Demoted { sole } => {
                     self.shared.hints.send(Hint::Demoted(backend.addr));
                     if sole && self.retained > 0 {
                         // Not executed: keep the command for the new master.
-                        send_client(
-                            &self.shared.counters,
-                            &self.client,
-                            &mut self.to_client,
-                            &buf[run_start..pos],
-                        )?;
+                        out.send(&buf[run_start..pos])?;
                         pos += reply.len;
                         run_start = pos;
                         demoted = Some(true);
@@ -855,12 +830,7 @@ impl Session {
                 self.retained = 0;
             }
         }
-        send_client(
-            &self.shared.counters,
-            &self.client,
-            &mut self.to_client,
-            &buf[run_start..pos],
-        )?;
+        out.send(&buf[run_start..pos])?;
         buf.advance(pos);
         backend.replies.consumed(pos);
         match demoted {
@@ -1063,15 +1033,20 @@ async fn read_ready(stream: &mut TcpStream, buf: &mut BytesMut) -> io::Result<us
     .await
 }
 
-/// Sends `bytes` to the client after any output already waiting.
-fn send_client(
-    counters: &super::Counters,
-    client: &TcpStream,
-    pending: &mut Option<BytesMut>,
-    bytes: &[u8],
-) -> Result<(), End> {
-    counters.add_bytes_out(bytes.len());
-    send(client, pending, bytes).map_err(|_| End::Client)
+/// The client's side of the session, for writing: its socket, the output
+/// waiting for it, and the counter of bytes sent to clients.
+struct ClientOut<'a> {
+    counters: &'a super::Counters,
+    stream: &'a TcpStream,
+    pending: &'a mut Option<BytesMut>,
+}
+
+impl ClientOut<'_> {
+    /// Sends `bytes` to the client after any output already waiting.
+    fn send(&mut self, bytes: &[u8]) -> Result<(), End> {
+        self.counters.add_bytes_out(bytes.len());
+        send(self.stream, self.pending, bytes).map_err(|_| End::Client)
+    }
 }
 
 /// Sends `bytes` to the backend after any output already waiting.
