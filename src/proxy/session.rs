@@ -831,8 +831,9 @@ impl Session {
             }
         }
         out.send(&buf[run_start..pos])?;
+        // The scanner's progress through an incomplete reply is relative to
+        // its start, which is now the front of the buffer.
         buf.advance(pos);
-        backend.replies.consumed(pos);
         match demoted {
             Some(true) => {
                 info!(addr = %backend.addr, "master answered -READONLY; retrying the command on the new master");

@@ -97,18 +97,6 @@ impl ReplyScanner {
     pub fn scanned(&self) -> usize {
         self.progress.map_or(0, |p| p.pos)
     }
-
-    /// Tells the scanner that the first `n` bytes of its slice were consumed
-    /// (forwarded early), so positions shift left by `n`.
-    pub fn consumed(&mut self, n: usize) {
-        if let Some(p) = self.progress.as_mut() {
-            p.pos -= n.min(p.pos);
-            // The front element is gone; its kind was already recorded.
-            if p.kind.is_none() {
-                p.kind = Some(Kind::Other);
-            }
-        }
-    }
 }
 
 /// One scanned element: where it ends, how many child elements follow it.
@@ -245,6 +233,26 @@ mod tests {
 
     fn scan_one(input: &[u8]) -> Result<Option<Reply>, ProtocolError> {
         ReplyScanner::default().scan(input)
+    }
+
+    /// A session forwards the complete replies at the front of its buffer and
+    /// drops them; an aggregate cut short behind them must resume where it
+    /// stopped, not restart (which would count its header twice and misplace
+    /// every later reply boundary).
+    #[test]
+    fn partial_aggregate_behind_a_complete_reply_resumes_after_the_front_is_dropped() {
+        let mut scanner = ReplyScanner::default();
+        let mut buf = b"+OK\r\n*2\r\n$1\r\na\r\n$1".to_vec();
+        let first = scanner.scan(&buf).expect("valid").expect("complete");
+        assert_eq!(first.len, 5);
+        assert_eq!(scanner.scan(&buf[first.len..]).expect("valid"), None);
+        buf.drain(..first.len);
+        buf.extend_from_slice(b"\r\nb\r\n+NEXT\r\n");
+        let second = scanner.scan(&buf).expect("valid").expect("complete");
+        assert_eq!(second.len, b"*2\r\n$1\r\na\r\n$1\r\nb\r\n".len());
+        assert_eq!(second.kind, Kind::Array);
+        let third = scanner.scan(&buf[second.len..]).expect("valid");
+        assert_eq!(third.map(|r| r.len), Some(7));
     }
 
     #[test]

@@ -390,3 +390,39 @@ fn quit_replies_ok_closes_and_runs_nothing_after_it() {
         "only the INFO connection should remain on the server"
     );
 }
+
+/// A client that pipes commands and then closes its sending side (`nc`,
+/// `redis-cli --pipe`) gets every reply and then the close. An aggregate
+/// reply that arrives split behind a complete one must not confuse the
+/// proxy's count of replies still owed, or it would wait forever.
+#[test]
+fn half_closed_client_gets_split_aggregate_replies_then_the_close() {
+    let (redis, proxy) = proxied();
+    let values: Vec<String> = (0..400).map(|i| format!("element-{i:04}")).collect();
+    let mut rpush = vec!["RPUSH", "biglist"];
+    rpush.extend(values.iter().map(String::as_str));
+    redis.cmd(&rpush).expect("RPUSH");
+    let mut request = Vec::new();
+    for _ in 0..20 {
+        request.extend_from_slice(&encode_command(&[b"PING"]));
+        request.extend_from_slice(&encode_command(&[b"LRANGE", b"biglist", b"0", b"-1"]));
+    }
+    let mut stream = std::net::TcpStream::connect(proxy.addr()).expect("connect");
+    stream
+        .set_read_timeout(Some(Duration::from_secs(10)))
+        .expect("timeout");
+    std::io::Write::write_all(&mut stream, &request).expect("send");
+    stream
+        .shutdown(std::net::Shutdown::Write)
+        .expect("half close");
+    let mut received = Vec::new();
+    let result = std::io::Read::read_to_end(&mut stream, &mut received);
+    assert!(
+        result.is_ok(),
+        "the proxy did not close after the replies ({} bytes received): {result:?}",
+        received.len()
+    );
+    let pongs = received.windows(7).filter(|w| w == b"+PONG\r\n").count();
+    let lists = received.windows(6).filter(|w| w == b"*400\r\n").count();
+    assert_eq!((pongs, lists), (20, 20), "every reply arrives");
+}
