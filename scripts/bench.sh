@@ -8,15 +8,18 @@
 #              health check: PING/+PONG, info replication/role:master,
 #              QUIT/+OK, inter 1s) -> redis-server
 #     proxy    redis-benchmark -> target/release/sentinel-proxy -> redis-server
+#              (one backend connection per client, the default)
+#     shared   the same with --share-backend (stateless clients share one
+#              backend connection; their commands are batched)
 #
 #   1. Throughput: redis-benchmark -q --csv, SET and GET, four scenarios:
 #        -n 200000 -c 50 -P 1        one request in flight per connection
 #        -n 200000 -c 50 -P 16       pipelining
 #        -n 100000 -c 50 -d 4096     4 KiB values
 #        -n 100000 -c 1000           many connections
-#      Targets are interleaved within a round (direct, haproxy, proxy for each
+#      Targets are interleaved within a round (direct, haproxy, proxy, shared for each
 #      scenario), ROUNDS rounds, and the median per target/scenario/test is
-#      reported together with proxy/direct, proxy/haproxy and haproxy/direct.
+#      reported together with the ratios to direct and to HAProxy.
 #   2. CPU per request: utime+stime of the HAProxy and proxy processes from
 #      /proc/PID/stat (clock ticks, getconf CLK_TCK), read before and after
 #      each of their redis-benchmark runs, divided by the requests of that run
@@ -54,6 +57,7 @@
 #   ROUNDS=3            rounds per target and scenario (median is reported)
 #   QUICK=1             smaller -n (a tenth) for a quick smoke run
 #   SKIP_HAPROXY=1      leave HAProxy out (no haproxy columns)
+#   SKIP_SHARED=1       leave the --share-backend proxy out
 #   SKIP_IDLE=1         skip the memory-per-connection test
 #   IDLE_CONNS=10000    connections for the memory test
 #   IDLE_INLINE=1       send inline "PING\r\n" instead of the RESP array
@@ -85,6 +89,7 @@ SCRIPTS="$ROOT_DIR/scripts"
 ROUNDS="${ROUNDS:-3}"
 QUICK="${QUICK:-0}"
 SKIP_HAPROXY="${SKIP_HAPROXY:-0}"
+SKIP_SHARED="${SKIP_SHARED:-0}"
 SKIP_IDLE="${SKIP_IDLE:-0}"
 IDLE_CONNS="${IDLE_CONNS:-10000}"
 IDLE_INLINE="${IDLE_INLINE:-0}"
@@ -282,7 +287,8 @@ listen_overflows() { # system-wide TcpExt ListenOverflows
 }
 
 # -------------------------------------------------------------- start all
-read -r REDIS_PORT HAPROXY_PORT PROXY_PORT SENTINEL_PORT METRICS_PORT <<<"$(python3 "$SCRIPTS/bench_util.py" free-ports 5)"
+read -r REDIS_PORT HAPROXY_PORT PROXY_PORT SENTINEL_PORT METRICS_PORT SHARED_PORT SHARED_SENTINEL_PORT SHARED_METRICS_PORT \
+  <<<"$(python3 "$SCRIPTS/bench_util.py" free-ports 8)"
 
 start redis redis-server --bind "$HOST" --port "$REDIS_PORT" --save "" --appendonly no \
   --maxclients "$MAXCONN" --dir "$TMP" --daemonize no --protected-mode yes
@@ -326,6 +332,21 @@ PORT[proxy]="$PROXY_PORT"
 PID[proxy]="$LAST_PID"
 TARGETS+=(proxy)
 
+# The same binary with --share-backend: stateless clients share one backend
+# connection instead of one each.
+if [[ "$SKIP_SHARED" != 1 && -z "$PROXY_CMD" ]]; then
+  cmd="$(printf '%q ' "$PROXY_BIN" --master "$HOST:$REDIS_PORT" --listen "$HOST:$SHARED_PORT" \
+    --sentinel-listen "$HOST:$SHARED_SENTINEL_PORT" --metrics-listen "$HOST:$SHARED_METRICS_PORT" \
+    --log-level warn --max-clients "$MAXCONN" --share-backend)"
+  cmd="${cmd% }"
+  [[ -n "$PROXY_ARGS" ]] && cmd="$cmd $PROXY_ARGS"
+  start shared bash -c "exec $cmd"
+  wait_pong "$SHARED_PORT" "$LAST_PID" shared
+  PORT[shared]="$SHARED_PORT"
+  PID[shared]="$LAST_PID"
+  TARGETS+=(shared)
+fi
+
 # Each hop must really reach this redis-server: write through it, read direct.
 for t in "${TARGETS[@]}"; do
   redis-cli -h $HOST -p "${PORT[$t]}" SET "bench:probe:$t" "via-$t" >/dev/null
@@ -363,7 +384,7 @@ CLK_TCK="$(getconf CLK_TCK)"
     echo "listen_backlog=${bl//direct/redis-server}"
   fi
   env_prefix=""
-  for v in ROUNDS QUICK SKIP_HAPROXY SKIP_IDLE IDLE_CONNS IDLE_INLINE PROXY_ARGS PROXY_CMD HAPROXY_NBTHREAD; do
+  for v in ROUNDS QUICK SKIP_HAPROXY SKIP_SHARED SKIP_IDLE IDLE_CONNS IDLE_INLINE PROXY_ARGS PROXY_CMD HAPROXY_NBTHREAD; do
     [[ -n "${!v+x}" && -n "$(printenv "$v" || true)" ]] && env_prefix+="$v=$(printf '%q' "${!v}") "
   done
   echo "command=${env_prefix}scripts/bench.sh"
@@ -382,7 +403,7 @@ if [[ "$SKIP_IDLE" != 1 ]]; then
   echo "idle_conns=$n" >>"$TMP/meta.env"
   idle_flags=()
   [[ "$IDLE_INLINE" == 1 ]] && idle_flags+=(--inline)
-  for t in haproxy proxy; do
+  for t in haproxy proxy shared; do
     [[ -n "${PORT[$t]:-}" && -n "${PID[$t]:-}" ]] || continue
     log "memory test: $n connections to $t"
     python3 "$SCRIPTS/idle_conns.py" --host $HOST --port "${PORT[$t]}" --pid "${PID[$t]}" \

@@ -108,6 +108,7 @@ def report(d, out_path):
     cpu_rows = read_tsv(os.path.join(d, "cpu.tsv"))
     proxy_label = meta.get("proxy_label", "proxy")
     targets = meta.get("targets", "direct haproxy proxy").split()
+    has_shared = "shared" in targets
 
     rps = defaultdict(list)  # (scenario, test, target) -> [rps]
     tests = defaultdict(list)  # scenario -> [test] in order seen
@@ -160,13 +161,27 @@ def report(d, out_path):
     for s in scen:
         sid = s["id"]
         for t in tests.get(sid, []):
-            m = {tg: median(rps.get((sid, t, tg), [])) for tg in ("direct", "haproxy", "proxy")}
-            rows.append([s["label"], t, fmt_num(m["direct"]), fmt_num(m["haproxy"]), fmt_num(m["proxy"]),
-                         ratio(m["proxy"], m["direct"]), ratio(m["proxy"], m["haproxy"]),
-                         ratio(m["haproxy"], m["direct"])])
-    out.append(table(["scenario", "test", "direct rps", "haproxy rps", f"{proxy_label} rps",
-                      "proxy/direct", "proxy/haproxy", "haproxy/direct"],
-                     rows, "llrrrrrr"))
+            m = {tg: median(rps.get((sid, t, tg), [])) for tg in ("direct", "haproxy", "proxy", "shared")}
+            row = [s["label"], t, fmt_num(m["direct"]), fmt_num(m["haproxy"]), fmt_num(m["proxy"])]
+            if has_shared:
+                row.append(fmt_num(m["shared"]))
+            row += [ratio(m["proxy"], m["direct"]), ratio(m["proxy"], m["haproxy"])]
+            if has_shared:
+                row += [ratio(m["shared"], m["direct"]), ratio(m["shared"], m["haproxy"])]
+            row.append(ratio(m["haproxy"], m["direct"]))
+            rows.append(row)
+    head = ["scenario", "test", "direct rps", "haproxy rps", f"{proxy_label} rps"]
+    if has_shared:
+        head.append("shared rps")
+    head += ["proxy/direct", "proxy/haproxy"]
+    if has_shared:
+        head += ["shared/direct", "shared/haproxy"]
+    head.append("haproxy/direct")
+    out.append(table(head, rows, "ll" + "r" * (len(head) - 2)))
+    if has_shared:
+        out.append("")
+        out.append("`proxy` keeps one backend connection per client (the default); `shared` is the "
+                   "same binary with `--share-backend` (stateless clients share one connection).")
     out.append("")
 
     # cpu
@@ -177,15 +192,22 @@ def report(d, out_path):
         sid = s["id"]
         h = median(cpu.get((sid, "haproxy"), []))
         p = median(cpu.get((sid, "proxy"), []))
+        sh = median(cpu.get((sid, "shared"), []))
         rd = median(cpu.get((sid, "redis@direct"), []))
-        rows.append([s["label"], fmt_num(h, 2), fmt_num(p, 2), ratio(p, h), fmt_num(rd, 2)])
-    out.append(table(["scenario", "haproxy µs/req", f"{proxy_label} µs/req", "proxy/haproxy",
-                      "redis-server µs/req (direct)"], rows, "lrrrr"))
+        row = [s["label"], fmt_num(h, 2), fmt_num(p, 2), ratio(p, h)]
+        if has_shared:
+            row += [fmt_num(sh, 2), ratio(sh, h)]
+        rows.append(row + [fmt_num(rd, 2)])
+    head = ["scenario", "haproxy µs/req", f"{proxy_label} µs/req", "proxy/haproxy"]
+    if has_shared:
+        head += ["shared µs/req", "shared/haproxy"]
+    head.append("redis-server µs/req (direct)")
+    out.append(table(head, rows, "l" + "r" * (len(head) - 1)))
     out.append("")
 
     # idle memory
     idle = {}
-    for tg in ("haproxy", "proxy"):
+    for tg in ("haproxy", "proxy", "shared"):
         p = os.path.join(d, f"idle_{tg}.json")
         if os.path.exists(p):
             with open(p) as f:
@@ -237,7 +259,7 @@ def report(d, out_path):
             for tg in targets:
                 vals = rps.get((sid, t, tg), [])
                 rows.append([s["label"], t, tg, " ".join(fmt_num(v) for v in vals)])
-        for proc in ("haproxy", "proxy", "redis@direct"):
+        for proc in ("haproxy", "proxy", "shared", "redis@direct"):
             vals = cpu.get((sid, proc), [])
             if vals:
                 rows.append([s["label"], "cpu µs/req", proc, " ".join(f"{v:.2f}" for v in vals)])

@@ -169,6 +169,7 @@ impl App {
             settings: proxy::Settings::from_config(&config),
             commands,
             counters,
+            links: Default::default(),
         });
         let stop_accepting = CancellationToken::new();
         let sessions = TaskTracker::new();

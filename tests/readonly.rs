@@ -48,10 +48,12 @@ fn start(master: std::net::SocketAddr) -> Harness {
             on_switch: OnSwitch::Rebind,
             requirepass: None,
             backend_auth: None,
+            share_backend: false,
             measure_latency: false,
         },
         commands: Arc::new(ArcSwap::from_pointee(CommandTable::builtin())),
         counters: Default::default(),
+        links: Default::default(),
     });
     let socket = runtime
         .block_on(TcpListener::bind("127.0.0.1:0"))

@@ -164,6 +164,10 @@ pub struct Settings {
     #[arg(long, value_name = "MS")]
     pub idle_release_ms: Option<u64>,
 
+    /// Let sessions in Redis's default connection state share one backend connection per master (each moves to its own at its first stateful command) [default: false]
+    #[arg(long, num_args = 0..=1, default_missing_value = "true", value_name = "BOOL", env = "SENTINEL_PROXY_SHARE_BACKEND")]
+    pub share_backend: Option<bool>,
+
     /// ACL user for backend connections [default: none]
     #[arg(long, value_name = "USER")]
     pub auth_user: Option<String>,
@@ -225,6 +229,7 @@ impl Settings {
             drain_timeout_ms: over.drain_timeout_ms.or(self.drain_timeout_ms),
             hold_timeout_ms: over.hold_timeout_ms.or(self.hold_timeout_ms),
             idle_release_ms: over.idle_release_ms.or(self.idle_release_ms),
+            share_backend: over.share_backend.or(self.share_backend),
             auth_user: over.auth_user.or(self.auth_user),
             auth_pass: over.auth_pass.or(self.auth_pass),
             requirepass: over.requirepass.or(self.requirepass),

@@ -123,6 +123,8 @@ pub struct Config {
     pub hold_timeout: Duration,
     /// Release an idle session's backend connection after this long.
     pub idle_release: Option<Duration>,
+    /// Sessions in the default connection state share a backend connection.
+    pub share_backend: bool,
     /// Credentials for backend connections.
     pub backend_auth: Credentials,
     /// Password clients must give the proxy.
@@ -221,6 +223,7 @@ impl Config {
             drain_timeout,
             hold_timeout,
             idle_release,
+            share_backend: s.share_backend.unwrap_or(false),
             backend_auth: Credentials {
                 user: s.auth_user,
                 pass: s.auth_pass,
@@ -269,6 +272,7 @@ impl Config {
                 "idle_release_ms = {}",
                 self.idle_release.map_or(0, |d| d.as_millis())
             ),
+            format!("share_backend = {}", self.share_backend),
             format!(
                 "auth_user = {}",
                 self.backend_auth

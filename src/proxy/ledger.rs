@@ -88,7 +88,7 @@ impl Ledger {
             return;
         }
         match expect {
-            Expect::Reply | Expect::Track(_) => self.counted += 1,
+            Expect::Reply | Expect::Track(_) | Expect::Marker => self.counted += 1,
             Expect::Replay => {
                 self.counted += 1;
                 self.replaying += 1;
@@ -186,6 +186,10 @@ impl Ledger {
                 self.counted -= 1;
                 self.state.apply(effect, !is_error);
                 Route::Forward
+            }
+            Expect::Marker => {
+                self.counted -= 1;
+                Route::Swallow
             }
             Expect::Replay => {
                 self.counted -= 1;

@@ -15,12 +15,14 @@
 //! * [`ledger`]: pure bookkeeping: which reply answers which command.
 //! * [`queue`]: the ledger's FIFO, whose first slot needs no heap.
 //! * [`bufpool`]: read buffers lent only while a session holds bytes.
+//! * [`shared`]: one backend connection for many stateless sessions (opt-in).
 
 pub mod bufpool;
 pub mod ledger;
 pub mod listener;
 pub mod queue;
 mod session;
+pub mod shared;
 pub mod state;
 
 use std::sync::Arc;
@@ -50,6 +52,8 @@ pub struct Settings {
     pub requirepass: Option<String>,
     /// The AUTH command sent first on every backend connection, if configured.
     pub backend_auth: Option<Bytes>,
+    /// Let stateless sessions share one backend connection per master.
+    pub share_backend: bool,
     /// Measure the proxy-added latency (two clock reads per batch; off when
     /// metrics are off).
     pub measure_latency: bool,
@@ -73,6 +77,7 @@ impl Settings {
             on_switch: config.on_switch,
             requirepass: config.requirepass.clone(),
             backend_auth,
+            share_backend: config.share_backend,
             measure_latency: config.metrics_listen.is_some(),
         }
     }
@@ -91,6 +96,8 @@ pub struct Shared {
     pub commands: Arc<ArcSwap<CommandTable>>,
     /// Traffic counters, shared with the metrics endpoint.
     pub counters: Arc<Counters>,
+    /// The shared backend connection (`share_backend`).
+    pub links: shared::SharedBackends,
 }
 
 /// Process-wide traffic counters: plain atomics, so the hot path pays one

@@ -37,7 +37,8 @@ use tracing::{debug, info, warn};
 use super::Shared;
 use super::bufpool;
 use super::ledger::{Ledger, Route};
-use super::state::{Action, Expect, decide, replies};
+use super::shared::{Inbox, Link};
+use super::state::{Action, Expect, decide, is_wait, replies, shareable};
 use crate::backend::connect::{CONNECT_TIMEOUT, answers, connect};
 use crate::config::OnSwitch;
 use crate::resp::reply::ReplyScanner;
@@ -52,6 +53,12 @@ const MAX_HELD_BYTES: usize = 16 * 1024 * 1024;
 
 /// Replies in flight before the session stops reading (back-pressure).
 const MAX_IN_FLIGHT: usize = 64 * 1024;
+
+/// Commands one session may have in flight on a shared connection. The
+/// shared connection cannot stop reading for one slow session, and the others'
+/// replies queue behind its replies: what one session may have owed to it
+/// there is kept small (enough for the usual pipelines).
+const MAX_SHARED_IN_FLIGHT: usize = 32;
 
 /// Commands counted locally before they are added to the shared counters.
 const COUNTER_FLUSH: u32 = 256;
@@ -112,10 +119,29 @@ enum Event {
 
 /// The backend side of a session.
 struct Backend {
-    stream: TcpStream,
+    conn: Conn,
     addr: SocketAddr,
     buf: Option<BytesMut>,
     replies: ReplyScanner,
+}
+
+/// How a session reaches its master.
+enum Conn {
+    /// A connection of its own (1:1).
+    Own(TcpStream),
+    /// A connection shared with other stateless sessions (`--share-backend`).
+    Shared {
+        /// The shared connection.
+        link: Arc<Link>,
+        /// Where it leaves this session's replies.
+        inbox: Arc<Inbox>,
+    },
+}
+
+impl Backend {
+    fn is_shared(&self) -> bool {
+        matches!(self.conn, Conn::Shared { .. })
+    }
 }
 
 /// Why the session may not bind to the current master right now.
@@ -183,6 +209,12 @@ struct Session {
     /// A proxy-made reply that ends the session was queued: end once the
     /// client has been sent everything.
     finish_when_flushed: bool,
+    /// The session needs a connection of its own (it used or changed
+    /// connection state): it no longer takes a shared one.
+    own_connection: bool,
+    /// Commands went over a shared connection: a later WAIT must first make
+    /// the session's own connection's replication offset cover them.
+    used_shared: bool,
 }
 
 /// Serves one client until it or the proxy is done.
@@ -196,6 +228,7 @@ impl Session {
     fn new(client: TcpStream, shared: Arc<Shared>) -> Session {
         let topology = shared.switch.current();
         let authenticated = shared.settings.requirepass.is_none();
+        let own_connection = !shared.settings.share_backend;
         Session {
             shared,
             client,
@@ -221,6 +254,8 @@ impl Session {
             to_client: None,
             to_backend: None,
             finish_when_flushed: false,
+            own_connection,
+            used_shared: false,
         }
     }
 
@@ -336,19 +371,28 @@ impl Session {
                 return Poll::Ready(ready.map_or(Event::ClientFailed, |()| Event::ClientWritable));
             }
             if let Some(backend) = self.backend.as_deref() {
-                if self.to_backend.is_some()
-                    && let Poll::Ready(ready) = backend.stream.poll_write_ready(cx)
-                {
-                    return Poll::Ready(
-                        ready.map_or(Event::BackendFailed, |()| Event::BackendWritable),
-                    );
-                }
-                if self.to_client.is_none()
-                    && let Poll::Ready(ready) = backend.stream.poll_read_ready(cx)
-                {
-                    return Poll::Ready(
-                        ready.map_or(Event::BackendFailed, |()| Event::BackendReadable),
-                    );
+                match &backend.conn {
+                    Conn::Own(stream) => {
+                        if self.to_backend.is_some()
+                            && let Poll::Ready(ready) = stream.poll_write_ready(cx)
+                        {
+                            return Poll::Ready(
+                                ready.map_or(Event::BackendFailed, |()| Event::BackendWritable),
+                            );
+                        }
+                        if self.to_client.is_none()
+                            && let Poll::Ready(ready) = stream.poll_read_ready(cx)
+                        {
+                            return Poll::Ready(
+                                ready.map_or(Event::BackendFailed, |()| Event::BackendReadable),
+                            );
+                        }
+                    }
+                    Conn::Shared { inbox, .. } => {
+                        if self.to_client.is_none() && inbox.poll_ready(cx).is_ready() {
+                            return Poll::Ready(Event::BackendReadable);
+                        }
+                    }
                 }
             }
             if read_client && let Poll::Ready(ready) = self.client.poll_read_ready(cx) {
@@ -439,11 +483,11 @@ impl Session {
 
     /// Writes what the backend's socket takes of the waiting output.
     fn flush_to_backend(&mut self) -> Result<(), End> {
-        let Some(backend) = self.backend.as_deref() else {
+        let Some(Conn::Own(stream)) = self.backend.as_deref().map(|b| &b.conn) else {
             bufpool::give_back_if_empty(&mut self.to_backend);
             return Ok(());
         };
-        flush_pending(&backend.stream, &mut self.to_backend).map_err(|_| End::BackendLost)
+        flush_pending(stream, &mut self.to_backend).map_err(|_| End::BackendLost)
     }
 
     /// Bytes received from the client and not forwarded yet.
@@ -463,8 +507,11 @@ impl Session {
     }
 
     fn wants_client_input(&self) -> bool {
+        let shared_busy = self.backend.as_deref().is_some_and(Backend::is_shared)
+            && (self.to_client.is_some() || self.ledger.counted() >= MAX_SHARED_IN_FLIGHT);
         self.input == Input::Open
             && self.to_backend.is_none()
+            && !shared_busy
             && self.ledger.counted() < MAX_IN_FLIGHT
             && (self.held_since.is_none() || self.unsent() < MAX_HELD_BYTES)
     }
@@ -498,6 +545,20 @@ impl Session {
         if self.input == Input::Stopped {
             return Ok(false);
         }
+        if let Some(Conn::Shared { link, .. }) = self.backend.as_deref().map(|b| &b.conn)
+            && !link.is_open()
+            && self.ledger.is_empty()
+        {
+            // The shared connection closed while this session owed it
+            // nothing: take the next one.
+            self.drop_backend();
+        }
+        if self.to_client.is_some() && self.backend.as_deref().is_some_and(Backend::is_shared) {
+            // A client that does not keep up with its replies gets a
+            // connection of its own, so the back-pressure reaches Redis rather
+            // than the shared connection (it moves once its replies are out).
+            self.own_connection = true;
+        }
         let Some(buf) = self.cbuf.as_mut() else {
             self.held_since = None;
             self.hold_counted = false;
@@ -515,7 +576,10 @@ impl Session {
         }
         let in_flight_before = self.ledger.counted();
         let table = self.shared.commands.load();
+        let on_shared = self.backend.as_deref().is_some_and(Backend::is_shared);
         let mut end = 0;
+        // Replies the commands in `buf[..end]` will get.
+        let mut replies = 0u64;
         // Whether this batch is one plain forwarded command and nothing else
         // (only such a command may be retried after -READONLY).
         let mut forwarded = 0usize;
@@ -526,7 +590,13 @@ impl Session {
                 Ok(Some(scanned)) => scanned,
                 Ok(None) => break,
                 Err(error) => {
-                    flush_batch(&self.backend, &mut self.to_backend, buf, &mut end)?;
+                    flush_batch(
+                        &self.backend,
+                        &mut self.to_backend,
+                        buf,
+                        &mut end,
+                        &mut replies,
+                    )?;
                     self.ledger.push(Expect::LocalThenClose(error.reply()));
                     self.input = Input::Stopped;
                     debug!(%error, "client protocol error");
@@ -545,12 +615,18 @@ impl Session {
                 Scanned::Request(req) => req,
             };
             let frame = &buf[end..end + req.len];
-            let class = table.info(&frame[req.name.clone()]).class;
+            let name = &frame[req.name.clone()];
+            let class = table.info(name).class;
             let requirepass = self.shared.settings.requirepass.as_deref();
             let mut action = decide(frame, &req, requirepass, self.authenticated);
-            if action == Action::ForwardLast && self.backend.is_none() && self.ledger.is_empty() {
-                // QUIT with no backend connection: answer it here rather than
-                // open one (or wait for a master) just to be told +OK.
+            let wait = is_wait(name);
+            let share = !self.own_connection && shareable(&action, class, &req, name);
+            if action == Action::ForwardLast
+                && (on_shared || (self.backend.is_none() && self.ledger.is_empty()))
+            {
+                // QUIT with no backend connection of its own: answer it here
+                // rather than open one (or wait for a master) just to be told
+                // +OK; on a shared one it would end every session's link.
                 action = Action::LocalThenClose(replies::OK);
             }
             let forwards = matches!(
@@ -566,6 +642,31 @@ impl Session {
                 && self.topology.master.is_some()
                 && self.draining_until.is_none()
                 && !self.ledger.replaying();
+            if forwards && !self.own_connection && !share {
+                // This command uses or changes connection state: the session
+                // moves to a connection of its own, once its replies on the
+                // shared one are in (so they keep their order).
+                if on_shared {
+                    flush_batch(
+                        &self.backend,
+                        &mut self.to_backend,
+                        buf,
+                        &mut end,
+                        &mut replies,
+                    )?;
+                    if self.ledger.is_empty() {
+                        release_backend(&mut self.backend, &mut self.to_backend);
+                        self.own_connection = true;
+                        need_backend = true;
+                    }
+                    break;
+                }
+                self.own_connection = true;
+            }
+            if forwards && on_shared && self.ledger.counted() >= MAX_SHARED_IN_FLIGHT {
+                // Enough owed on the shared connection: the rest waits.
+                break;
+            }
             if forwards && !ready && !refuse {
                 // Held: it stays in the buffer until a master is bound.
                 need_backend = true;
@@ -578,14 +679,31 @@ impl Session {
                     Some((Bytes::from_static(replies::MASTERDOWN), false))
                 }
                 Action::Forward(expect) => {
+                    if wait && self.used_shared {
+                        // Writes sent over a shared connection count for WAIT
+                        // only once this connection's replication offset is
+                        // past them: a replicated no-op moves it there.
+                        flush_batch(
+                            &self.backend,
+                            &mut self.to_backend,
+                            buf,
+                            &mut end,
+                            &mut replies,
+                        )?;
+                        send_backend(&self.backend, &mut self.to_backend, replies::WAIT_MARKER, 1)?;
+                        self.ledger.push(Expect::Marker);
+                        plain = false;
+                    }
                     self.ledger.push(expect);
                     end += req.len;
+                    replies += 1;
                     forwarded += 1;
                     None
                 }
                 Action::ForwardLast => {
                     self.ledger.push(Expect::Reply);
                     end += req.len;
+                    replies += 1;
                     plain = false;
                     self.input = Input::Stopped;
                     break;
@@ -599,9 +717,15 @@ impl Session {
                 Action::Substitute(replacement, expect) => {
                     // Only a HELLO whose AUTH the proxy accepted is rewritten.
                     self.authenticated = true;
-                    flush_batch(&self.backend, &mut self.to_backend, buf, &mut end)?;
+                    flush_batch(
+                        &self.backend,
+                        &mut self.to_backend,
+                        buf,
+                        &mut end,
+                        &mut replies,
+                    )?;
                     buf.advance(req.len);
-                    send_backend(&self.backend, &mut self.to_backend, &replacement)?;
+                    send_backend(&self.backend, &mut self.to_backend, &replacement, 1)?;
                     self.ledger.push(expect);
                     plain = false;
                     continue;
@@ -618,7 +742,13 @@ impl Session {
                 }
             };
             if let Some((reply, close)) = local {
-                flush_batch(&self.backend, &mut self.to_backend, buf, &mut end)?;
+                flush_batch(
+                    &self.backend,
+                    &mut self.to_backend,
+                    buf,
+                    &mut end,
+                    &mut replies,
+                )?;
                 buf.advance(req.len);
                 plain = false;
                 self.ledger.push(if close {
@@ -631,6 +761,7 @@ impl Session {
                 }
             }
         }
+        self.used_shared |= on_shared && forwarded > 0;
         if end > 0 {
             // A lone command with nothing else in flight is kept until its reply:
             // if that reply is -READONLY it was not executed and can be retried.
@@ -640,10 +771,16 @@ impl Session {
                 && end == buf.len()
                 && !self.ledger.state.pin.multi;
             if lone {
-                send_backend(&self.backend, &mut self.to_backend, &buf[..end])?;
+                send_backend(&self.backend, &mut self.to_backend, &buf[..end], replies)?;
                 self.retained = end;
             } else {
-                flush_batch(&self.backend, &mut self.to_backend, buf, &mut end)?;
+                flush_batch(
+                    &self.backend,
+                    &mut self.to_backend,
+                    buf,
+                    &mut end,
+                    &mut replies,
+                )?;
             }
         }
         if need_backend {
@@ -682,8 +819,22 @@ impl Session {
             Some(Avoid::Unreachable(at)) if Instant::now() < at => return Ok(false),
             _ => {}
         }
-        let stream = match connect(addr, CONNECT_TIMEOUT).await {
-            Ok(stream) => stream,
+        let share = !self.own_connection && self.ledger.state.is_default();
+        let conn = if share {
+            let auth = self.shared.settings.backend_auth.as_ref();
+            self.shared
+                .links
+                .link(addr, auth)
+                .await
+                .map(|link| Conn::Shared {
+                    link,
+                    inbox: Arc::default(),
+                })
+        } else {
+            connect(addr, CONNECT_TIMEOUT).await.map(Conn::Own)
+        };
+        let conn = match conn {
+            Ok(conn) => conn,
             Err(error) => {
                 debug!(%addr, %error, "master unreachable; holding commands");
                 self.shared.hints.send(Hint::Unreachable(addr));
@@ -697,6 +848,15 @@ impl Session {
             metrics::counter!(crate::metrics::SESSIONS_MOVED).increment(1);
         }
         self.bound_generation = generation;
+        if share {
+            self.backend = Some(Box::new(Backend {
+                conn,
+                addr,
+                buf: None,
+                replies: ReplyScanner::default(),
+            }));
+            return Ok(true);
+        }
         let mut prelude = BytesMut::new();
         let mut replays = 0;
         if let Some(auth) = &self.shared.settings.backend_auth {
@@ -715,13 +875,13 @@ impl Session {
             self.ledger.push(Expect::Resubscribe { family, remaining });
         }
         self.backend = Some(Box::new(Backend {
-            stream,
+            conn,
             addr,
             buf: None,
             replies: ReplyScanner::default(),
         }));
         if !prelude.is_empty() {
-            send_backend(&self.backend, &mut self.to_backend, &prelude)?;
+            send_backend(&self.backend, &mut self.to_backend, &prelude, 0)?;
         }
         if let Some(after) = self.shared.settings.idle_release {
             self.idle_check_at = Some(Instant::now() + after);
@@ -744,9 +904,20 @@ impl Session {
         let Some(backend) = self.backend.as_mut() else {
             return Ok(());
         };
+        let stream = match &mut backend.conn {
+            Conn::Own(stream) => stream,
+            Conn::Shared { inbox, .. } => {
+                let lost = inbox.take_into(&mut backend.buf);
+                self.route_replies()?;
+                if lost {
+                    return Box::pin(self.on_backend_lost()).await;
+                }
+                return Ok(());
+            }
+        };
         let buf = backend.buf.get_or_insert_with(bufpool::take);
         bufpool::reserve_for_read(buf);
-        match read_ready(&mut backend.stream, buf).await {
+        match read_ready(stream, buf).await {
             Ok(0) => return Box::pin(self.on_backend_lost()).await,
             Ok(_) => {}
             Err(e) if e.kind() == io::ErrorKind::WouldBlock => return Ok(()),
@@ -855,7 +1026,7 @@ impl Session {
 
     /// The backend connection closed or failed.
     async fn on_backend_lost(&mut self) -> Result<(), End> {
-        let Some(addr) = self.backend.as_ref().map(|b| b.addr) else {
+        let Some((addr, shared)) = self.backend.as_ref().map(|b| (b.addr, b.is_shared())) else {
             return Ok(());
         };
         self.drop_backend();
@@ -874,6 +1045,11 @@ impl Session {
         if let Some(reason) = self.ledger.state.pin.reason() {
             debug!(%addr, reason, "backend lost while pinned");
             return Err(End::Pinned);
+        }
+        if shared {
+            // Not this client's connection: whoever closed it, the session
+            // takes the next shared connection at its next command.
+            return Ok(());
         }
         // Idle connection lost. A live server that closed it (CLIENT KILL, its
         // idle timeout) still answers: then the client must see the close, as
@@ -994,16 +1170,7 @@ impl Session {
     }
 
     fn drop_backend(&mut self) {
-        if let Some(out) = self.to_backend.as_mut() {
-            out.clear();
-        }
-        bufpool::give_back_if_empty(&mut self.to_backend);
-        if let Some(mut backend) = self.backend.take() {
-            if let Some(buf) = backend.buf.as_mut() {
-                buf.clear();
-            }
-            bufpool::give_back_if_empty(&mut backend.buf);
-        }
+        release_backend(&mut self.backend, &mut self.to_backend);
     }
 
     /// Returns buffers before the session's memory is freed.
@@ -1018,6 +1185,21 @@ impl Session {
             buf.clear();
         }
         bufpool::give_back_if_empty(&mut self.cbuf);
+    }
+}
+
+/// Lets go of the backend connection (or the session's place on a shared
+/// one) and the output that was waiting for it.
+fn release_backend(backend: &mut Option<Box<Backend>>, pending: &mut Option<BytesMut>) {
+    if let Some(out) = pending.as_mut() {
+        out.clear();
+    }
+    bufpool::give_back_if_empty(pending);
+    if let Some(mut backend) = backend.take() {
+        if let Some(buf) = backend.buf.as_mut() {
+            buf.clear();
+        }
+        bufpool::give_back_if_empty(&mut backend.buf);
     }
 }
 
@@ -1050,30 +1232,37 @@ impl ClientOut<'_> {
     }
 }
 
-/// Sends `bytes` to the backend after any output already waiting.
+/// Sends `bytes` (commands that will get `replies` replies) to the backend,
+/// after any output already waiting.
 fn send_backend(
     backend: &Option<Box<Backend>>,
     pending: &mut Option<BytesMut>,
     bytes: &[u8],
+    replies: u64,
 ) -> Result<(), End> {
-    let Some(b) = backend.as_deref() else {
-        return Err(End::BackendLost);
-    };
-    send(&b.stream, pending, bytes).map_err(|_| End::BackendLost)
+    match backend.as_deref().map(|b| &b.conn) {
+        Some(Conn::Own(stream)) => send(stream, pending, bytes).map_err(|_| End::BackendLost),
+        Some(Conn::Shared { link, inbox }) => link
+            .submit(bytes, replies, inbox)
+            .map_err(|_| End::BackendLost),
+        None => Err(End::BackendLost),
+    }
 }
 
-/// Sends `buf[..end]` (a batch of complete commands) to the backend and
-/// consumes it from the buffer.
+/// Sends `buf[..end]` (a batch of complete commands, `replies` replies
+/// expected) to the backend and consumes it from the buffer.
 fn flush_batch(
     backend: &Option<Box<Backend>>,
     pending: &mut Option<BytesMut>,
     buf: &mut BytesMut,
     end: &mut usize,
+    replies: &mut u64,
 ) -> Result<(), End> {
     if *end > 0 {
-        send_backend(backend, pending, &buf[..*end])?;
+        send_backend(backend, pending, &buf[..*end], *replies)?;
         buf.advance(*end);
         *end = 0;
+        *replies = 0;
     }
     Ok(())
 }
@@ -1140,6 +1329,7 @@ mod tests {
             hints,
             commands: Default::default(),
             counters: Default::default(),
+            links: Default::default(),
             settings: super::super::Settings {
                 hold_timeout: Duration::from_secs(1),
                 drain_timeout: Duration::from_secs(1),
@@ -1147,6 +1337,7 @@ mod tests {
                 on_switch: OnSwitch::Rebind,
                 requirepass: None,
                 backend_auth: None,
+                share_backend: false,
                 measure_latency: false,
             },
         });

@@ -8,8 +8,8 @@ use std::collections::HashSet;
 
 use bytes::{Bytes, BytesMut};
 
-use crate::resp::command::{Family, Special, special};
-use crate::resp::request::{self, Request};
+use crate::resp::command::{Class, Family, Special, special};
+use crate::resp::request::{self, Form, Request};
 use crate::resp::value::encode_command;
 
 /// What the reply to a forwarded command means to the session, in FIFO order.
@@ -37,6 +37,9 @@ pub enum Expect {
     /// A command the proxy sent to restore state on a new backend; its reply is
     /// swallowed, and an error reply aborts the session.
     Replay,
+    /// A command the proxy sent for its own purposes (the replication marker
+    /// before WAIT): its reply, whatever it is, is swallowed.
+    Marker,
     /// A re-subscription on a new backend: its confirmations are swallowed.
     Resubscribe {
         /// The family re-subscribed.
@@ -130,6 +133,10 @@ pub mod replies {
         b"-MASTERDOWN no master is reachable (failover in progress or master down); command not executed\r\n";
     /// Too many connections.
     pub const MAX_CLIENTS: &[u8] = b"-ERR max number of clients reached\r\n";
+    /// A replicated no-op sent before WAIT on a session that used a shared
+    /// connection (its reply is swallowed).
+    pub const WAIT_MARKER: &[u8] =
+        b"*3\r\n$7\r\nPUBLISH\r\n$23\r\n__sentinel_proxy__:wait\r\n$0\r\n\r\n";
     /// State could not be restored on a new master.
     pub const REPLAY_FAILED: &[u8] =
         b"-ERR connection state could not be restored on the new master (AUTH/SELECT/HELLO failed)\r\n";
@@ -306,6 +313,14 @@ impl ConnState {
         }
     }
 
+    /// Whether the connection is in Redis's default state (nothing to replay,
+    /// no subscriptions, nothing pinned): it may share a backend connection.
+    pub fn is_default(&self) -> bool {
+        self.replay_frames().next().is_none()
+            && self.subscriptions.is_empty()
+            && self.pin.reason().is_none()
+    }
+
     /// Frames that restore this state on a new backend, in order.
     pub fn replay_frames(&self) -> impl Iterator<Item = &Bytes> {
         self.replay
@@ -317,6 +332,24 @@ impl ConnState {
     fn frames(&mut self) -> &mut ReplayFrames {
         self.replay.get_or_insert_with(Default::default)
     }
+}
+
+/// Whether a command may travel over a shared backend connection
+/// ([`super::shared`]): an ordinary command (no connection state used or
+/// changed, see [`decide`]) that cannot block the connection, sent in
+/// multibulk form (an inline command Redis rejects would close the connection
+/// for everyone). WAIT and WAITAOF count the connection's own writes, so they
+/// need one.
+pub fn shareable(action: &Action, class: Class, req: &Request, name: &[u8]) -> bool {
+    matches!(action, Action::Forward(Expect::Reply))
+        && req.form == Form::Multibulk
+        && !matches!(class, Class::Blocking | Class::Transaction | Class::Admin)
+        && !is_wait(name)
+}
+
+/// WAIT or WAITAOF: waits for the connection's own writes to replicate.
+pub fn is_wait(name: &[u8]) -> bool {
+    name.eq_ignore_ascii_case(b"wait") || name.eq_ignore_ascii_case(b"waitaof")
 }
 
 /// Decides what to do with one complete client command. `frame` is the

@@ -130,8 +130,16 @@ fn a_client_that_never_reads_does_not_grow_the_proxy_memory() {
         );
         std::thread::sleep(Duration::from_millis(300));
     }
+    // Over its own connection the pipeline reaches Redis, which buffers the
+    // replies; over a shared one only a few commands go out before the
+    // session waits for its client to read.
+    let forwarded = if crate::support::shared_mode() {
+        10
+    } else {
+        100
+    };
     assert!(
-        last_calls >= 100,
+        last_calls >= forwarded,
         "the server ran only {last_calls} GETs; the slow reader's pipeline was not forwarded"
     );
 
@@ -163,10 +171,12 @@ fn a_client_that_never_reads_does_not_grow_the_proxy_memory() {
         peak / 1024
     );
     drop(slow);
-    // Once the slow reader leaves, its backend connection goes too.
+    // Once the slow reader leaves, its backend connection goes too (the
+    // shared connection, if any, stays for the other sessions).
+    let remaining = if crate::support::shared_mode() { 2 } else { 1 };
     assert_eventually!(
         Duration::from_secs(5),
-        redis.data_clients() == Some(1),
+        redis.data_clients() == Some(remaining),
         "the slow reader's backend connection stayed open"
     );
     assert!(ping_ok(proxy.addr()));

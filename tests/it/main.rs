@@ -30,3 +30,4 @@ mod metrics;
 mod readme;
 mod resp;
 mod session;
+mod shared;

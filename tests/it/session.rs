@@ -658,10 +658,20 @@ fn backend_killed_by_the_server_closes_the_client_connection() {
         matches!(killed, redis::Value::Int(n) if n >= 1),
         "CLIENT KILL TYPE normal killed {killed:?}: not the proxied backend connection"
     );
-    assert!(
-        client.is_closed_within(Duration::from_secs(3)),
-        "the proxied client connection stayed open after its backend was killed"
-    );
+    if crate::support::shared_mode() {
+        // The session had no connection of its own: the shared one was
+        // killed, and once the proxy has seen that, the session simply takes
+        // the next one. (A command sent at the very moment of the kill would
+        // be lost with it, and its client closed, as with a connection of
+        // its own.)
+        std::thread::sleep(Duration::from_millis(300));
+        assert_eq!(show(&client.command(&["GET", "k"])), show(b"$1\r\nv\r\n"));
+    } else {
+        assert!(
+            client.is_closed_within(Duration::from_secs(3)),
+            "the proxied client connection stayed open after its backend was killed"
+        );
+    }
     // New clients are served.
     assert_eq!(
         show(&proxy.connect().command(&["GET", "k"])),

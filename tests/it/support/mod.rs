@@ -57,6 +57,14 @@ static PORTS: LazyLock<Mutex<PortRegistry>> = LazyLock::new(|| {
     })
 });
 
+/// Whether proxies started by the tests share backend connections: the data
+/// path tests run once as they are and once with
+/// `SENTINEL_PROXY_SHARE_BACKEND=true` (which the proxy reads as
+/// `--share-backend`). The few tests of behaviour that differs check it.
+pub fn shared_mode() -> bool {
+    std::env::var("SENTINEL_PROXY_SHARE_BACKEND").is_ok_and(|v| v == "true")
+}
+
 /// The loopback address with the given port.
 pub fn loopback(port: u16) -> SocketAddr {
     SocketAddr::V4(SocketAddrV4::new(Ipv4Addr::LOCALHOST, port))

@@ -1,0 +1,466 @@
+//! Shared backend connections (`--share-backend`, off by default).
+//!
+//! With 1:1 connections every request costs the proxy four socket operations
+//! (read from the client, write to the master, read the reply, write it back),
+//! the same kernel work as any TCP relay. A session in Redis's default
+//! connection state (database 0, RESP2, the proxy's credentials, no name, no
+//! subscriptions, no transaction) can instead send its commands over one
+//! connection per master that every such session shares: the commands of all
+//! sessions that were ready in the same turn of the event loop go out in one
+//! write, and their replies come back in one read. The master does one read and
+//! one write for the whole batch too.
+//!
+//! Which commands may travel over a [`Link`] is decided by the session
+//! ([`shareable`](super::state::shareable)): anything that uses or changes
+//! connection state, or could block the connection, moves the session to a
+//! connection of its own first (after its shared replies are in), exactly as
+//! Redis would see it from a direct client.
+//!
+//! A link delivers each session's replies, whole, to that session's [`Inbox`]
+//! in the order its commands were submitted; the session routes them through
+//! its ledger as it would replies read from its own socket. When the link's
+//! connection fails, every session with replies outstanding on it is told
+//! (`lost`) and handles it as a lost backend; idle sessions simply take the
+//! next link.
+
+use std::collections::VecDeque;
+use std::io;
+use std::net::SocketAddr;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
+use std::task::{Context, Poll, Waker};
+
+use bytes::{Buf, Bytes, BytesMut};
+use tokio::net::TcpStream;
+use tracing::{debug, warn};
+
+use crate::backend::connect::{CONNECT_TIMEOUT, connect};
+use crate::resp::reply::{Kind, ReplyScanner};
+
+use super::bufpool;
+
+/// Bytes read from a link's socket at a time (grown on demand).
+const LINK_READ_SIZE: usize = 16 * 1024;
+
+/// Locks a mutex whose data stays consistent even if a holder panicked (every
+/// critical section here is a few field updates).
+fn lock<T>(mutex: &Mutex<T>) -> MutexGuard<'_, T> {
+    mutex.lock().unwrap_or_else(PoisonError::into_inner)
+}
+
+/// The shared link to the current master, replaced when the master moves.
+#[derive(Debug, Default)]
+pub struct SharedBackends {
+    current: Mutex<Option<Arc<Link>>>,
+    /// Links opened so far (for metrics).
+    opened: std::sync::atomic::AtomicU64,
+}
+
+impl SharedBackends {
+    /// The open link to `addr`, connecting one (and sending `auth` first) if
+    /// there is none. A link to another address is retired: it finishes the
+    /// replies it owes, then closes.
+    pub async fn link(&self, addr: SocketAddr, auth: Option<&Bytes>) -> io::Result<Arc<Link>> {
+        if let Some(link) = self.usable(addr) {
+            return Ok(link);
+        }
+        let stream = connect(addr, CONNECT_TIMEOUT).await?;
+        let mut current = lock(&self.current);
+        if let Some(link) = current.as_ref().filter(|l| l.usable_for(addr)) {
+            // Another session connected meanwhile: use its link, drop ours.
+            return Ok(Arc::clone(link));
+        }
+        let link = Arc::new(Link::new(addr));
+        if let Some(old) = current.replace(Arc::clone(&link)) {
+            old.retire();
+        }
+        drop(current);
+        self.opened.fetch_add(1, Ordering::Relaxed);
+        debug!(%addr, "shared backend connection opened");
+        tokio::spawn(run(Arc::clone(&link), stream, auth.cloned()));
+        Ok(link)
+    }
+
+    /// Shared connections opened since start-up.
+    pub fn opened(&self) -> u64 {
+        self.opened.load(Ordering::Relaxed)
+    }
+
+    fn usable(&self, addr: SocketAddr) -> Option<Arc<Link>> {
+        lock(&self.current)
+            .as_ref()
+            .filter(|l| l.usable_for(addr))
+            .cloned()
+    }
+}
+
+/// One backend connection carrying the commands of many sessions.
+#[derive(Debug)]
+pub struct Link {
+    /// The master it is connected to.
+    pub addr: SocketAddr,
+    state: Mutex<LinkState>,
+    /// Set by a submit, cleared by the link task when it takes the output.
+    flush_requested: AtomicBool,
+    /// Set once the connection failed: nothing more may be submitted.
+    closed: AtomicBool,
+}
+
+#[derive(Debug, Default)]
+struct LinkState {
+    /// Commands submitted and not yet taken by the link task.
+    out: BytesMut,
+    /// Sessions waiting for replies, in submission order.
+    waiting: VecDeque<Waiter>,
+    /// The link task, when it waits for work.
+    task: Option<Waker>,
+    /// The master moved: close once nothing is owed.
+    retired: bool,
+}
+
+#[derive(Debug)]
+struct Waiter {
+    inbox: Arc<Inbox>,
+    replies: u64,
+}
+
+/// Why a submit was refused.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct LinkClosed;
+
+impl Link {
+    fn new(addr: SocketAddr) -> Link {
+        Link {
+            addr,
+            state: Mutex::new(LinkState::default()),
+            flush_requested: AtomicBool::new(false),
+            closed: AtomicBool::new(false),
+        }
+    }
+
+    /// Whether new commands may still be submitted.
+    pub fn is_open(&self) -> bool {
+        !self.closed.load(Ordering::Acquire)
+    }
+
+    fn usable_for(&self, addr: SocketAddr) -> bool {
+        self.addr == addr && self.is_open() && !lock(&self.state).retired
+    }
+
+    /// Queues `bytes` (complete commands, `replies` replies expected) for the
+    /// master; their replies will arrive in `inbox`. Never waits: the link
+    /// task writes everything submitted in one turn of the event loop at once.
+    pub fn submit(&self, bytes: &[u8], replies: u64, inbox: &Arc<Inbox>) -> Result<(), LinkClosed> {
+        let task = {
+            let mut state = lock(&self.state);
+            if !self.is_open() {
+                return Err(LinkClosed);
+            }
+            state.out.extend_from_slice(bytes);
+            match state.waiting.back_mut() {
+                Some(last) if Arc::ptr_eq(&last.inbox, inbox) => last.replies += replies,
+                _ => state.waiting.push_back(Waiter {
+                    inbox: Arc::clone(inbox),
+                    replies,
+                }),
+            }
+            if self.flush_requested.swap(true, Ordering::AcqRel) {
+                None
+            } else {
+                state.task.take()
+            }
+        };
+        if let Some(task) = task {
+            task.wake();
+        }
+        Ok(())
+    }
+
+    fn retire(&self) {
+        let task = {
+            let mut state = lock(&self.state);
+            state.retired = true;
+            state.task.take()
+        };
+        if let Some(task) = task {
+            task.wake();
+        }
+    }
+
+    /// Marks the link closed and tells every session that still waits.
+    fn close(&self) {
+        let waiting = {
+            let mut state = lock(&self.state);
+            self.closed.store(true, Ordering::Release);
+            state.out.clear();
+            std::mem::take(&mut state.waiting)
+        };
+        for waiter in waiting {
+            waiter.inbox.fail();
+        }
+    }
+}
+
+/// Where a link leaves one session's replies.
+#[derive(Debug, Default)]
+pub struct Inbox {
+    state: Mutex<InboxState>,
+}
+
+#[derive(Debug, Default)]
+struct InboxState {
+    bytes: BytesMut,
+    lost: bool,
+    session: Option<Waker>,
+}
+
+impl Inbox {
+    /// Ready when replies arrived or the link was lost.
+    pub fn poll_ready(&self, cx: &mut Context<'_>) -> Poll<()> {
+        let mut state = lock(&self.state);
+        if !state.bytes.is_empty() || state.lost {
+            return Poll::Ready(());
+        }
+        match state.session.as_ref() {
+            Some(waker) if waker.will_wake(cx.waker()) => {}
+            _ => state.session = Some(cx.waker().clone()),
+        }
+        Poll::Pending
+    }
+
+    /// Moves the replies that arrived into `buf`; `true` if the link was lost
+    /// (after the replies it delivered, which are still valid).
+    pub fn take_into(&self, buf: &mut Option<BytesMut>) -> bool {
+        let mut state = lock(&self.state);
+        if !state.bytes.is_empty() {
+            match buf {
+                Some(buf) if !buf.is_empty() => {
+                    buf.extend_from_slice(&state.bytes);
+                    state.bytes.clear();
+                }
+                // Swap buffers instead of copying: the emptied one goes back.
+                _ => {
+                    let spare = buf.take().unwrap_or_default();
+                    *buf = Some(std::mem::replace(&mut state.bytes, spare));
+                }
+            }
+        }
+        if state.bytes.capacity() > 0 && state.bytes.is_empty() {
+            // Idle sessions keep no buffer: return it to the pool.
+            let mut slot = Some(std::mem::take(&mut state.bytes));
+            bufpool::give_back_if_empty(&mut slot);
+        }
+        state.lost
+    }
+
+    fn deliver(&self, replies: &[u8]) -> Option<Waker> {
+        let mut state = lock(&self.state);
+        if state.bytes.capacity() == 0 {
+            state.bytes = bufpool::take();
+        }
+        state.bytes.extend_from_slice(replies);
+        state.session.take()
+    }
+
+    fn fail(&self) {
+        let waker = {
+            let mut state = lock(&self.state);
+            state.lost = true;
+            state.session.take()
+        };
+        if let Some(waker) = waker {
+            waker.wake();
+        }
+    }
+}
+
+/// What the link task waits for.
+#[derive(Debug)]
+enum Wake {
+    /// Submitted commands to write.
+    Flush,
+    /// The socket can take more of the output.
+    Writable,
+    /// Replies (or a close).
+    Readable,
+    /// Retired and nothing owed.
+    Done,
+}
+
+/// Runs one link until its connection fails or it is retired and idle.
+async fn run(link: Arc<Link>, stream: TcpStream, auth: Option<Bytes>) {
+    let result = serve(&link, &stream, auth).await;
+    link.close();
+    match result {
+        Ok(()) => debug!(addr = %link.addr, "shared backend connection retired"),
+        Err(error) => debug!(addr = %link.addr, %error, "shared backend connection lost"),
+    }
+}
+
+async fn serve(link: &Link, stream: &TcpStream, auth: Option<Bytes>) -> io::Result<()> {
+    // Commands taken from the link and not yet written.
+    let mut output = BytesMut::new();
+    // The AUTH reply is the link's own: it answers no session.
+    let mut own_replies = 0u32;
+    if let Some(auth) = auth {
+        output.extend_from_slice(&auth);
+        own_replies = 1;
+    }
+    let mut input = BytesMut::with_capacity(LINK_READ_SIZE);
+    let mut scanner = ReplyScanner::default();
+    // Sessions to wake after a read (kept to avoid an allocation per read).
+    let mut wakers = Vec::new();
+    loop {
+        write_some(stream, &mut output)?;
+        match next_wake(link, stream, !output.is_empty()).await? {
+            Wake::Done => return Ok(()),
+            Wake::Writable => {}
+            Wake::Flush => {
+                // Let every session that is ready in this turn of the event
+                // loop submit first: their commands then share one write.
+                tokio::task::yield_now().await;
+                link.flush_requested.store(false, Ordering::Release);
+                let mut state = lock(&link.state);
+                if output.is_empty() {
+                    std::mem::swap(&mut output, &mut state.out);
+                } else {
+                    output.extend_from_slice(&state.out);
+                    state.out.clear();
+                }
+            }
+            Wake::Readable => {
+                if input.capacity() - input.len() < LINK_READ_SIZE / 4 {
+                    input.reserve(LINK_READ_SIZE.max(input.len()));
+                }
+                match stream.try_read_buf(&mut input) {
+                    Ok(0) => return Err(io::ErrorKind::UnexpectedEof.into()),
+                    Ok(_) => dispatch(
+                        link,
+                        &mut input,
+                        &mut scanner,
+                        &mut own_replies,
+                        &mut wakers,
+                    )?,
+                    Err(e) if e.kind() == io::ErrorKind::WouldBlock => {}
+                    Err(e) => return Err(e),
+                }
+            }
+        }
+    }
+}
+
+/// Waits for work: submitted commands, a writable socket (when output waits),
+/// replies, or the end of a retired link's duties.
+async fn next_wake(link: &Link, stream: &TcpStream, output_waits: bool) -> io::Result<Wake> {
+    std::future::poll_fn(|cx| {
+        if output_waits && let Poll::Ready(ready) = stream.poll_write_ready(cx) {
+            return Poll::Ready(ready.map(|()| Wake::Writable));
+        }
+        if let Poll::Ready(ready) = stream.poll_read_ready(cx) {
+            return Poll::Ready(ready.map(|()| Wake::Readable));
+        }
+        let mut state = lock(&link.state);
+        if link.flush_requested.load(Ordering::Acquire) {
+            return Poll::Ready(Ok(Wake::Flush));
+        }
+        if state.retired && state.waiting.is_empty() && !output_waits {
+            return Poll::Ready(Ok(Wake::Done));
+        }
+        state.task = Some(cx.waker().clone());
+        Poll::Pending
+    })
+    .await
+}
+
+/// Writes what the socket takes of `output` now.
+fn write_some(stream: &TcpStream, output: &mut BytesMut) -> io::Result<()> {
+    while !output.is_empty() {
+        match stream.try_write(output) {
+            Ok(0) => return Err(io::ErrorKind::WriteZero.into()),
+            Ok(n) => output.advance(n),
+            Err(e) if e.kind() == io::ErrorKind::WouldBlock => return Ok(()),
+            Err(e) => return Err(e),
+        }
+    }
+    Ok(())
+}
+
+/// Hands every complete reply in `input` to the session it answers.
+fn dispatch(
+    link: &Link,
+    input: &mut BytesMut,
+    scanner: &mut ReplyScanner,
+    own_replies: &mut u32,
+    wakers: &mut Vec<Waker>,
+) -> io::Result<()> {
+    let mut pos = 0;
+    {
+        let mut state = lock(&link.state);
+        // The run of replies for the session at the front, not yet delivered.
+        let mut run_start = 0;
+        loop {
+            let reply = match scanner.scan(&input[pos..]) {
+                Ok(Some(reply)) => reply,
+                Ok(None) => break,
+                Err(error) => {
+                    warn!(addr = %link.addr, %error, "backend sent a malformed reply on a shared connection");
+                    return Err(io::Error::new(io::ErrorKind::InvalidData, error));
+                }
+            };
+            let frame = &input[pos..pos + reply.len];
+            pos += reply.len;
+            if reply.kind == Kind::Push {
+                // Out-of-band data answers no command (none is expected on a
+                // RESP2 connection without tracking): drop it.
+                deliver_run(&mut state, &input[run_start..pos - reply.len], wakers);
+                run_start = pos;
+                continue;
+            }
+            if *own_replies > 0 {
+                *own_replies -= 1;
+                run_start = pos;
+                if reply.kind == Kind::Error {
+                    warn!(addr = %link.addr, reply = %String::from_utf8_lossy(frame).trim_end(),
+                        "authentication on a shared backend connection failed");
+                    return Err(io::Error::other("AUTH refused"));
+                }
+                continue;
+            }
+            let Some(front) = state.waiting.front_mut() else {
+                return Err(io::Error::new(
+                    io::ErrorKind::InvalidData,
+                    "reply on a shared connection that no session waits for",
+                ));
+            };
+            front.replies -= 1;
+            if front.replies == 0 {
+                let waiter = state.waiting.pop_front();
+                if let Some(waiter) = waiter
+                    && let Some(waker) = waiter.inbox.deliver(&input[run_start..pos])
+                {
+                    wakers.push(waker);
+                }
+                run_start = pos;
+            }
+        }
+        // A session whose replies are only partly in gets what is complete.
+        deliver_run(&mut state, &input[run_start..pos], wakers);
+    }
+    input.advance(pos);
+    for waker in wakers.drain(..) {
+        waker.wake();
+    }
+    Ok(())
+}
+
+/// Delivers a partial run of replies to the session at the front.
+fn deliver_run(state: &mut LinkState, run: &[u8], wakers: &mut Vec<Waker>) {
+    if run.is_empty() {
+        return;
+    }
+    if let Some(front) = state.waiting.front()
+        && let Some(waker) = front.inbox.deliver(run)
+    {
+        wakers.push(waker);
+    }
+}
