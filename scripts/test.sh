@@ -33,9 +33,21 @@ if [ "$missing" -eq 1 ]; then
         redis-server redis-sentinel redis-tools python3-redis
 fi
 
+# The data path tests run a second time with shared backend connections
+# (--share-backend, read by every proxy the tests start from this variable).
+shared_modules=(resp session limits hold classify failover shared)
+status=0
 if cargo nextest --version >/dev/null 2>&1; then
-    cargo nextest run --all-targets --no-fail-fast "$@"
+    cargo nextest run --all-targets --no-fail-fast "$@" || status=$?
+    echo "test.sh: the data path tests again, with --share-backend" >&2
+    filter="test(/^($(IFS='|'; echo "${shared_modules[*]}"))::/)"
+    SENTINEL_PROXY_SHARE_BACKEND=true \
+        cargo nextest run --test it --no-fail-fast -E "$filter" "$@" || status=$?
 else
     echo "test.sh: cargo-nextest not found; using cargo test" >&2
-    cargo test --all-targets --no-fail-fast "$@"
+    cargo test --all-targets --no-fail-fast "$@" || status=$?
+    echo "test.sh: the data path tests again, with --share-backend" >&2
+    SENTINEL_PROXY_SHARE_BACKEND=true \
+        cargo test --test it --no-fail-fast -- "${shared_modules[@]/%/::}" || status=$?
 fi
+exit "$status"

@@ -52,8 +52,6 @@ fn lock<T>(mutex: &Mutex<T>) -> MutexGuard<'_, T> {
 #[derive(Debug, Default)]
 pub struct SharedBackends {
     current: Mutex<Option<Arc<Link>>>,
-    /// Links opened so far (for metrics).
-    opened: std::sync::atomic::AtomicU64,
 }
 
 impl SharedBackends {
@@ -75,15 +73,9 @@ impl SharedBackends {
             old.retire();
         }
         drop(current);
-        self.opened.fetch_add(1, Ordering::Relaxed);
         debug!(%addr, "shared backend connection opened");
         tokio::spawn(run(Arc::clone(&link), stream, auth.cloned()));
         Ok(link)
-    }
-
-    /// Shared connections opened since start-up.
-    pub fn opened(&self) -> u64 {
-        self.opened.load(Ordering::Relaxed)
     }
 
     fn usable(&self, addr: SocketAddr) -> Option<Arc<Link>> {
