@@ -28,6 +28,10 @@ pub const CONNECTIONS_OPEN: &str = "sentinel_proxy_client_connections";
 pub const CONNECTIONS_REJECTED: &str = "sentinel_proxy_client_connections_rejected_total";
 /// Commands by class.
 pub const COMMANDS: &str = "sentinel_proxy_commands_total";
+/// Open connections to the master by kind: `own` (one client's), `shared`.
+pub const BACKEND_CONNECTIONS: &str = "sentinel_proxy_backend_connections";
+/// Client connections whose commands go over a shared backend connection.
+pub const SHARED_SESSIONS: &str = "sentinel_proxy_shared_backend_clients";
 /// Bytes read from clients.
 pub const BYTES_IN: &str = "sentinel_proxy_client_read_bytes_total";
 /// Bytes written to clients.
@@ -130,6 +134,14 @@ fn describe_all() {
         "Client connections refused, by reason."
     );
     describe_counter!(COMMANDS, "Commands received from clients, by class.");
+    describe_gauge!(
+        BACKEND_CONNECTIONS,
+        "Open connections to the master: own (one client's) or shared (--share-backend)."
+    );
+    describe_gauge!(
+        SHARED_SESSIONS,
+        "Client connections whose commands go over a shared backend connection."
+    );
     describe_counter!(BYTES_IN, Unit::Bytes, "Bytes read from clients.");
     describe_counter!(BYTES_OUT, Unit::Bytes, "Bytes written to clients.");
     describe_counter!(
@@ -210,6 +222,11 @@ pub fn export_traffic(counters: &Counters) {
     for class in Class::ALL {
         metrics::counter!(COMMANDS, "class" => class.as_str()).absolute(counters.commands(class));
     }
+    metrics::gauge!(BACKEND_CONNECTIONS, "kind" => "own")
+        .set(counters.own_backends.load(Relaxed) as f64);
+    metrics::gauge!(BACKEND_CONNECTIONS, "kind" => "shared")
+        .set(counters.shared_backends.load(Relaxed) as f64);
+    metrics::gauge!(SHARED_SESSIONS).set(counters.sessions_on_shared.load(Relaxed) as f64);
     metrics::counter!(BYTES_IN).absolute(counters.bytes_in.load(Relaxed));
     metrics::counter!(BYTES_OUT).absolute(counters.bytes_out.load(Relaxed));
     if let Some(started) = STARTED.get() {

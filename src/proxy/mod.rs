@@ -117,6 +117,12 @@ pub struct Counters {
     pub closed: AtomicU64,
     /// Client connections refused because `max_clients` was reached.
     pub rejected_max_clients: AtomicU64,
+    /// Sessions with a backend connection of their own.
+    pub own_backends: AtomicU64,
+    /// Sessions bound to a shared backend connection.
+    pub sessions_on_shared: AtomicU64,
+    /// Shared backend connections open.
+    pub shared_backends: AtomicU64,
     /// Time from a batch of requests read to its write to the backend.
     pub request_latency: LatencyHistogram,
     /// Time from replies read from the backend to their write to the client.

@@ -25,6 +25,7 @@ use std::io;
 use std::net::SocketAddr;
 use std::pin::Pin;
 use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::task::Poll;
 use std::time::Duration;
 
@@ -655,7 +656,11 @@ impl Session {
                         &mut replies,
                     )?;
                     if self.ledger.is_empty() {
-                        release_backend(&mut self.backend, &mut self.to_backend);
+                        release_backend(
+                            &self.shared.counters,
+                            &mut self.backend,
+                            &mut self.to_backend,
+                        );
                         self.own_connection = true;
                         need_backend = true;
                     }
@@ -824,7 +829,7 @@ impl Session {
             let auth = self.shared.settings.backend_auth.as_ref();
             self.shared
                 .links
-                .link(addr, auth)
+                .link(addr, auth, &self.shared.counters)
                 .await
                 .map(|link| Conn::Shared {
                     link,
@@ -849,12 +854,12 @@ impl Session {
         }
         self.bound_generation = generation;
         if share {
-            self.backend = Some(Box::new(Backend {
+            self.bind_to(Backend {
                 conn,
                 addr,
                 buf: None,
                 replies: ReplyScanner::default(),
-            }));
+            });
             return Ok(true);
         }
         let mut prelude = BytesMut::new();
@@ -874,12 +879,12 @@ impl Session {
             prelude.extend_from_slice(&frame);
             self.ledger.push(Expect::Resubscribe { family, remaining });
         }
-        self.backend = Some(Box::new(Backend {
+        self.bind_to(Backend {
             conn,
             addr,
             buf: None,
             replies: ReplyScanner::default(),
-        }));
+        });
         if !prelude.is_empty() {
             send_backend(&self.backend, &mut self.to_backend, &prelude, 0)?;
         }
@@ -887,6 +892,12 @@ impl Session {
             self.idle_check_at = Some(Instant::now() + after);
         }
         Ok(true)
+    }
+
+    /// Makes `backend` the session's, counted in the backend gauges.
+    fn bind_to(&mut self, backend: Backend) {
+        backend_gauge(&self.shared.counters, &backend).fetch_add(1, Ordering::Relaxed);
+        self.backend = Some(Box::new(backend));
     }
 
     /// A subscribed session without a backend re-subscribes as soon as it can.
@@ -1170,7 +1181,11 @@ impl Session {
     }
 
     fn drop_backend(&mut self) {
-        release_backend(&mut self.backend, &mut self.to_backend);
+        release_backend(
+            &self.shared.counters,
+            &mut self.backend,
+            &mut self.to_backend,
+        );
     }
 
     /// Returns buffers before the session's memory is freed.
@@ -1190,16 +1205,30 @@ impl Session {
 
 /// Lets go of the backend connection (or the session's place on a shared
 /// one) and the output that was waiting for it.
-fn release_backend(backend: &mut Option<Box<Backend>>, pending: &mut Option<BytesMut>) {
+fn release_backend(
+    counters: &super::Counters,
+    backend: &mut Option<Box<Backend>>,
+    pending: &mut Option<BytesMut>,
+) {
     if let Some(out) = pending.as_mut() {
         out.clear();
     }
     bufpool::give_back_if_empty(pending);
     if let Some(mut backend) = backend.take() {
+        backend_gauge(counters, &backend).fetch_sub(1, Ordering::Relaxed);
         if let Some(buf) = backend.buf.as_mut() {
             buf.clear();
         }
         bufpool::give_back_if_empty(&mut backend.buf);
+    }
+}
+
+/// The gauge that counts sessions bound the way `backend` is.
+fn backend_gauge<'a>(counters: &'a super::Counters, backend: &Backend) -> &'a AtomicU64 {
+    if backend.is_shared() {
+        &counters.sessions_on_shared
+    } else {
+        &counters.own_backends
     }
 }
 

@@ -29,6 +29,7 @@ use std::net::SocketAddr;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
 use std::task::{Context, Poll, Waker};
+use std::time::Duration;
 
 use bytes::{Buf, Bytes, BytesMut};
 use tokio::net::TcpStream;
@@ -37,7 +38,7 @@ use tracing::{debug, warn};
 use crate::backend::connect::{CONNECT_TIMEOUT, connect};
 use crate::resp::reply::{Kind, ReplyScanner};
 
-use super::bufpool;
+use super::{Counters, bufpool};
 
 /// Bytes read from a link's socket at a time (grown on demand).
 const LINK_READ_SIZE: usize = 16 * 1024;
@@ -58,11 +59,17 @@ impl SharedBackends {
     /// The open link to `addr`, connecting one (and sending `auth` first) if
     /// there is none. A link to another address is retired: it finishes the
     /// replies it owes, then closes.
-    pub async fn link(&self, addr: SocketAddr, auth: Option<&Bytes>) -> io::Result<Arc<Link>> {
+    pub async fn link(
+        &self,
+        addr: SocketAddr,
+        auth: Option<&Bytes>,
+        counters: &Arc<Counters>,
+    ) -> io::Result<Arc<Link>> {
         if let Some(link) = self.usable(addr) {
             return Ok(link);
         }
         let stream = connect(addr, CONNECT_TIMEOUT).await?;
+        answers_ping(&stream).await?;
         let mut current = lock(&self.current);
         if let Some(link) = current.as_ref().filter(|l| l.usable_for(addr)) {
             // Another session connected meanwhile: use its link, drop ours.
@@ -74,7 +81,12 @@ impl SharedBackends {
         }
         drop(current);
         debug!(%addr, "shared backend connection opened");
-        tokio::spawn(run(Arc::clone(&link), stream, auth.cloned()));
+        tokio::spawn(run(
+            Arc::clone(&link),
+            stream,
+            auth.cloned(),
+            Arc::clone(counters),
+        ));
         Ok(link)
     }
 
@@ -266,6 +278,47 @@ impl Inbox {
     }
 }
 
+/// How long a new shared connection's first PING may take.
+const PING_TIMEOUT: Duration = Duration::from_millis(300);
+
+/// Checks that a server answers on a new connection before sessions use it:
+/// a server being killed still completes handshakes from its listen backlog
+/// for a moment, and every command sent there would be lost with it. Any
+/// reply line counts (`-NOAUTH` too: AUTH follows).
+async fn answers_ping(stream: &TcpStream) -> io::Result<()> {
+    let check = async {
+        let mut sent = 0;
+        let ping = b"PING\r\n";
+        while sent < ping.len() {
+            stream.writable().await?;
+            match stream.try_write(&ping[sent..]) {
+                Ok(n) => sent += n,
+                Err(e) if e.kind() == io::ErrorKind::WouldBlock => {}
+                Err(e) => return Err(e),
+            }
+        }
+        // Nothing else is in flight, so whatever arrives is this one reply.
+        let mut reply = [0u8; 64];
+        loop {
+            stream.readable().await?;
+            match stream.try_read(&mut reply) {
+                Ok(0) => return Err(io::Error::from(io::ErrorKind::UnexpectedEof)),
+                Ok(n) if reply[..n].ends_with(b"\n") => return Ok(()),
+                Ok(_) => {}
+                Err(e) if e.kind() == io::ErrorKind::WouldBlock => {}
+                Err(e) => return Err(e),
+            }
+        }
+    };
+    match tokio::time::timeout(PING_TIMEOUT, check).await {
+        Ok(result) => result,
+        Err(_) => Err(io::Error::new(
+            io::ErrorKind::TimedOut,
+            "no answer to PING on a new shared connection",
+        )),
+    }
+}
+
 /// What the link task waits for.
 #[derive(Debug)]
 enum Wake {
@@ -280,9 +333,11 @@ enum Wake {
 }
 
 /// Runs one link until its connection fails or it is retired and idle.
-async fn run(link: Arc<Link>, stream: TcpStream, auth: Option<Bytes>) {
+async fn run(link: Arc<Link>, stream: TcpStream, auth: Option<Bytes>, counters: Arc<Counters>) {
+    counters.shared_backends.fetch_add(1, Ordering::Relaxed);
     let result = serve(&link, &stream, auth).await;
     link.close();
+    counters.shared_backends.fetch_sub(1, Ordering::Relaxed);
     match result {
         Ok(()) => debug!(addr = %link.addr, "shared backend connection retired"),
         Err(error) => debug!(addr = %link.addr, %error, "shared backend connection lost"),

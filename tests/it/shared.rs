@@ -46,6 +46,29 @@ fn stateless_clients_share_one_backend_connection() {
         redis.data_clients() == Some(2),
         "20 clients, one backend connection"
     );
+    let metrics = crate::metrics::scrape(&proxy);
+    let value = |series: &str| metrics.get(series).copied();
+    assert_eq!(value("sentinel_proxy_shared_backend_clients"), Some(20.0));
+    assert_eq!(
+        value(r#"sentinel_proxy_backend_connections{kind="shared"}"#),
+        Some(1.0)
+    );
+    assert_eq!(
+        value(r#"sentinel_proxy_backend_connections{kind="own"}"#),
+        Some(0.0)
+    );
+    // A client that selects a database moves to a connection of its own.
+    assert_eq!(
+        show(&clients[0].command(&["SELECT", "1"])),
+        show(b"+OK\r\n")
+    );
+    let metrics = crate::metrics::scrape(&proxy);
+    let value = |series: &str| metrics.get(series).copied();
+    assert_eq!(value("sentinel_proxy_shared_backend_clients"), Some(19.0));
+    assert_eq!(
+        value(r#"sentinel_proxy_backend_connections{kind="own"}"#),
+        Some(1.0)
+    );
 }
 
 #[test]
