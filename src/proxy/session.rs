@@ -39,7 +39,7 @@ use super::Shared;
 use super::bufpool;
 use super::ledger::{Ledger, Route};
 use super::shared::{Inbox, Link};
-use super::state::{Action, Expect, decide, is_wait, replies, shareable};
+use super::state::{Action, Expect, decide, is_client_setinfo, is_wait, replies, shareable};
 use crate::backend::connect::{CONNECT_TIMEOUT, answers, connect};
 use crate::config::OnSwitch;
 use crate::resp::reply::ReplyScanner;
@@ -620,6 +620,15 @@ impl Session {
             let class = table.info(name).class;
             let requirepass = self.shared.settings.requirepass.as_deref();
             let mut action = decide(frame, &req, requirepass, self.authenticated);
+            if !self.own_connection
+                && matches!(action, Action::Forward(_))
+                && is_client_setinfo(frame, &req)
+            {
+                // Client libraries name themselves on every new connection; a
+                // shared connection cannot carry one client's name, and this
+                // must not cost the session its place on it.
+                action = Action::Local(replies::OK);
+            }
             let wait = is_wait(name);
             let share = !self.own_connection && shareable(&action, class, &req, name);
             if action == Action::ForwardLast
@@ -643,29 +652,32 @@ impl Session {
                 && self.topology.master.is_some()
                 && self.draining_until.is_none()
                 && !self.ledger.replaying();
-            if forwards && !self.own_connection && !share {
-                // This command uses or changes connection state: the session
-                // moves to a connection of its own, once its replies on the
-                // shared one are in (so they keep their order).
-                if on_shared {
-                    flush_batch(
-                        &self.backend,
+            if forwards && on_shared && !share {
+                // This command uses or changes connection state (or the
+                // session was told to leave): the session moves to a
+                // connection of its own, once its replies on the shared one
+                // are in (so they keep their order). Nothing else goes out
+                // on the shared connection meanwhile.
+                flush_batch(
+                    &self.backend,
+                    &mut self.to_backend,
+                    buf,
+                    &mut end,
+                    &mut replies,
+                )?;
+                self.own_connection = true;
+                if self.ledger.is_empty() {
+                    release_backend(
+                        &self.shared.counters,
+                        &mut self.backend,
                         &mut self.to_backend,
-                        buf,
-                        &mut end,
-                        &mut replies,
-                    )?;
-                    if self.ledger.is_empty() {
-                        release_backend(
-                            &self.shared.counters,
-                            &mut self.backend,
-                            &mut self.to_backend,
-                        );
-                        self.own_connection = true;
-                        need_backend = true;
-                    }
-                    break;
+                    );
+                    need_backend = true;
                 }
+                break;
+            }
+            if forwards && !share {
+                // The next bind opens a connection of the session's own.
                 self.own_connection = true;
             }
             if forwards && on_shared && self.ledger.counted() >= MAX_SHARED_IN_FLIGHT {
@@ -829,7 +841,12 @@ impl Session {
             let auth = self.shared.settings.backend_auth.as_ref();
             self.shared
                 .links
-                .link(addr, auth, &self.shared.counters)
+                .link(
+                    addr,
+                    auth,
+                    &self.shared.counters,
+                    self.shared.settings.drain_timeout,
+                )
                 .await
                 .map(|link| Conn::Shared {
                     link,

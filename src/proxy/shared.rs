@@ -29,7 +29,7 @@ use std::net::SocketAddr;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
 use std::task::{Context, Poll, Waker};
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use bytes::{Buf, Bytes, BytesMut};
 use tokio::net::TcpStream;
@@ -43,6 +43,10 @@ use super::{Counters, bufpool};
 /// Bytes read from a link's socket at a time (grown on demand).
 const LINK_READ_SIZE: usize = 16 * 1024;
 
+/// A link's input buffer is replaced by a small one once it is empty and has
+/// grown beyond this.
+const LINK_KEEP_LIMIT: usize = 1024 * 1024;
+
 /// Locks a mutex whose data stays consistent even if a holder panicked (every
 /// critical section here is a few field updates).
 fn lock<T>(mutex: &Mutex<T>) -> MutexGuard<'_, T> {
@@ -53,33 +57,62 @@ fn lock<T>(mutex: &Mutex<T>) -> MutexGuard<'_, T> {
 #[derive(Debug, Default)]
 pub struct SharedBackends {
     current: Mutex<Option<Arc<Link>>>,
+    /// Held while a new link connects, so that sessions arriving meanwhile
+    /// wait for it instead of each opening (and dropping) a connection. It
+    /// holds the last failed attempt: sessions that waited for it fail at
+    /// once instead of each trying again in turn.
+    connecting: tokio::sync::Mutex<Option<(SocketAddr, Instant)>>,
 }
+
+/// How long a failed connection attempt answers for the sessions that
+/// waited for it.
+const FAILURE_MEMORY: Duration = Duration::from_millis(100);
 
 impl SharedBackends {
     /// The open link to `addr`, connecting one (and sending `auth` first) if
     /// there is none. A link to another address is retired: it finishes the
-    /// replies it owes, then closes.
+    /// replies it owes within `linger`, then closes.
     pub async fn link(
         &self,
         addr: SocketAddr,
         auth: Option<&Bytes>,
         counters: &Arc<Counters>,
+        linger: Duration,
     ) -> io::Result<Arc<Link>> {
         if let Some(link) = self.usable(addr) {
             return Ok(link);
         }
-        let stream = connect(addr, CONNECT_TIMEOUT).await?;
-        answers_ping(&stream).await?;
-        let mut current = lock(&self.current);
-        if let Some(link) = current.as_ref().filter(|l| l.usable_for(addr)) {
-            // Another session connected meanwhile: use its link, drop ours.
-            return Ok(Arc::clone(link));
+        let mut connecting = self.connecting.lock().await;
+        if let Some(link) = self.usable(addr) {
+            // Another session connected while this one waited.
+            return Ok(link);
         }
+        if let Some((failed, at)) = *connecting
+            && failed == addr
+            && at.elapsed() < FAILURE_MEMORY
+        {
+            return Err(io::Error::new(
+                io::ErrorKind::ConnectionRefused,
+                "the master did not answer a moment ago",
+            ));
+        }
+        let opened = async {
+            let stream = connect(addr, CONNECT_TIMEOUT).await?;
+            answers_ping(&stream).await?;
+            Ok::<_, io::Error>(stream)
+        };
+        let stream = match opened.await {
+            Ok(stream) => stream,
+            Err(error) => {
+                *connecting = Some((addr, Instant::now()));
+                return Err(error);
+            }
+        };
         let link = Arc::new(Link::new(addr));
-        if let Some(old) = current.replace(Arc::clone(&link)) {
-            old.retire();
+        let old = lock(&self.current).replace(Arc::clone(&link));
+        if let Some(old) = old {
+            old.retire(linger);
         }
-        drop(current);
         debug!(%addr, "shared backend connection opened");
         tokio::spawn(run(
             Arc::clone(&link),
@@ -120,6 +153,8 @@ struct LinkState {
     task: Option<Waker>,
     /// The master moved: close once nothing is owed.
     retired: bool,
+    /// Retired for longer than the drain timeout: give up what is owed.
+    expired: bool,
 }
 
 #[derive(Debug)]
@@ -162,6 +197,7 @@ impl Link {
             }
             state.out.extend_from_slice(bytes);
             match state.waiting.back_mut() {
+                _ if replies == 0 => {}
                 Some(last) if Arc::ptr_eq(&last.inbox, inbox) => last.replies += replies,
                 _ => state.waiting.push_back(Waiter {
                     inbox: Arc::clone(inbox),
@@ -180,10 +216,22 @@ impl Link {
         Ok(())
     }
 
-    fn retire(&self) {
+    /// The master moved: owed replies may still arrive for `linger` (the
+    /// drain timeout), then the link closes and fails what is left.
+    fn retire(self: &Arc<Self>, linger: Duration) {
+        self.update(|state| state.retired = true);
+        let link = Arc::clone(self);
+        tokio::spawn(async move {
+            tokio::time::sleep(linger).await;
+            link.update(|state| state.expired = true);
+        });
+    }
+
+    /// Changes the link's state and wakes its task to look at it.
+    fn update(&self, change: impl FnOnce(&mut LinkState)) {
         let task = {
             let mut state = lock(&self.state);
-            state.retired = true;
+            change(&mut state);
             state.task.take()
         };
         if let Some(task) = task {
@@ -334,13 +382,35 @@ enum Wake {
 
 /// Runs one link until its connection fails or it is retired and idle.
 async fn run(link: Arc<Link>, stream: TcpStream, auth: Option<Bytes>, counters: Arc<Counters>) {
-    counters.shared_backends.fetch_add(1, Ordering::Relaxed);
+    let closing = CloseOnDrop {
+        link: Arc::clone(&link),
+        counters,
+    };
+    closing
+        .counters
+        .shared_backends
+        .fetch_add(1, Ordering::Relaxed);
     let result = serve(&link, &stream, auth).await;
-    link.close();
-    counters.shared_backends.fetch_sub(1, Ordering::Relaxed);
+    drop(closing);
     match result {
         Ok(()) => debug!(addr = %link.addr, "shared backend connection retired"),
         Err(error) => debug!(addr = %link.addr, %error, "shared backend connection lost"),
+    }
+}
+
+/// Closes the link however its task ends (even by a panic), so that no
+/// session waits on a link without a task.
+struct CloseOnDrop {
+    link: Arc<Link>,
+    counters: Arc<Counters>,
+}
+
+impl Drop for CloseOnDrop {
+    fn drop(&mut self) {
+        self.link.close();
+        self.counters
+            .shared_backends
+            .fetch_sub(1, Ordering::Relaxed);
     }
 }
 
@@ -381,13 +451,19 @@ async fn serve(link: &Link, stream: &TcpStream, auth: Option<Bytes>) -> io::Resu
                 }
                 match stream.try_read_buf(&mut input) {
                     Ok(0) => return Err(io::ErrorKind::UnexpectedEof.into()),
-                    Ok(_) => dispatch(
-                        link,
-                        &mut input,
-                        &mut scanner,
-                        &mut own_replies,
-                        &mut wakers,
-                    )?,
+                    Ok(_) => {
+                        dispatch(
+                            link,
+                            &mut input,
+                            &mut scanner,
+                            &mut own_replies,
+                            &mut wakers,
+                        )?;
+                        if input.is_empty() && input.capacity() > LINK_KEEP_LIMIT {
+                            // A huge reply passed: do not keep its buffer.
+                            input = BytesMut::with_capacity(LINK_READ_SIZE);
+                        }
+                    }
                     Err(e) if e.kind() == io::ErrorKind::WouldBlock => {}
                     Err(e) => return Err(e),
                 }
@@ -407,6 +483,12 @@ async fn next_wake(link: &Link, stream: &TcpStream, output_waits: bool) -> io::R
             return Poll::Ready(ready.map(|()| Wake::Readable));
         }
         let mut state = lock(&link.state);
+        if state.expired {
+            return Poll::Ready(Err(io::Error::new(
+                io::ErrorKind::TimedOut,
+                "replies owed on a retired shared connection did not arrive in time",
+            )));
+        }
         if link.flush_requested.load(Ordering::Acquire) {
             return Poll::Ready(Ok(Wake::Flush));
         }
@@ -479,7 +561,9 @@ fn dispatch(
                     "reply on a shared connection that no session waits for",
                 ));
             };
-            front.replies -= 1;
+            front.replies = front.replies.checked_sub(1).ok_or_else(|| {
+                io::Error::new(io::ErrorKind::InvalidData, "reply count out of step")
+            })?;
             if front.replies == 0 {
                 let waiter = state.waiting.pop_front();
                 if let Some(waiter) = waiter

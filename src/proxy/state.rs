@@ -336,15 +336,31 @@ impl ConnState {
 
 /// Whether a command may travel over a shared backend connection
 /// ([`super::shared`]): an ordinary command (no connection state used or
-/// changed, see [`decide`]) that cannot block the connection, sent in
-/// multibulk form (an inline command Redis rejects would close the connection
-/// for everyone). WAIT and WAITAOF count the connection's own writes, so they
-/// need one.
+/// changed, see [`decide`]; no CLIENT subcommand) that cannot block the
+/// connection and is no admin command, sent in multibulk form (an inline
+/// command Redis rejects would close the connection for everyone) and at most
+/// [`MAX_SHARED_REQUEST`] long. WAIT and WAITAOF count the connection's own
+/// writes, so they need one.
 pub fn shareable(action: &Action, class: Class, req: &Request, name: &[u8]) -> bool {
     matches!(action, Action::Forward(Expect::Reply))
         && req.form == Form::Multibulk
+        && req.len <= MAX_SHARED_REQUEST
         && !matches!(class, Class::Blocking | Class::Transaction | Class::Admin)
         && !is_wait(name)
+        && special(name) == Special::None
+}
+
+/// Largest request sent over a shared connection: a session that sends
+/// larger values gets a connection of its own, so they neither delay the
+/// other sessions' commands nor pile up in the proxy when Redis reads slowly.
+pub const MAX_SHARED_REQUEST: usize = 64 * 1024;
+
+/// `CLIENT SETINFO …`: what client libraries send first on every connection.
+pub fn is_client_setinfo(frame: &[u8], req: &Request) -> bool {
+    let mut args = request::args(frame, req);
+    let name = args.next().unwrap_or_default();
+    let sub = args.next().unwrap_or_default();
+    name.eq_ignore_ascii_case(b"client") && sub.eq_ignore_ascii_case(b"setinfo")
 }
 
 /// WAIT or WAITAOF: waits for the connection's own writes to replicate.

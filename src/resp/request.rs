@@ -43,7 +43,8 @@ pub enum Scanned {
     /// A complete command.
     Request(Request),
     /// Bytes Redis would consume without running anything (`*0\r\n`, a blank
-    /// inline line). They are dropped, not forwarded: no reply will come for them.
+    /// inline line). No reply will come for them: they are dropped, or passed
+    /// along inside a batch where cutting them out would cost a copy.
     Empty(usize),
 }
 

@@ -241,3 +241,79 @@ fn concurrent_pipelines_get_their_own_replies_in_order() {
         worker.join().expect("a pipelining client failed");
     }
 }
+
+/// A client that falls behind reading a large reply leaves the shared
+/// connection; its SELECT afterwards must happen on a connection of its own,
+/// never on the one the other clients share.
+#[test]
+fn a_slow_reader_moves_out_before_its_next_stateful_command() {
+    let (redis, proxy) = shared_proxy();
+    let big = vec![b'v'; 32 * 1024 * 1024];
+    let mut setter = proxy.connect();
+    setter.set_timeout(Duration::from_secs(20));
+    setter.send(&crate::support::client::encode_command(&[
+        b"SET", b"big", &big,
+    ]));
+    assert_eq!(show(&setter.read_reply()), show(b"+OK\r\n"));
+    let mut slow = proxy.connect();
+    slow.set_timeout(Duration::from_secs(20));
+    // The GET's reply is far larger than the socket buffers: the proxy holds
+    // the rest while the client is not reading.
+    slow.send_command(&["GET", "big"]);
+    std::thread::sleep(Duration::from_millis(300));
+    slow.send_command(&["SELECT", "5"]);
+    slow.send_command(&["SET", "in-five", "1"]);
+    std::thread::sleep(Duration::from_millis(300));
+    assert_eq!(
+        slow.read_reply().len(),
+        big.len() + "$33554432\r\n\r\n".len()
+    );
+    assert_eq!(show(&slow.read_reply()), show(b"+OK\r\n"));
+    assert_eq!(show(&slow.read_reply()), show(b"+OK\r\n"));
+    let mut other = proxy.connect();
+    assert_eq!(
+        show(&other.command(&["SET", "marker", "db0"])),
+        show(b"+OK\r\n")
+    );
+    assert_eq!(
+        redis.cmd(&["GET", "marker"]).ok(),
+        Some(redis::Value::BulkString(b"db0".to_vec())),
+        "another client's write left database 0"
+    );
+    assert_eq!(
+        redis.cmd(&["EXISTS", "in-five"]).ok(),
+        Some(redis::Value::Int(0)),
+        "the slow reader's write after SELECT 5 landed in database 0"
+    );
+}
+
+/// CLIENT subcommands concern the client's own connection: each client gets
+/// one, so two clients never see the same CLIENT ID.
+#[test]
+fn client_commands_get_a_connection_of_their_own() {
+    let (_redis, proxy) = shared_proxy();
+    let mut first = proxy.connect();
+    let mut second = proxy.connect();
+    assert_eq!(show(&first.command(&["SET", "a", "1"])), show(b"+OK\r\n"));
+    assert_eq!(show(&second.command(&["SET", "b", "1"])), show(b"+OK\r\n"));
+    let id_first = first.command(&["CLIENT", "ID"]);
+    let id_second = second.command(&["CLIENT", "ID"]);
+    assert!(id_first.starts_with(b":"), "{}", show(&id_first));
+    assert_ne!(show(&id_first), show(&id_second));
+    // What client libraries send on connect does not cost the place on the
+    // shared connection.
+    let mut library = proxy.connect();
+    assert_eq!(
+        show(&library.command(&["CLIENT", "SETINFO", "LIB-NAME", "legacy-app"])),
+        show(b"+OK\r\n")
+    );
+    assert_eq!(show(&library.command(&["GET", "a"])), show(b"$1\r\n1\r\n"));
+    let metrics = crate::metrics::scrape(&proxy);
+    assert_eq!(
+        metrics
+            .get("sentinel_proxy_shared_backend_clients")
+            .copied(),
+        Some(1.0),
+        "only the library client is still on the shared connection"
+    );
+}
