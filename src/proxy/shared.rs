@@ -253,6 +253,32 @@ impl Link {
     }
 }
 
+/// Inbox buffers not in use. Process-wide (unlike [`bufpool`]'s): a link
+/// takes them and sessions give them back, possibly on other threads.
+static INBOX_BUFFERS: Mutex<Vec<BytesMut>> = Mutex::new(Vec::new());
+
+/// Inbox buffers kept for reuse at most.
+const INBOX_POOL_DEPTH: usize = 256;
+
+/// A larger inbox buffer is freed rather than kept.
+const INBOX_KEEP_LIMIT: usize = 64 * 1024;
+
+fn take_inbox_buffer() -> BytesMut {
+    lock(&INBOX_BUFFERS)
+        .pop()
+        .unwrap_or_else(|| BytesMut::with_capacity(bufpool::READ_SIZE))
+}
+
+fn give_inbox_buffer(mut buf: BytesMut) {
+    buf.clear();
+    if buf.capacity() <= INBOX_KEEP_LIMIT {
+        let mut pool = lock(&INBOX_BUFFERS);
+        if pool.len() < INBOX_POOL_DEPTH {
+            pool.push(buf);
+        }
+    }
+}
+
 /// Where a link leaves one session's replies.
 #[derive(Debug, Default)]
 pub struct Inbox {
@@ -285,22 +311,14 @@ impl Inbox {
     pub fn take_into(&self, buf: &mut Option<BytesMut>) -> bool {
         let mut state = lock(&self.state);
         if !state.bytes.is_empty() {
-            match buf {
-                Some(buf) if !buf.is_empty() => {
-                    buf.extend_from_slice(&state.bytes);
-                    state.bytes.clear();
-                }
-                // Swap buffers instead of copying: the emptied one goes back.
-                _ => {
-                    let spare = buf.take().unwrap_or_default();
-                    *buf = Some(std::mem::replace(&mut state.bytes, spare));
-                }
-            }
+            // Copied into the session's (thread-local) buffer: the inbox's
+            // buffer goes back to the process-wide pool for the link, which
+            // may run on another thread.
+            buf.get_or_insert_with(bufpool::take)
+                .extend_from_slice(&state.bytes);
         }
-        if state.bytes.capacity() > 0 && state.bytes.is_empty() {
-            // Idle sessions keep no buffer: return it to the pool.
-            let mut slot = Some(std::mem::take(&mut state.bytes));
-            bufpool::give_back_if_empty(&mut slot);
+        if state.bytes.capacity() > 0 {
+            give_inbox_buffer(std::mem::take(&mut state.bytes));
         }
         state.lost
     }
@@ -308,7 +326,7 @@ impl Inbox {
     fn deliver(&self, replies: &[u8]) -> Option<Waker> {
         let mut state = lock(&self.state);
         if state.bytes.capacity() == 0 {
-            state.bytes = bufpool::take();
+            state.bytes = take_inbox_buffer();
         }
         state.bytes.extend_from_slice(replies);
         state.session.take()
