@@ -39,7 +39,7 @@ use super::Shared;
 use super::bufpool;
 use super::ledger::{Ledger, Route};
 use super::shared::{Inbox, Link};
-use super::state::{Action, Expect, decide, is_client_setinfo, is_wait, replies, shareable};
+use super::state::{Action, Expect, decide, is_client_setinfo, replies, shareable};
 use crate::backend::connect::{CONNECT_TIMEOUT, answers, connect};
 use crate::config::OnSwitch;
 use crate::resp::reply::ReplyScanner;
@@ -547,11 +547,11 @@ impl Session {
             return Ok(false);
         }
         if let Some(Conn::Shared { link, .. }) = self.backend.as_deref().map(|b| &b.conn)
-            && !link.is_open()
+            && !link.is_current()
             && self.ledger.is_empty()
         {
-            // The shared connection closed while this session owed it
-            // nothing: take the next one.
+            // The shared connection closed (or a newer one replaced it)
+            // while this session owed it nothing: take the current one.
             self.drop_backend();
         }
         if self.to_client.is_some() && self.backend.as_deref().is_some_and(Backend::is_shared) {
@@ -608,6 +608,16 @@ impl Session {
                 Scanned::Empty(n) => {
                     if end == 0 {
                         buf.advance(n);
+                    } else if on_shared {
+                        // Only commands go over a shared connection.
+                        flush_batch(
+                            &self.backend,
+                            &mut self.to_backend,
+                            buf,
+                            &mut end,
+                            &mut replies,
+                        )?;
+                        buf.advance(n);
                     } else {
                         end += n;
                     }
@@ -622,6 +632,7 @@ impl Session {
             let mut action = decide(frame, &req, requirepass, self.authenticated);
             if !self.own_connection
                 && matches!(action, Action::Forward(_))
+                && req.argc == 4
                 && is_client_setinfo(frame, &req)
             {
                 // Client libraries name themselves on every new connection; a
@@ -629,7 +640,6 @@ impl Session {
                 // must not cost the session its place on it.
                 action = Action::Local(replies::OK);
             }
-            let wait = is_wait(name);
             let share = !self.own_connection && shareable(&action, class, &req, name);
             if action == Action::ForwardLast
                 && (on_shared || (self.backend.is_none() && self.ledger.is_empty()))
@@ -696,21 +706,6 @@ impl Session {
                     Some((Bytes::from_static(replies::MASTERDOWN), false))
                 }
                 Action::Forward(expect) => {
-                    if wait && self.used_shared {
-                        // Writes sent over a shared connection count for WAIT
-                        // only once this connection's replication offset is
-                        // past them: a replicated no-op moves it there.
-                        flush_batch(
-                            &self.backend,
-                            &mut self.to_backend,
-                            buf,
-                            &mut end,
-                            &mut replies,
-                        )?;
-                        send_backend(&self.backend, &mut self.to_backend, replies::WAIT_MARKER, 1)?;
-                        self.ledger.push(Expect::Marker);
-                        plain = false;
-                    }
                     self.ledger.push(expect);
                     end += req.len;
                     replies += 1;
@@ -843,6 +838,7 @@ impl Session {
                 .links
                 .link(
                     addr,
+                    self.topology.generation,
                     auth,
                     &self.shared.counters,
                     self.shared.settings.drain_timeout,
@@ -891,6 +887,14 @@ impl Session {
         }
         for _ in 0..replays {
             self.ledger.push(Expect::Replay);
+        }
+        if std::mem::take(&mut self.used_shared) {
+            // Writes this session sent over a shared connection count for a
+            // later WAIT on this one only once its replication offset is past
+            // them: a replicated no-op moves it there (its replies on the
+            // shared connection are all in, so the writes came first).
+            prelude.extend_from_slice(replies::WAIT_MARKER);
+            self.ledger.push(Expect::Marker);
         }
         for (family, frame, remaining) in self.ledger.state.subscriptions.resubscribe_commands() {
             prelude.extend_from_slice(&frame);

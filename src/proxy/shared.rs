@@ -75,6 +75,7 @@ impl SharedBackends {
     pub async fn link(
         &self,
         addr: SocketAddr,
+        generation: u64,
         auth: Option<&Bytes>,
         counters: &Arc<Counters>,
         linger: Duration,
@@ -86,6 +87,17 @@ impl SharedBackends {
         if let Some(link) = self.usable(addr) {
             // Another session connected while this one waited.
             return Ok(link);
+        }
+        if lock(&self.current)
+            .as_ref()
+            .is_some_and(|l| l.generation > generation && l.is_open())
+        {
+            // A session that has not seen the latest topology yet must not
+            // replace the link to the newer master with one to the old.
+            return Err(io::Error::new(
+                io::ErrorKind::ConnectionRefused,
+                "a newer master is known",
+            ));
         }
         if let Some((failed, at)) = *connecting
             && failed == addr
@@ -108,7 +120,7 @@ impl SharedBackends {
                 return Err(error);
             }
         };
-        let link = Arc::new(Link::new(addr));
+        let link = Arc::new(Link::new(addr, generation));
         let old = lock(&self.current).replace(Arc::clone(&link));
         if let Some(old) = old {
             old.retire(linger);
@@ -136,6 +148,8 @@ impl SharedBackends {
 pub struct Link {
     /// The master it is connected to.
     pub addr: SocketAddr,
+    /// The topology generation it was opened in.
+    generation: u64,
     state: Mutex<LinkState>,
     /// Set by a submit, cleared by the link task when it takes the output.
     flush_requested: AtomicBool,
@@ -168,9 +182,10 @@ struct Waiter {
 pub struct LinkClosed;
 
 impl Link {
-    fn new(addr: SocketAddr) -> Link {
+    fn new(addr: SocketAddr, generation: u64) -> Link {
         Link {
             addr,
+            generation,
             state: Mutex::new(LinkState::default()),
             flush_requested: AtomicBool::new(false),
             closed: AtomicBool::new(false),
@@ -180,6 +195,12 @@ impl Link {
     /// Whether new commands may still be submitted.
     pub fn is_open(&self) -> bool {
         !self.closed.load(Ordering::Acquire)
+    }
+
+    /// Open and not replaced by a link to a newer master: sessions that owe
+    /// it nothing should move to the current link otherwise.
+    pub fn is_current(&self) -> bool {
+        self.is_open() && !lock(&self.state).retired
     }
 
     fn usable_for(&self, addr: SocketAddr) -> bool {
@@ -220,6 +241,9 @@ impl Link {
     /// drain timeout), then the link closes and fails what is left.
     fn retire(self: &Arc<Self>, linger: Duration) {
         self.update(|state| state.retired = true);
+        if !self.is_open() {
+            return;
+        }
         let link = Arc::clone(self);
         tokio::spawn(async move {
             tokio::time::sleep(linger).await;
@@ -344,8 +368,9 @@ impl Inbox {
     }
 }
 
-/// How long a new shared connection's first PING may take.
-const PING_TIMEOUT: Duration = Duration::from_millis(300);
+/// How long a new shared connection's first PING may take (a busy master,
+/// e.g. running a slow script, answers late but is not gone).
+const PING_TIMEOUT: Duration = Duration::from_millis(1000);
 
 /// Checks that a server answers on a new connection before sessions use it:
 /// a server being killed still completes handshakes from its listen backlog

@@ -340,14 +340,34 @@ impl ConnState {
 /// connection and is no admin command, sent in multibulk form (an inline
 /// command Redis rejects would close the connection for everyone) and at most
 /// [`MAX_SHARED_REQUEST`] long. WAIT and WAITAOF count the connection's own
-/// writes, so they need one.
+/// writes, so they need one. Containers of admin subcommands (SCRIPT,
+/// CONFIG, ACL, …) are not shared either.
 pub fn shareable(action: &Action, class: Class, req: &Request, name: &[u8]) -> bool {
     matches!(action, Action::Forward(Expect::Reply))
         && req.form == Form::Multibulk
         && req.len <= MAX_SHARED_REQUEST
         && !matches!(class, Class::Blocking | Class::Transaction | Class::Admin)
         && !is_wait(name)
+        && !is_admin_container(name)
         && special(name) == Special::None
+}
+
+/// Commands whose subcommands include admin or connection-bound ones (SCRIPT
+/// DEBUG takes the connection over, CONFIG SET changes the server) while
+/// `COMMAND` gives the container itself no flags to tell.
+fn is_admin_container(name: &[u8]) -> bool {
+    const CONTAINERS: [&[u8]; 9] = [
+        b"script",
+        b"config",
+        b"acl",
+        b"module",
+        b"slowlog",
+        b"latency",
+        b"memory",
+        b"cluster",
+        b"function",
+    ];
+    CONTAINERS.iter().any(|c| name.eq_ignore_ascii_case(c))
 }
 
 /// Largest request sent over a shared connection: a session that sends

@@ -89,6 +89,10 @@ pub(crate) fn parse_int(digits: &[u8]) -> Option<i64> {
     if digits.is_empty() || digits.len() > 19 {
         return None;
     }
+    // Like `string2ll`: no leading zeros, no "-0".
+    if digits[0] == b'0' && (digits.len() > 1 || negative) {
+        return None;
+    }
     let mut value: i64 = 0;
     for &d in digits {
         if !d.is_ascii_digit() {
@@ -112,5 +116,10 @@ mod tests {
         assert_eq!(parse_int(b"-"), None);
         assert_eq!(parse_int(b"1x"), None);
         assert_eq!(parse_int(b"99999999999999999999"), None);
+        assert_eq!(parse_int(b"04"), None);
+        assert_eq!(parse_int(b"00"), None);
+        assert_eq!(parse_int(b"-0"), None);
+        assert_eq!(parse_int(b"-01"), None);
+        assert_eq!(parse_int(b"10"), Some(10));
     }
 }

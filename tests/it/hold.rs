@@ -51,6 +51,12 @@ fn a_held_command_is_refused_after_the_hold_timeout() {
     assert_eq!(show(&client.command(&["PING"])), show(b"+PONG\r\n"));
 
     redis.kill9();
+    if crate::support::shared_mode() {
+        // Over a shared connection, a command sent before the proxy has seen
+        // the master die is lost with the connection and closes its client
+        // (the README says so); this test is about what comes after.
+        std::thread::sleep(Duration::from_millis(100));
+    }
     let started = Instant::now();
     let reply = client.command(&["SET", "refused", "1"]);
     let waited = started.elapsed();

@@ -295,6 +295,44 @@ fn assert_protocol_error(bytes: &[u8], expected: &[u8]) {
     );
 }
 
+/// Redis reads lengths with `string2ll`, which refuses leading zeros; the
+/// proxy must refuse them too, or it would pass on bytes that make Redis
+/// close the connection (a shared one, for every client on it).
+#[test]
+fn lengths_with_leading_zeros_are_protocol_errors() {
+    assert_protocol_error(
+        b"*1\r\n$04\r\nPING\r\n",
+        b"-ERR Protocol error: invalid bulk length\r\n",
+    );
+    assert_protocol_error(
+        b"*01\r\n$4\r\nPING\r\n",
+        b"-ERR Protocol error: invalid multibulk length\r\n",
+    );
+    // The proxy answers them itself: nothing reaches Redis (which would close
+    // the connection, a shared one for every client on it).
+    let (redis, proxy) = proxied();
+    assert_eq!(
+        show(&proxy.connect().command(&["PING"])),
+        show(b"+PONG\r\n")
+    );
+    // One connection for every INFO, so that asking counts nothing.
+    let mut observer = redis.conn();
+    let mut connections = || {
+        let info: String = redis::cmd("INFO")
+            .arg("stats")
+            .query(&mut observer)
+            .expect("INFO stats");
+        crate::support::parse_info(&info)["total_connections_received"].clone()
+    };
+    let before = connections();
+    let answer = answer_until_closed(proxy.addr(), b"*1\r\n$04\r\nPING\r\n");
+    assert_eq!(
+        show(&answer),
+        show(b"-ERR Protocol error: invalid bulk length\r\n")
+    );
+    assert_eq!(connections(), before, "the bad request reached Redis");
+}
+
 #[test]
 fn multibulk_element_without_dollar_is_a_protocol_error() {
     assert_protocol_error(

@@ -317,3 +317,60 @@ fn client_commands_get_a_connection_of_their_own() {
         "only the library client is still on the shared connection"
     );
 }
+
+/// WAIT inside a transaction, after writes over the shared connection: the
+/// transaction's replies are exactly its commands' (nothing the proxy sends
+/// for its own purposes may land in it).
+#[test]
+fn wait_inside_multi_after_shared_writes_keeps_the_transaction_intact() {
+    let (_redis, proxy) = shared_proxy();
+    let mut client = proxy.connect();
+    assert_eq!(
+        show(&client.command(&["SET", "before", "1"])),
+        show(b"+OK\r\n")
+    );
+    assert_eq!(show(&client.command(&["MULTI"])), show(b"+OK\r\n"));
+    assert_eq!(
+        show(&client.command(&["SET", "inside", "1"])),
+        show(b"+QUEUED\r\n")
+    );
+    assert_eq!(
+        show(&client.command(&["WAIT", "0", "0"])),
+        show(b"+QUEUED\r\n")
+    );
+    assert_eq!(
+        show(&client.command(&["EXEC"])),
+        show(b"*2\r\n+OK\r\n:0\r\n")
+    );
+    assert_eq!(show(&client.command(&["PING"])), show(b"+PONG\r\n"));
+}
+
+/// Containers of admin subcommands (CONFIG, SCRIPT, ACL, …) carry no flags
+/// in COMMAND; they still give the client a connection of its own (SCRIPT
+/// DEBUG would otherwise take the shared connection over).
+#[test]
+fn admin_containers_get_a_connection_of_their_own() {
+    let (_redis, proxy) = shared_proxy();
+    let mut client = proxy.connect();
+    assert_eq!(show(&client.command(&["SET", "k", "1"])), show(b"+OK\r\n"));
+    let shared = |proxy: &Proxy| {
+        crate::metrics::scrape(proxy)
+            .get("sentinel_proxy_shared_backend_clients")
+            .copied()
+    };
+    assert_eq!(shared(&proxy), Some(1.0));
+    let reply = client.command(&["CONFIG", "GET", "maxclients"]);
+    assert!(reply.starts_with(b"*2\r\n"), "{}", show(&reply));
+    assert_eq!(shared(&proxy), Some(0.0), "CONFIG moved the client");
+    let mut other = proxy.connect();
+    assert_eq!(show(&other.command(&["GET", "k"])), show(b"$1\r\n1\r\n"));
+    assert_eq!(
+        show(&other.command(&[
+            "SCRIPT",
+            "EXISTS",
+            "0000000000000000000000000000000000000000"
+        ])),
+        show(b"*1\r\n:0\r\n")
+    );
+    assert_eq!(shared(&proxy), Some(0.0), "SCRIPT moved the other client");
+}
