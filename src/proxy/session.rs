@@ -578,26 +578,18 @@ impl Session {
         let in_flight_before = self.ledger.counted();
         let table = self.shared.commands.load();
         let on_shared = self.backend.as_deref().is_some_and(Backend::is_shared);
-        let mut end = 0;
-        // Replies the commands in `buf[..end]` will get.
-        let mut replies = 0u64;
+        let mut batch = Batch::default();
         // Whether this batch is one plain forwarded command and nothing else
         // (only such a command may be retried after -READONLY).
         let mut forwarded = 0usize;
         let mut plain = true;
         let mut need_backend = false;
         loop {
-            let scanned = match self.requests.scan(&buf[end..]) {
+            let scanned = match self.requests.scan(&buf[batch.end..]) {
                 Ok(Some(scanned)) => scanned,
                 Ok(None) => break,
                 Err(error) => {
-                    flush_batch(
-                        &self.backend,
-                        &mut self.to_backend,
-                        buf,
-                        &mut end,
-                        &mut replies,
-                    )?;
+                    batch.flush(&self.backend, &mut self.to_backend, buf)?;
                     self.ledger.push(Expect::LocalThenClose(error.reply()));
                     self.input = Input::Stopped;
                     debug!(%error, "client protocol error");
@@ -606,26 +598,20 @@ impl Session {
             };
             let req = match scanned {
                 Scanned::Empty(n) => {
-                    if end == 0 {
+                    if batch.end == 0 {
                         buf.advance(n);
                     } else if on_shared {
                         // Only commands go over a shared connection.
-                        flush_batch(
-                            &self.backend,
-                            &mut self.to_backend,
-                            buf,
-                            &mut end,
-                            &mut replies,
-                        )?;
+                        batch.flush(&self.backend, &mut self.to_backend, buf)?;
                         buf.advance(n);
                     } else {
-                        end += n;
+                        batch.end += n;
                     }
                     continue;
                 }
                 Scanned::Request(req) => req,
             };
-            let frame = &buf[end..end + req.len];
+            let frame = &buf[batch.end..batch.end + req.len];
             let name = &frame[req.name.clone()];
             let class = table.info(name).class;
             let requirepass = self.shared.settings.requirepass.as_deref();
@@ -668,13 +654,7 @@ impl Session {
                 // connection of its own, once its replies on the shared one
                 // are in (so they keep their order). Nothing else goes out
                 // on the shared connection meanwhile.
-                flush_batch(
-                    &self.backend,
-                    &mut self.to_backend,
-                    buf,
-                    &mut end,
-                    &mut replies,
-                )?;
+                batch.flush(&self.backend, &mut self.to_backend, buf)?;
                 self.own_connection = true;
                 if self.ledger.is_empty() {
                     release_backend(
@@ -707,35 +687,29 @@ impl Session {
                 }
                 Action::Forward(expect) => {
                     self.ledger.push(expect);
-                    end += req.len;
-                    replies += 1;
+                    batch.end += req.len;
+                    batch.replies += 1;
                     forwarded += 1;
                     None
                 }
                 Action::ForwardLast => {
                     self.ledger.push(Expect::Reply);
-                    end += req.len;
-                    replies += 1;
+                    batch.end += req.len;
+                    batch.replies += 1;
                     plain = false;
                     self.input = Input::Stopped;
                     break;
                 }
                 Action::ForwardUncounted => {
                     self.ledger.state.pin.uncounted = true;
-                    end += req.len;
+                    batch.end += req.len;
                     plain = false;
                     None
                 }
                 Action::Substitute(replacement, expect) => {
                     // Only a HELLO whose AUTH the proxy accepted is rewritten.
                     self.authenticated = true;
-                    flush_batch(
-                        &self.backend,
-                        &mut self.to_backend,
-                        buf,
-                        &mut end,
-                        &mut replies,
-                    )?;
+                    batch.flush(&self.backend, &mut self.to_backend, buf)?;
                     buf.advance(req.len);
                     send_backend(&self.backend, &mut self.to_backend, &replacement, 1)?;
                     self.ledger.push(expect);
@@ -754,13 +728,7 @@ impl Session {
                 }
             };
             if let Some((reply, close)) = local {
-                flush_batch(
-                    &self.backend,
-                    &mut self.to_backend,
-                    buf,
-                    &mut end,
-                    &mut replies,
-                )?;
+                batch.flush(&self.backend, &mut self.to_backend, buf)?;
                 buf.advance(req.len);
                 plain = false;
                 self.ledger.push(if close {
@@ -774,25 +742,24 @@ impl Session {
             }
         }
         self.used_shared |= on_shared && forwarded > 0;
-        if end > 0 {
+        if batch.end > 0 {
             // A lone command with nothing else in flight is kept until its reply:
             // if that reply is -READONLY it was not executed and can be retried.
             let lone = forwarded == 1
                 && plain
                 && in_flight_before == 0
-                && end == buf.len()
+                && batch.end == buf.len()
                 && !self.ledger.state.pin.multi;
             if lone {
-                send_backend(&self.backend, &mut self.to_backend, &buf[..end], replies)?;
-                self.retained = end;
-            } else {
-                flush_batch(
+                send_backend(
                     &self.backend,
                     &mut self.to_backend,
-                    buf,
-                    &mut end,
-                    &mut replies,
+                    &buf[..batch.end],
+                    batch.replies,
                 )?;
+                self.retained = batch.end;
+            } else {
+                batch.flush(&self.backend, &mut self.to_backend, buf)?;
             }
         }
         if need_backend {
@@ -1299,22 +1266,30 @@ fn send_backend(
     }
 }
 
-/// Sends `buf[..end]` (a batch of complete commands, `replies` replies
-/// expected) to the backend and consumes it from the buffer.
-fn flush_batch(
-    backend: &Option<Box<Backend>>,
-    pending: &mut Option<BytesMut>,
-    buf: &mut BytesMut,
-    end: &mut usize,
-    replies: &mut u64,
-) -> Result<(), End> {
-    if *end > 0 {
-        send_backend(backend, pending, &buf[..*end], *replies)?;
-        buf.advance(*end);
-        *end = 0;
-        *replies = 0;
+/// Complete commands at the front of a session's input buffer, not sent yet.
+#[derive(Debug, Default)]
+struct Batch {
+    /// They are `buf[..end]`.
+    end: usize,
+    /// Replies they will get.
+    replies: u64,
+}
+
+impl Batch {
+    /// Sends the batch to the backend and consumes it from `buf`.
+    fn flush(
+        &mut self,
+        backend: &Option<Box<Backend>>,
+        pending: &mut Option<BytesMut>,
+        buf: &mut BytesMut,
+    ) -> Result<(), End> {
+        if self.end > 0 {
+            send_backend(backend, pending, &buf[..self.end], self.replies)?;
+            buf.advance(self.end);
+            *self = Batch::default();
+        }
+        Ok(())
     }
-    Ok(())
 }
 
 /// Writes `bytes` now, after any output already waiting in `pending`; what the
@@ -1345,14 +1320,7 @@ fn send(stream: &TcpStream, pending: &mut Option<BytesMut>, bytes: &[u8]) -> io:
 /// Writes as much of `pending` as the socket takes now.
 fn flush_pending(stream: &TcpStream, pending: &mut Option<BytesMut>) -> io::Result<()> {
     if let Some(out) = pending.as_mut() {
-        while !out.is_empty() {
-            match stream.try_write(out) {
-                Ok(0) => return Err(io::ErrorKind::WriteZero.into()),
-                Ok(n) => out.advance(n),
-                Err(e) if e.kind() == io::ErrorKind::WouldBlock => return Ok(()),
-                Err(e) => return Err(e),
-            }
-        }
+        super::write_some(stream, out)?;
     }
     bufpool::give_back_if_empty(pending);
     Ok(())

@@ -471,7 +471,7 @@ async fn serve(link: &Link, stream: &TcpStream, auth: Option<Bytes>) -> io::Resu
     // Sessions to wake after a read (kept to avoid an allocation per read).
     let mut wakers = Vec::new();
     loop {
-        write_some(stream, &mut output)?;
+        super::write_some(stream, &mut output)?;
         match next_wake(link, stream, !output.is_empty()).await? {
             Wake::Done => return Ok(()),
             Wake::Writable => {}
@@ -542,19 +542,6 @@ async fn next_wake(link: &Link, stream: &TcpStream, output_waits: bool) -> io::R
         Poll::Pending
     })
     .await
-}
-
-/// Writes what the socket takes of `output` now.
-fn write_some(stream: &TcpStream, output: &mut BytesMut) -> io::Result<()> {
-    while !output.is_empty() {
-        match stream.try_write(output) {
-            Ok(0) => return Err(io::ErrorKind::WriteZero.into()),
-            Ok(n) => output.advance(n),
-            Err(e) if e.kind() == io::ErrorKind::WouldBlock => return Ok(()),
-            Err(e) => return Err(e),
-        }
-    }
-    Ok(())
 }
 
 /// Hands every complete reply in `input` to the session it answers.
