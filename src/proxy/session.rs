@@ -613,7 +613,8 @@ impl Session {
             };
             let frame = &buf[batch.end..batch.end + req.len];
             let name = &frame[req.name.clone()];
-            let class = table.info(name).class;
+            let info = table.info(name);
+            let class = info.class;
             let requirepass = self.shared.settings.requirepass.as_deref();
             let mut action = decide(frame, &req, requirepass, self.authenticated);
             if !self.own_connection
@@ -626,7 +627,7 @@ impl Session {
                 // must not cost the session its place on it.
                 action = Action::Local(replies::OK);
             }
-            let share = !self.own_connection && shareable(&action, class, &req, name);
+            let share = !self.own_connection && shareable(&action, info, &req);
             if action == Action::ForwardLast
                 && (on_shared || (self.backend.is_none() && self.ledger.is_empty()))
             {

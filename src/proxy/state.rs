@@ -8,7 +8,7 @@ use std::collections::HashSet;
 
 use bytes::{Bytes, BytesMut};
 
-use crate::resp::command::{Class, Family, Special, special};
+use crate::resp::command::{CommandInfo, Family, Special, special};
 use crate::resp::request::{self, Form, Request};
 use crate::resp::value::encode_command;
 
@@ -335,39 +335,15 @@ impl ConnState {
 }
 
 /// Whether a command may travel over a shared backend connection
-/// ([`super::shared`]): an ordinary command (no connection state used or
-/// changed, see [`decide`]; no CLIENT subcommand) that cannot block the
-/// connection and is no admin command, sent in multibulk form (an inline
-/// command Redis rejects would close the connection for everyone) and at most
-/// [`MAX_SHARED_REQUEST`] long. WAIT and WAITAOF count the connection's own
-/// writes, so they need one. Containers of admin subcommands (SCRIPT,
-/// CONFIG, ACL, …) are not shared either.
-pub fn shareable(action: &Action, class: Class, req: &Request, name: &[u8]) -> bool {
+/// ([`super::shared`]): an ordinary command ([`decide`] forwards it as is)
+/// that its table entry allows ([`CommandInfo::shareable`]), sent in
+/// multibulk form (an inline command Redis rejects would close the connection
+/// for everyone) and at most [`MAX_SHARED_REQUEST`] long.
+pub fn shareable(action: &Action, info: CommandInfo, req: &Request) -> bool {
     matches!(action, Action::Forward(Expect::Reply))
         && req.form == Form::Multibulk
         && req.len <= MAX_SHARED_REQUEST
-        && !matches!(class, Class::Blocking | Class::Transaction | Class::Admin)
-        && !is_wait(name)
-        && !is_admin_container(name)
-        && special(name) == Special::None
-}
-
-/// Commands whose subcommands include admin or connection-bound ones (SCRIPT
-/// DEBUG takes the connection over, CONFIG SET changes the server) while
-/// `COMMAND` gives the container itself no flags to tell.
-fn is_admin_container(name: &[u8]) -> bool {
-    const CONTAINERS: [&[u8]; 9] = [
-        b"script",
-        b"config",
-        b"acl",
-        b"module",
-        b"slowlog",
-        b"latency",
-        b"memory",
-        b"cluster",
-        b"function",
-    ];
-    CONTAINERS.iter().any(|c| name.eq_ignore_ascii_case(c))
+        && info.shareable
 }
 
 /// Largest request sent over a shared connection: a session that sends
@@ -381,11 +357,6 @@ pub fn is_client_setinfo(frame: &[u8], req: &Request) -> bool {
     let name = args.next().unwrap_or_default();
     let sub = args.next().unwrap_or_default();
     name.eq_ignore_ascii_case(b"client") && sub.eq_ignore_ascii_case(b"setinfo")
-}
-
-/// WAIT or WAITAOF: waits for the connection's own writes to replicate.
-pub fn is_wait(name: &[u8]) -> bool {
-    name.eq_ignore_ascii_case(b"wait") || name.eq_ignore_ascii_case(b"waitaof")
 }
 
 /// Decides what to do with one complete client command. `frame` is the

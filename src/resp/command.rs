@@ -73,12 +73,43 @@ pub struct CommandInfo {
     pub class: Class,
     /// Whether it may modify data (a blocking BLMOVE is also a write).
     pub write: bool,
+    /// Whether it may travel over a shared backend connection (see
+    /// [`may_share`]).
+    pub shareable: bool,
 }
 
+impl CommandInfo {
+    fn new(name: &[u8], class: Class, write: bool) -> CommandInfo {
+        CommandInfo {
+            class,
+            write,
+            shareable: may_share(name, class),
+        }
+    }
+}
+
+/// Names Redis does not know answer an error, which any connection may carry.
 const UNKNOWN: CommandInfo = CommandInfo {
     class: Class::Other,
     write: false,
+    shareable: true,
 };
+
+/// Whether a command (lower-case name) may travel over a connection shared
+/// by many clients: not one that uses or changes connection state
+/// ([`special`]), could block the connection or administers the server; not
+/// WAIT/WAITAOF (they count the connection's own writes); not a container
+/// whose subcommands include such commands while `COMMAND` gives the
+/// container itself no flags (SCRIPT DEBUG takes the connection over).
+fn may_share(name: &[u8], class: Class) -> bool {
+    !matches!(class, Class::Blocking | Class::Transaction | Class::Admin)
+        && special(name) == Special::None
+        && !UNSHARED.split_whitespace().any(|n| n.as_bytes() == name)
+}
+
+/// Commands never shared that neither their class nor [`special`] tells.
+const UNSHARED: &str = "wait waitaof script config acl module slowlog latency memory cluster \
+    function";
 
 /// Longest command name looked up; longer names are unknown commands.
 const MAX_NAME: usize = 32;
@@ -103,15 +134,22 @@ impl CommandTable {
         ];
         for (class, write, names) in groups {
             for name in names.split_whitespace() {
-                commands.insert(name.as_bytes().into(), CommandInfo { class, write });
+                let info = CommandInfo::new(name.as_bytes(), class, write);
+                commands.insert(name.as_bytes().into(), info);
             }
         }
         for name in BUILTIN_BLOCKING_WRITE.split_whitespace() {
-            let info = CommandInfo {
-                class: Class::Blocking,
-                write: true,
-            };
+            let info = CommandInfo::new(name.as_bytes(), Class::Blocking, true);
             commands.insert(name.as_bytes().into(), info);
+        }
+        // Known here so that they are never shared, even before (or
+        // without) the server's own table.
+        for name in BUILTIN_CONNECTION
+            .split_whitespace()
+            .chain(UNSHARED.split_whitespace())
+        {
+            let info = CommandInfo::new(name.as_bytes(), Class::Other, false);
+            commands.entry(name.as_bytes().into()).or_insert(info);
         }
         Self { commands }
     }
@@ -161,7 +199,8 @@ impl CommandTable {
             } else {
                 Class::Other
             };
-            commands.insert(name.into_boxed_slice(), CommandInfo { class, write });
+            let info = CommandInfo::new(&name, class, write);
+            commands.insert(name.into_boxed_slice(), info);
         }
         Some(Self { commands })
     }
@@ -311,6 +350,8 @@ const BUILTIN_BLOCKING_WRITE: &str =
 
 const BUILTIN_TRANSACTION: &str = "multi exec discard watch unwatch";
 
+const BUILTIN_CONNECTION: &str = "auth hello select client readonly readwrite monitor reset quit";
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -356,5 +397,45 @@ mod tests {
         assert_eq!(table.info(b"MYMODULE.PUT").class, Class::Write);
         assert_eq!(table.info(b"multi").class, Class::Transaction);
         assert!(CommandTable::from_command_reply(&OwnedFrame::Integer(1)).is_none());
+    }
+
+    /// Which commands may share a backend connection, decided once per
+    /// table entry: the same answer from the built-in table and from a
+    /// server's `COMMAND` reply (where containers such as SCRIPT carry no
+    /// flags).
+    #[test]
+    fn shareable_commands() {
+        let builtin = CommandTable::builtin();
+        let no_flags = |name: &str| {
+            OwnedFrame::Array(vec![
+                OwnedFrame::BulkString(name.into()),
+                OwnedFrame::Integer(-2),
+                OwnedFrame::Array(Vec::new()),
+            ])
+        };
+        let names = [
+            "get", "set", "ping", "client", "script", "config", "wait", "select",
+        ];
+        let reply = OwnedFrame::Array(names.iter().map(|n| no_flags(n)).collect());
+        let served = CommandTable::from_command_reply(&reply).expect("well-formed");
+        for table in [&builtin, &served] {
+            for shared in ["GET", "set", "PING", "no-such-command"] {
+                assert!(table.info(shared.as_bytes()).shareable, "{shared}");
+            }
+            for own in ["CLIENT", "script", "Config", "WAIT", "select"] {
+                assert!(!table.info(own.as_bytes()).shareable, "{own}");
+            }
+        }
+        for own in [
+            "blpop",
+            "multi",
+            "subscribe",
+            "acl",
+            "waitaof",
+            "monitor",
+            "hello",
+        ] {
+            assert!(!builtin.info(own.as_bytes()).shareable, "{own}");
+        }
     }
 }
