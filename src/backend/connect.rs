@@ -27,10 +27,24 @@ pub async fn connect(addr: SocketAddr, timeout: Duration) -> io::Result<TcpStrea
 pub async fn answers(addr: SocketAddr, timeout: Duration) -> bool {
     let check = async {
         let mut stream = TcpStream::connect(addr).await?;
-        stream.write_all(b"PING\r\n").await?;
-        let mut byte = [0u8; 1];
-        let n = stream.read(&mut byte).await?;
-        Ok::<bool, io::Error>(n == 1)
+        ping(&mut stream).await
     };
-    matches!(tokio::time::timeout(timeout, check).await, Ok(Ok(true)))
+    matches!(tokio::time::timeout(timeout, check).await, Ok(Ok(())))
+}
+
+/// Sends `PING` on a connection nothing else uses yet and reads the one
+/// reply line (any reply counts, `-NOAUTH` too), leaving the connection clean.
+pub async fn ping(stream: &mut TcpStream) -> io::Result<()> {
+    stream.write_all(b"PING\r\n").await?;
+    // Nothing else is in flight, so whatever arrives is this one reply.
+    let mut reply = [0u8; 64];
+    loop {
+        let n = stream.read(&mut reply).await?;
+        if n == 0 {
+            return Err(io::ErrorKind::UnexpectedEof.into());
+        }
+        if reply[..n].ends_with(b"\n") {
+            return Ok(());
+        }
+    }
 }

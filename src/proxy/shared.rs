@@ -35,7 +35,7 @@ use bytes::{Buf, Bytes, BytesMut};
 use tokio::net::TcpStream;
 use tracing::{debug, warn};
 
-use crate::backend::connect::{CONNECT_TIMEOUT, connect};
+use crate::backend::connect::{CONNECT_TIMEOUT, connect, ping};
 use crate::resp::reply::{Kind, ReplyScanner};
 
 use super::{Counters, bufpool};
@@ -109,8 +109,13 @@ impl SharedBackends {
             ));
         }
         let opened = async {
-            let stream = connect(addr, CONNECT_TIMEOUT).await?;
-            answers_ping(&stream).await?;
+            let mut stream = connect(addr, CONNECT_TIMEOUT).await?;
+            // A server being killed still completes handshakes from its
+            // listen backlog for a moment: sessions use the connection only
+            // once the server answered on it.
+            tokio::time::timeout(PING_TIMEOUT, ping(&mut stream))
+                .await
+                .map_err(|_| io::Error::new(io::ErrorKind::TimedOut, "no answer to PING"))??;
             Ok::<_, io::Error>(stream)
         };
         let stream = match opened.await {
@@ -155,6 +160,9 @@ pub struct Link {
     flush_requested: AtomicBool,
     /// Set once the connection failed: nothing more may be submitted.
     closed: AtomicBool,
+    /// Set once a link to a newer master replaced it: it finishes what it
+    /// owes, then closes.
+    retired: AtomicBool,
 }
 
 #[derive(Debug, Default)]
@@ -165,8 +173,6 @@ struct LinkState {
     waiting: VecDeque<Waiter>,
     /// The link task, when it waits for work.
     task: Option<Waker>,
-    /// The master moved: close once nothing is owed.
-    retired: bool,
     /// Retired for longer than the drain timeout: give up what is owed.
     expired: bool,
 }
@@ -189,6 +195,7 @@ impl Link {
             state: Mutex::new(LinkState::default()),
             flush_requested: AtomicBool::new(false),
             closed: AtomicBool::new(false),
+            retired: AtomicBool::new(false),
         }
     }
 
@@ -200,11 +207,11 @@ impl Link {
     /// Open and not replaced by a link to a newer master: sessions that owe
     /// it nothing should move to the current link otherwise.
     pub fn is_current(&self) -> bool {
-        self.is_open() && !lock(&self.state).retired
+        self.is_open() && !self.retired.load(Ordering::Acquire)
     }
 
     fn usable_for(&self, addr: SocketAddr) -> bool {
-        self.addr == addr && self.is_open() && !lock(&self.state).retired
+        self.addr == addr && self.is_current()
     }
 
     /// Queues `bytes` (complete commands, `replies` replies expected) for the
@@ -240,7 +247,9 @@ impl Link {
     /// The master moved: owed replies may still arrive for `linger` (the
     /// drain timeout), then the link closes and fails what is left.
     fn retire(self: &Arc<Self>, linger: Duration) {
-        self.update(|state| state.retired = true);
+        self.retired.store(true, Ordering::Release);
+        // Wake the task: it closes the link once nothing is owed.
+        self.update(|_| {});
         if !self.is_open() {
             return;
         }
@@ -372,44 +381,6 @@ impl Inbox {
 /// e.g. running a slow script, answers late but is not gone).
 const PING_TIMEOUT: Duration = Duration::from_millis(1000);
 
-/// Checks that a server answers on a new connection before sessions use it:
-/// a server being killed still completes handshakes from its listen backlog
-/// for a moment, and every command sent there would be lost with it. Any
-/// reply line counts (`-NOAUTH` too: AUTH follows).
-async fn answers_ping(stream: &TcpStream) -> io::Result<()> {
-    let check = async {
-        let mut sent = 0;
-        let ping = b"PING\r\n";
-        while sent < ping.len() {
-            stream.writable().await?;
-            match stream.try_write(&ping[sent..]) {
-                Ok(n) => sent += n,
-                Err(e) if e.kind() == io::ErrorKind::WouldBlock => {}
-                Err(e) => return Err(e),
-            }
-        }
-        // Nothing else is in flight, so whatever arrives is this one reply.
-        let mut reply = [0u8; 64];
-        loop {
-            stream.readable().await?;
-            match stream.try_read(&mut reply) {
-                Ok(0) => return Err(io::Error::from(io::ErrorKind::UnexpectedEof)),
-                Ok(n) if reply[..n].ends_with(b"\n") => return Ok(()),
-                Ok(_) => {}
-                Err(e) if e.kind() == io::ErrorKind::WouldBlock => {}
-                Err(e) => return Err(e),
-            }
-        }
-    };
-    match tokio::time::timeout(PING_TIMEOUT, check).await {
-        Ok(result) => result,
-        Err(_) => Err(io::Error::new(
-            io::ErrorKind::TimedOut,
-            "no answer to PING on a new shared connection",
-        )),
-    }
-}
-
 /// What the link task waits for.
 #[derive(Debug)]
 enum Wake {
@@ -535,7 +506,7 @@ async fn next_wake(link: &Link, stream: &TcpStream, output_waits: bool) -> io::R
         if link.flush_requested.load(Ordering::Acquire) {
             return Poll::Ready(Ok(Wake::Flush));
         }
-        if state.retired && state.waiting.is_empty() && !output_waits {
+        if link.retired.load(Ordering::Acquire) && state.waiting.is_empty() && !output_waits {
             return Poll::Ready(Ok(Wake::Done));
         }
         state.task = Some(cx.waker().clone());
