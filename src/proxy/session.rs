@@ -834,15 +834,33 @@ impl Session {
             metrics::counter!(crate::metrics::SESSIONS_MOVED).increment(1);
         }
         self.bound_generation = generation;
-        if share {
-            self.bind_to(Backend {
-                conn,
-                addr,
-                buf: None,
-                replies: ReplyScanner::default(),
-            });
-            return Ok(true);
+        // A shared connection carries no session state (its link sends the
+        // proxy's AUTH itself); a connection of the session's own is brought
+        // to the session's state first.
+        let prelude = if share {
+            BytesMut::new()
+        } else {
+            self.restore_prelude()
+        };
+        self.bind_to(Backend {
+            conn,
+            addr,
+            buf: None,
+            replies: ReplyScanner::default(),
+        });
+        if !prelude.is_empty() {
+            send_backend(&self.backend, &mut self.to_backend, &prelude, 0)?;
         }
+        if !share && let Some(after) = self.shared.settings.idle_release {
+            self.idle_check_at = Some(Instant::now() + after);
+        }
+        Ok(true)
+    }
+
+    /// What a new connection of the session's own is sent before anything
+    /// else: the proxy's AUTH, the session's state, the WAIT marker, the
+    /// re-subscriptions; each one's reply is expected in the ledger.
+    fn restore_prelude(&mut self) -> BytesMut {
         let mut prelude = BytesMut::new();
         let mut replays = 0;
         if let Some(auth) = &self.shared.settings.backend_auth {
@@ -868,19 +886,7 @@ impl Session {
             prelude.extend_from_slice(&frame);
             self.ledger.push(Expect::Resubscribe { family, remaining });
         }
-        self.bind_to(Backend {
-            conn,
-            addr,
-            buf: None,
-            replies: ReplyScanner::default(),
-        });
-        if !prelude.is_empty() {
-            send_backend(&self.backend, &mut self.to_backend, &prelude, 0)?;
-        }
-        if let Some(after) = self.shared.settings.idle_release {
-            self.idle_check_at = Some(Instant::now() + after);
-        }
-        Ok(true)
+        prelude
     }
 
     /// Makes `backend` the session's, counted in the backend gauges.
