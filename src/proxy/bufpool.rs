@@ -5,8 +5,14 @@
 //! when data arrives and gives it back once everything in it has been forwarded,
 //! so steady-state traffic allocates nothing: buffers circulate through a small
 //! per-thread free list (no lock; a buffer may return on another thread).
+//!
+//! Buffers that always cross threads (a shared backend connection fills them,
+//! sessions empty them) use a small process-wide free list instead
+//! ([`take_shared`], [`give_shared`]), so that no thread's list drains while
+//! another's overflows.
 
 use std::cell::RefCell;
+use std::sync::{Mutex, PoisonError};
 
 use bytes::BytesMut;
 
@@ -67,6 +73,31 @@ fn give(mut buf: BytesMut) {
             free.push(buf);
         }
     });
+}
+
+/// Free buffers kept process-wide.
+const SHARED_POOL_DEPTH: usize = 256;
+
+static SHARED_FREE: Mutex<Vec<BytesMut>> = Mutex::new(Vec::new());
+
+/// Takes an empty buffer from the process-wide list.
+pub fn take_shared() -> BytesMut {
+    SHARED_FREE
+        .lock()
+        .unwrap_or_else(PoisonError::into_inner)
+        .pop()
+        .unwrap_or_else(|| BytesMut::with_capacity(READ_SIZE))
+}
+
+/// Returns a buffer to the process-wide list (a grown one is freed).
+pub fn give_shared(mut buf: BytesMut) {
+    buf.clear();
+    if buf.capacity() <= KEEP_LIMIT {
+        let mut free = SHARED_FREE.lock().unwrap_or_else(PoisonError::into_inner);
+        if free.len() < SHARED_POOL_DEPTH {
+            free.push(buf);
+        }
+    }
 }
 
 #[cfg(test)]

@@ -286,32 +286,6 @@ impl Link {
     }
 }
 
-/// Inbox buffers not in use. Process-wide (unlike [`bufpool`]'s): a link
-/// takes them and sessions give them back, possibly on other threads.
-static INBOX_BUFFERS: Mutex<Vec<BytesMut>> = Mutex::new(Vec::new());
-
-/// Inbox buffers kept for reuse at most.
-const INBOX_POOL_DEPTH: usize = 256;
-
-/// A larger inbox buffer is freed rather than kept.
-const INBOX_KEEP_LIMIT: usize = 64 * 1024;
-
-fn take_inbox_buffer() -> BytesMut {
-    lock(&INBOX_BUFFERS)
-        .pop()
-        .unwrap_or_else(|| BytesMut::with_capacity(bufpool::READ_SIZE))
-}
-
-fn give_inbox_buffer(mut buf: BytesMut) {
-    buf.clear();
-    if buf.capacity() <= INBOX_KEEP_LIMIT {
-        let mut pool = lock(&INBOX_BUFFERS);
-        if pool.len() < INBOX_POOL_DEPTH {
-            pool.push(buf);
-        }
-    }
-}
-
 /// Where a link leaves one session's replies.
 #[derive(Debug, Default)]
 pub struct Inbox {
@@ -351,7 +325,7 @@ impl Inbox {
                 .extend_from_slice(&state.bytes);
         }
         if state.bytes.capacity() > 0 {
-            give_inbox_buffer(std::mem::take(&mut state.bytes));
+            bufpool::give_shared(std::mem::take(&mut state.bytes));
         }
         state.lost
     }
@@ -359,7 +333,7 @@ impl Inbox {
     fn deliver(&self, replies: &[u8]) -> Option<Waker> {
         let mut state = lock(&self.state);
         if state.bytes.capacity() == 0 {
-            state.bytes = take_inbox_buffer();
+            state.bytes = bufpool::take_shared();
         }
         state.bytes.extend_from_slice(replies);
         state.session.take()
