@@ -20,6 +20,16 @@ fn shared_proxy() -> (RedisServer, Proxy) {
     (redis, proxy)
 }
 
+/// One series of the proxy's metrics, scraped now.
+fn metric(proxy: &Proxy, series: &str) -> Option<f64> {
+    crate::metrics::scrape(proxy).get(series).copied()
+}
+
+/// Clients whose commands go over the shared connection now.
+fn sharing_clients(proxy: &Proxy) -> Option<f64> {
+    metric(proxy, "sentinel_proxy_shared_backend_clients")
+}
+
 #[test]
 fn stateless_clients_share_one_backend_connection() {
     let (redis, proxy) = shared_proxy();
@@ -46,9 +56,8 @@ fn stateless_clients_share_one_backend_connection() {
         redis.data_clients() == Some(2),
         "20 clients, one backend connection"
     );
-    let metrics = crate::metrics::scrape(&proxy);
-    let value = |series: &str| metrics.get(series).copied();
-    assert_eq!(value("sentinel_proxy_shared_backend_clients"), Some(20.0));
+    let value = |series: &str| metric(&proxy, series);
+    assert_eq!(sharing_clients(&proxy), Some(20.0));
     assert_eq!(
         value(r#"sentinel_proxy_backend_connections{kind="shared"}"#),
         Some(1.0)
@@ -62,9 +71,7 @@ fn stateless_clients_share_one_backend_connection() {
         show(&clients[0].command(&["SELECT", "1"])),
         show(b"+OK\r\n")
     );
-    let metrics = crate::metrics::scrape(&proxy);
-    let value = |series: &str| metrics.get(series).copied();
-    assert_eq!(value("sentinel_proxy_shared_backend_clients"), Some(19.0));
+    assert_eq!(sharing_clients(&proxy), Some(19.0));
     assert_eq!(
         value(r#"sentinel_proxy_backend_connections{kind="own"}"#),
         Some(1.0)
@@ -308,11 +315,8 @@ fn client_commands_get_a_connection_of_their_own() {
         show(b"+OK\r\n")
     );
     assert_eq!(show(&library.command(&["GET", "a"])), show(b"$1\r\n1\r\n"));
-    let metrics = crate::metrics::scrape(&proxy);
     assert_eq!(
-        metrics
-            .get("sentinel_proxy_shared_backend_clients")
-            .copied(),
+        sharing_clients(&proxy),
         Some(1.0),
         "only the library client is still on the shared connection"
     );
@@ -353,15 +357,14 @@ fn admin_containers_get_a_connection_of_their_own() {
     let (_redis, proxy) = shared_proxy();
     let mut client = proxy.connect();
     assert_eq!(show(&client.command(&["SET", "k", "1"])), show(b"+OK\r\n"));
-    let shared = |proxy: &Proxy| {
-        crate::metrics::scrape(proxy)
-            .get("sentinel_proxy_shared_backend_clients")
-            .copied()
-    };
-    assert_eq!(shared(&proxy), Some(1.0));
+    assert_eq!(sharing_clients(&proxy), Some(1.0));
     let reply = client.command(&["CONFIG", "GET", "maxclients"]);
     assert!(reply.starts_with(b"*2\r\n"), "{}", show(&reply));
-    assert_eq!(shared(&proxy), Some(0.0), "CONFIG moved the client");
+    assert_eq!(
+        sharing_clients(&proxy),
+        Some(0.0),
+        "CONFIG moved the client"
+    );
     let mut other = proxy.connect();
     assert_eq!(show(&other.command(&["GET", "k"])), show(b"$1\r\n1\r\n"));
     assert_eq!(
@@ -372,5 +375,9 @@ fn admin_containers_get_a_connection_of_their_own() {
         ])),
         show(b"*1\r\n:0\r\n")
     );
-    assert_eq!(shared(&proxy), Some(0.0), "SCRIPT moved the other client");
+    assert_eq!(
+        sharing_clients(&proxy),
+        Some(0.0),
+        "SCRIPT moved the other client"
+    );
 }
