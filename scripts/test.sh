@@ -35,7 +35,7 @@ fi
 
 # The data path tests run a second time with shared backend connections
 # (--share-backend, read by every proxy the tests start from this variable).
-shared_modules=(resp session limits hold classify failover shared)
+shared_modules=(resp session limits hold classify failover shared passthrough)
 status=0
 if cargo nextest --version >/dev/null 2>&1; then
     cargo nextest run --all-targets --no-fail-fast "$@" || status=$?

@@ -7,6 +7,8 @@ use std::time::Duration;
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::TcpStream;
 
+use crate::resp::reply::{self, ReplyScanner};
+
 /// How long a connection attempt may take before the node counts as unreachable.
 pub const CONNECT_TIMEOUT: Duration = Duration::from_millis(1000);
 
@@ -45,6 +47,54 @@ pub async fn ping(stream: &mut TcpStream) -> io::Result<()> {
         }
         if reply[..n].ends_with(b"\n") {
             return Ok(());
+        }
+    }
+}
+
+/// Whether the node at `addr` still says it is a master (`ROLE`), asked on a
+/// new connection that first sends `auth` (a ready AUTH frame) if given.
+/// `None` when it does not answer in time or answers something else (an
+/// error, a broken reply): the caller cannot tell.
+///
+/// Sessions ask this when a master answers `-READONLY`: a demoted node says
+/// `slave`, while a live master may send that error for its own reasons (a
+/// script's `redis.error_reply`, `DEBUG ERROR`), and then it is the client's.
+pub async fn is_master(addr: SocketAddr, auth: Option<&[u8]>, timeout: Duration) -> Option<bool> {
+    match tokio::time::timeout(timeout, ask_role(addr, auth)).await {
+        Ok(Ok(verdict)) => verdict,
+        _ => None,
+    }
+}
+
+/// `ROLE` on a new connection: whether its first word is `master` (`None`
+/// if the reply has no such word, e.g. an error).
+async fn ask_role(addr: SocketAddr, auth: Option<&[u8]>) -> io::Result<Option<bool>> {
+    let mut stream = connect(addr, CONNECT_TIMEOUT).await?;
+    let mut request = Vec::with_capacity(64);
+    request.extend_from_slice(auth.unwrap_or_default());
+    request.extend_from_slice(b"*1\r\n$4\r\nROLE\r\n");
+    stream.write_all(&request).await?;
+    let mut buf = bytes::BytesMut::with_capacity(512);
+    let mut scanner = ReplyScanner::default();
+    // The AUTH reply comes first; an error there shows again as ROLE's reply.
+    let mut skip = usize::from(auth.is_some());
+    loop {
+        if stream.read_buf(&mut buf).await? == 0 {
+            return Err(io::ErrorKind::UnexpectedEof.into());
+        }
+        while let Some(reply) = scanner
+            .scan(&buf)
+            .map_err(|_| io::Error::from(io::ErrorKind::InvalidData))?
+        {
+            let frame = buf.split_to(reply.len);
+            if skip > 0 {
+                skip -= 1;
+                continue;
+            }
+            return Ok(reply::first_word(&frame).map(|(word, _)| word == b"master"));
+        }
+        if buf.len() > 64 * 1024 {
+            return Err(io::ErrorKind::InvalidData.into());
         }
     }
 }

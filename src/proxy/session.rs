@@ -19,7 +19,14 @@
 //! * if the backend is lost with replies in flight, the client connection is
 //!   closed (the outcome is unknown), as a direct connection would be;
 //! * a backend closed by a live server (CLIENT KILL, `timeout`, QUIT) closes the
-//!   client connection: outside a switch nothing is hidden.
+//!   client connection: outside a switch nothing is hidden;
+//! * a client that closes its sending side has that passed on to its backend
+//!   connection once everything it sent is forwarded, so Redis ends it as it
+//!   would a direct client's (a blocked BLPOP is dropped, not left to take the
+//!   next item); a client that closes entirely takes the connection along;
+//! * after SYNC/PSYNC the session is a byte pipe (`pipe`);
+//! * a `-READONLY` is passed on unchanged once `ROLE` says the node is still
+//!   master; only a demotion makes the session retry or close.
 
 use std::io;
 use std::net::SocketAddr;
@@ -30,6 +37,7 @@ use std::task::Poll;
 use std::time::Duration;
 
 use bytes::{Buf, Bytes, BytesMut};
+use tokio::io::AsyncWriteExt;
 use tokio::net::TcpStream;
 use tokio::time::{Instant, Sleep};
 use tokio_util::sync::{CancellationToken, WaitForCancellationFutureOwned};
@@ -40,7 +48,7 @@ use super::bufpool;
 use super::ledger::{Ledger, Route};
 use super::shared::{Inbox, Link};
 use super::state::{Action, Expect, decide, is_client_setinfo, replies, shareable};
-use crate::backend::connect::{CONNECT_TIMEOUT, answers, connect};
+use crate::backend::connect::{CONNECT_TIMEOUT, answers, connect, is_master};
 use crate::config::OnSwitch;
 use crate::resp::reply::ReplyScanner;
 use crate::resp::request::{RequestScanner, Scanned};
@@ -124,6 +132,10 @@ struct Backend {
     addr: SocketAddr,
     buf: Option<BytesMut>,
     replies: ReplyScanner,
+    /// The client's half-close was passed on (`shutdown(Write)`): Redis
+    /// itself now ends the connection, exactly as it would a direct client's,
+    /// unblocking a blocked command instead of leaving it to take the next item.
+    write_shut: bool,
 }
 
 /// How a session reaches its master.
@@ -216,6 +228,22 @@ struct Session {
     /// Commands went over a shared connection: a later WAIT must first make
     /// the session's own connection's replication offset cover them.
     used_shared: bool,
+    /// SYNC/PSYNC went out: the session is a replication stream, passed on
+    /// unread both ways until either side closes.
+    piping: bool,
+    /// A `-READONLY` reply waits at the front of the backend buffer until
+    /// `ROLE` tells whether the master was demoted.
+    readonly: Option<ReadOnlyReply>,
+}
+
+/// A `-READONLY` reply held back while the master's role is checked.
+#[derive(Debug, Clone, Copy)]
+struct ReadOnlyReply {
+    /// Its length at the front of the backend buffer.
+    len: usize,
+    /// It answered the session's only command in flight, outside MULTI: if
+    /// the master was demoted, that command did not run and may be retried.
+    sole: bool,
 }
 
 /// Serves one client until it or the proxy is done.
@@ -257,6 +285,8 @@ impl Session {
             finish_when_flushed: false,
             own_connection,
             used_shared: false,
+            piping: false,
+            readonly: None,
         }
     }
 
@@ -285,6 +315,10 @@ impl Session {
         loop {
             let in_flight = self.ledger.counted();
             if let Err(end) = self.settle().await {
+                return Box::pin(self.close(end)).await;
+            }
+            if self.piping {
+                let end = Box::pin(self.pipe(&shutdown, &mut retired)).await;
                 return Box::pin(self.close(end)).await;
             }
             if let Some(at) = read_at.take()
@@ -443,10 +477,16 @@ impl Session {
                 break;
             }
         }
+        if self.piping {
+            return Ok(());
+        }
         if self.finish_when_flushed && self.to_client.is_none() {
             return Err(End::Finished);
         }
         self.rebind_subscriber().await?;
+        if self.input == Input::Eof {
+            self.pass_on_half_close().await;
+        }
         let nothing_left = !self.ledger.awaits_backend() && self.ledger.is_empty();
         match self.input {
             Input::Stopped if nothing_left => return Err(End::Finished),
@@ -467,6 +507,30 @@ impl Session {
             self.flush_counters();
         }
         Ok(())
+    }
+
+    /// The client closed its sending side: once every complete command it sent
+    /// is out, the backend connection's sending side is closed too. Redis then
+    /// does what it does for a direct client: it answers what it read and
+    /// closes, and a blocked command (BLPOP, WAIT, XREAD BLOCK, …) is dropped
+    /// rather than left behind on a connection nobody reads.
+    async fn pass_on_half_close(&mut self) {
+        if self.to_backend.is_some() || self.has_complete_unsent() {
+            return;
+        }
+        let Some(backend) = self.backend.as_deref_mut() else {
+            return;
+        };
+        let Conn::Own(stream) = &mut backend.conn else {
+            // A shared connection carries other clients' commands; this
+            // session's own commands are never blocking there.
+            return;
+        };
+        if !backend.write_shut {
+            backend.write_shut = true;
+            // An error means the connection is gone already; reading says so.
+            let _ = stream.shutdown().await;
+        }
     }
 
     /// Sends proxy-made replies that have reached the front of the ledger.
@@ -642,6 +706,7 @@ impl Session {
                     | Action::ForwardLast
                     | Action::ForwardUncounted
                     | Action::Substitute(..)
+                    | Action::Pipe
             );
             // While no master may be used (failover, fencing), a bound
             // session keeps its connection but sends nothing new on it.
@@ -678,6 +743,18 @@ impl Session {
             if forwards && !ready && !refuse {
                 // Held: it stays in the buffer until a master is bound.
                 need_backend = true;
+                break;
+            }
+            if action == Action::Pipe && !refuse {
+                // Earlier replies are matched first; then SYNC and whatever
+                // follows it go out as received, and nothing is read anymore.
+                batch.flush(&self.backend, &mut self.to_backend, buf)?;
+                if self.ledger.is_empty() {
+                    self.counted_commands[class.index()] += 1;
+                    send_backend(&self.backend, &mut self.to_backend, buf, 0)?;
+                    buf.clear();
+                    self.piping = true;
+                }
                 break;
             }
             self.counted_commands[class.index()] += 1;
@@ -727,6 +804,8 @@ impl Session {
                     self.input = Input::Stopped;
                     Some((Bytes::from_static(reply), true))
                 }
+                // Handled above: piped, or refused by the first arm.
+                Action::Pipe => None,
             };
             if let Some((reply, close)) = local {
                 batch.flush(&self.backend, &mut self.to_backend, buf)?;
@@ -847,6 +926,7 @@ impl Session {
             addr,
             buf: None,
             replies: ReplyScanner::default(),
+            write_shut: false,
         });
         if !prelude.is_empty() {
             send_backend(&self.backend, &mut self.to_backend, &prelude, 0)?;
@@ -914,7 +994,7 @@ impl Session {
             Conn::Own(stream) => stream,
             Conn::Shared { inbox, .. } => {
                 let lost = inbox.take_into(&mut backend.buf);
-                self.route_replies()?;
+                self.route_and_check().await?;
                 if lost {
                     return Box::pin(self.on_backend_lost()).await;
                 }
@@ -929,7 +1009,7 @@ impl Session {
             Err(e) if e.kind() == io::ErrorKind::WouldBlock => return Ok(()),
             Err(_) => return Box::pin(self.on_backend_lost()).await,
         }
-        self.route_replies()
+        self.route_and_check().await
     }
 
     /// Sends complete replies on to the client, in order, swallowing the replies
@@ -949,7 +1029,6 @@ impl Session {
         };
         let mut run_start = 0;
         let mut pos = 0;
-        let mut demoted = None;
         loop {
             if let Some((bytes, close)) = self.ledger.pop_local() {
                 out.send(&buf[run_start..pos])?;
@@ -987,42 +1066,78 @@ impl Session {
                     return Err(End::ReplayFailed);
                 }
                 Route::Demoted { sole } => {
-                    self.shared.hints.send(Hint::Demoted(backend.addr));
-                    if sole && self.retained > 0 {
-                        // Not executed: keep the command for the new master.
-                        out.send(&buf[run_start..pos])?;
-                        pos += reply.len;
-                        run_start = pos;
-                        demoted = Some(true);
-                    } else {
-                        pos += reply.len;
-                        demoted = Some(false);
-                    }
+                    // Held at the front of the buffer until ROLE tells what
+                    // it means (`on_readonly`); nothing after it goes first.
+                    self.readonly = Some(ReadOnlyReply {
+                        len: reply.len,
+                        sole,
+                    });
+                    break;
                 }
             }
-            if self.retained > 0 && self.ledger.counted() == 0 && demoted != Some(true) {
-                if let Some(cbuf) = self.cbuf.as_mut() {
-                    cbuf.advance(self.retained);
-                }
-                self.retained = 0;
-            }
+            release_retained(&mut self.cbuf, &mut self.retained, self.ledger.counted());
         }
         out.send(&buf[run_start..pos])?;
         // The scanner's progress through an incomplete reply is relative to
         // its start, which is now the front of the buffer.
         buf.advance(pos);
-        match demoted {
-            Some(true) => {
-                info!(addr = %backend.addr, "master answered -READONLY; retrying the command on the new master");
-                self.retained = 0;
-                self.avoid = Some(Avoid::Demoted);
-                self.drop_backend();
+        if self.draining_until.is_some() && self.ledger.counted() == 0 && self.readonly.is_none() {
+            self.finish_switch()?;
+        }
+        Ok(())
+    }
+
+    /// Routes the replies just received, settling any `-READONLY` among them
+    /// by asking the master its `ROLE` before anything after it is routed.
+    async fn route_and_check(&mut self) -> Result<(), End> {
+        self.route_replies()?;
+        while let Some(held) = self.readonly.take() {
+            Box::pin(self.on_readonly(held)).await?;
+            self.route_replies()?;
+        }
+        Ok(())
+    }
+
+    /// A `-READONLY` reply is at the front of the backend buffer. A master
+    /// that still says `master` sent it on purpose (a script's error, `DEBUG
+    /// ERROR`): the client gets it unchanged at once. Otherwise the node was
+    /// demoted: the control path is told, and a command that was alone in
+    /// flight (so it did not run) is retried on the new master; with others in
+    /// flight the error is forwarded and the session ends after their replies.
+    async fn on_readonly(&mut self, held: ReadOnlyReply) -> Result<(), End> {
+        let Some(addr) = self.backend.as_ref().map(|b| b.addr) else {
+            return Ok(());
+        };
+        let auth = self.shared.settings.backend_auth.as_deref();
+        let demoted = is_master(addr, auth, LIVENESS_TIMEOUT).await != Some(true);
+        let Some(buf) = self.backend.as_mut().and_then(|b| b.buf.as_mut()) else {
+            return Ok(());
+        };
+        let retry = demoted && held.sole && self.retained > 0;
+        if !retry {
+            ClientOut {
+                counters: &self.shared.counters,
+                stream: &self.client,
+                pending: &mut self.to_client,
             }
-            Some(false) => {
-                info!(addr = %backend.addr, "master answered -READONLY; closing the session after its replies");
+            .send(&buf[..held.len])?;
+        }
+        buf.advance(held.len);
+        if demoted {
+            self.shared.hints.send(Hint::Demoted(addr));
+        }
+        if retry {
+            info!(%addr, "master answered -READONLY; retrying the command on the new master");
+            // Not executed: its bytes stay at the front of the input, unsent.
+            self.retained = 0;
+            self.avoid = Some(Avoid::Demoted);
+            self.drop_backend();
+        } else {
+            release_retained(&mut self.cbuf, &mut self.retained, self.ledger.counted());
+            if demoted {
+                info!(%addr, "master answered -READONLY; closing the session after its replies");
                 self.input = Input::Stopped;
             }
-            None => {}
         }
         if self.draining_until.is_some() && self.ledger.counted() == 0 {
             self.finish_switch()?;
@@ -1032,10 +1147,19 @@ impl Session {
 
     /// The backend connection closed or failed.
     async fn on_backend_lost(&mut self) -> Result<(), End> {
-        let Some((addr, shared)) = self.backend.as_ref().map(|b| (b.addr, b.is_shared())) else {
+        let Some((addr, shared, write_shut)) = self
+            .backend
+            .as_ref()
+            .map(|b| (b.addr, b.is_shared(), b.write_shut))
+        else {
             return Ok(());
         };
         self.drop_backend();
+        if write_shut {
+            // Redis closed a connection whose client had gone: what it answered
+            // was passed on; whatever it did not answer, it never will.
+            return Err(End::Finished);
+        }
         if self.input == Input::Stopped && !self.ledger.awaits_backend() {
             // Done (QUIT and the like): the session ends once its output is out.
             return Ok(());
@@ -1068,6 +1192,68 @@ impl Session {
         self.shared.hints.send(Hint::Unreachable(addr));
         self.avoid = Some(Avoid::Unreachable(Instant::now() + RETRY_DELAY));
         Ok(())
+    }
+
+    /// The session after SYNC/PSYNC: a replication stream (an RDB payload,
+    /// then the master's commands, with bare newlines as keep-alives) is not a
+    /// sequence of replies, so bytes pass both ways unread from here on, each
+    /// side's close passed on to the other. The stream belongs to the master
+    /// it started on: a switch to another master ends it, as a replica's link
+    /// ends when its master goes away.
+    async fn pipe(
+        &mut self,
+        shutdown: &CancellationToken,
+        retired: &mut Pin<Box<WaitForCancellationFutureOwned>>,
+    ) -> End {
+        let Some(backend) = self.backend.as_deref_mut() else {
+            return End::BackendLost;
+        };
+        let Conn::Own(stream) = &mut backend.conn else {
+            return End::BackendLost;
+        };
+        let addr = backend.addr;
+        // What was read or queued before the switch to a pipe goes first.
+        let early = backend.buf.take();
+        let counters = &self.shared.counters;
+        let flushed = async {
+            if let Some(out) = self.to_backend.take() {
+                stream.write_all(&out).await.map_err(|_| End::BackendLost)?;
+            }
+            for out in [self.to_client.take(), early].into_iter().flatten() {
+                counters.add_bytes_out(out.len());
+                self.client.write_all(&out).await.map_err(|_| End::Client)?;
+            }
+            Ok(())
+        };
+        if let Err(end) = flushed.await {
+            return end;
+        }
+        debug!(%addr, "replication stream: passing bytes through");
+        let mut copy = std::pin::pin!(tokio::io::copy_bidirectional(&mut self.client, stream));
+        loop {
+            tokio::select! {
+                // Either side closed (or failed); the other was told.
+                result = &mut copy => {
+                    if let Ok((to_backend, to_client)) = result {
+                        counters.add_bytes_in(usize::try_from(to_backend).unwrap_or(usize::MAX));
+                        counters.add_bytes_out(usize::try_from(to_client).unwrap_or(usize::MAX));
+                    }
+                    return End::Finished;
+                }
+                // A new topology, or shutdown (which retires every snapshot).
+                () = retired.as_mut() => {
+                    if shutdown.is_cancelled() {
+                        return End::Finished;
+                    }
+                    let topology = self.shared.switch.current();
+                    if topology.master.is_some_and(|master| master != addr) {
+                        debug!(%addr, "replication stream ends: the master changed");
+                        return End::Pinned;
+                    }
+                    *retired = Box::pin(topology.retired());
+                }
+            }
+        }
     }
 
     fn on_new_topology(&mut self) -> Result<(), End> {
@@ -1195,6 +1381,17 @@ impl Session {
             buf.clear();
         }
         bufpool::give_back_if_empty(&mut self.cbuf);
+    }
+}
+
+/// The command kept at the front of `cbuf` for a retry after `-READONLY`
+/// (`retained` bytes) is done with once nothing is in flight anymore.
+fn release_retained(cbuf: &mut Option<BytesMut>, retained: &mut usize, in_flight: usize) {
+    if *retained > 0 && in_flight == 0 {
+        if let Some(cbuf) = cbuf.as_mut() {
+            cbuf.advance(*retained);
+        }
+        *retained = 0;
     }
 }
 

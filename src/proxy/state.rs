@@ -111,6 +111,10 @@ pub enum Action {
     Authenticate(bool),
     /// Answer locally and close.
     LocalThenClose(&'static [u8]),
+    /// SYNC / PSYNC: once nothing else is in flight, forward it and everything
+    /// after it, and from then on pass bytes both ways unread (a replication
+    /// stream is not a sequence of replies).
+    Pipe,
 }
 
 /// Replies the proxy makes itself.
@@ -394,6 +398,7 @@ pub fn decide(
         Special::Monitor => track(Effect::Monitor),
         Special::Reset => track(Effect::Reset),
         Special::Quit => Action::ForwardLast,
+        Special::Sync => Action::Pipe,
         Special::Client => client_subcommand(frame, req),
         Special::Subscribe(family) | Special::Unsubscribe(family) => {
             let channels = req.argc.saturating_sub(1);

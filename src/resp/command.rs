@@ -288,6 +288,9 @@ pub enum Special {
     Reset,
     /// QUIT: reply, then the server closes the connection.
     Quit,
+    /// SYNC / PSYNC: the connection becomes a replication stream (an RDB
+    /// payload without a trailing CRLF, then the master's command stream).
+    Sync,
 }
 
 /// Recognises the commands that change connection state, any case.
@@ -317,6 +320,7 @@ pub fn special(name: &[u8]) -> Special {
         b"monitor" => Special::Monitor,
         b"reset" => Special::Reset,
         b"quit" => Special::Quit,
+        b"sync" | b"psync" => Special::Sync,
         _ => Special::None,
     }
 }
@@ -367,6 +371,7 @@ mod tests {
         assert_eq!(table.info(&[b'x'; 100]).class, Class::Other);
         assert_eq!(special(b"Subscribe"), Special::Subscribe(Family::Channel));
         assert_eq!(special(b"QUIT"), Special::Quit);
+        assert_eq!(special(b"psync"), Special::Sync);
         assert_eq!(special(b"get"), Special::None);
     }
 

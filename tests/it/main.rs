@@ -27,6 +27,7 @@ mod hold;
 mod import;
 mod limits;
 mod metrics;
+mod passthrough;
 mod readme;
 mod resp;
 mod session;
