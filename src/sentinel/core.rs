@@ -940,13 +940,17 @@ impl Core {
         }
         let new_node = match self.replicas.remove(&new) {
             Some(mut node) => {
-                // Its role must be confirmed again before any write goes
-                // there: forget the INFO that called it a replica (it would
-                // also look like a master demoted long ago). Its silence is
-                // measured afresh.
-                node.info = None;
-                node.last_info = None;
-                node.role_changed_at = now;
+                // Its role must be confirmed before any write goes there: an
+                // INFO that still calls it a replica is forgotten (it would
+                // also look like a master demoted long ago); one that already
+                // says master (the promotion the leader saw confirmed) stands,
+                // so the route does not drop to None until the next INFO.
+                // Its silence is measured afresh.
+                if !node.reports_master() {
+                    node.info = None;
+                    node.last_info = None;
+                    node.role_changed_at = now;
+                }
                 node.sdown_since = None;
                 node.unanswered_since = None;
                 node.last_ok = now;
