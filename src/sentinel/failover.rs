@@ -81,7 +81,9 @@ impl Core {
     }
 
     fn begin(&mut self, forced: bool, now: Instant) {
-        self.current_epoch += 1;
+        // Epochs come from the network too: at the very top one stays put
+        // (no vote is then granted twice in it) rather than overflow.
+        self.current_epoch = self.current_epoch.saturating_add(1);
         self.dirty = true;
         let epoch = self.current_epoch;
         self.failover = Some(Failover {

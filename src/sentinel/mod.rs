@@ -100,10 +100,8 @@ impl Runner {
         let mut published = Published::default();
         let link_timeout = (self.core.settings.down_after / 2)
             .clamp(Duration::from_millis(100), Duration::from_secs(5));
-        let client_name = format!(
-            "sentinel-{}-cmd",
-            &self.core.myid[..8.min(self.core.myid.len())]
-        );
+        let myid = &self.core.myid;
+        let client_name = format!("sentinel-{}-cmd", myid.get(..8).unwrap_or(myid));
         loop {
             tokio::select! {
                 // Stopping: links close with their parent token.

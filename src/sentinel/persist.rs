@@ -7,8 +7,8 @@
 //! replicas and peers are saved too, so a restarted node rejoins as itself.
 //!
 //! This module only reads and writes the file; it does not decide what to save
-//! or when, and does not check the state's meaning (that a run id is 40 hex
-//! characters, that epochs agree).
+//! or when. Of the state's meaning it checks only what could otherwise break
+//! the core later: run ids are 40 hex characters, as Sentinel's are.
 //!
 //! Invariants:
 //! * [`save`] is atomic: readers see the old file or the new one, never a mix.
@@ -133,12 +133,21 @@ pub fn load(dir: &Path) -> Result<Option<SavedState>, PersistError> {
         Err(e) if e.kind() == io::ErrorKind::NotFound => return Ok(None),
         Err(source) => return Err(PersistError::Read { path, source }),
     };
-    toml::from_str(&text)
-        .map(Some)
-        .map_err(|e| PersistError::Parse {
-            message: parse_message(&text, &e),
-            path,
-        })
+    let state: SavedState = toml::from_str(&text).map_err(|e| PersistError::Parse {
+        message: parse_message(&text, &e),
+        path: path.clone(),
+    })?;
+    let run_ids = std::iter::once(("myid", &state.myid))
+        .chain(state.peers.iter().map(|p| ("peers.run_id", &p.run_id)));
+    for (field, id) in run_ids {
+        if !super::hello::is_run_id(id) {
+            return Err(PersistError::Parse {
+                message: format!("{field} must be 40 hexadecimal characters, not {id:?}"),
+                path,
+            });
+        }
+    }
+    Ok(Some(state))
 }
 
 /// The parser's message on one line, prefixed with the line it points at.
@@ -294,6 +303,34 @@ mod tests {
         assert!(shown.starts_with("state file "), "{shown}");
         assert!(shown.contains(FILE_NAME), "{shown}");
         assert!(!shown.contains('\n'), "{shown}");
+    }
+
+    /// A run id that is not 40 hex characters (hand-edited, or corrupt) is
+    /// refused on load, naming the field: a non-ASCII one once panicked when
+    /// the core cut its first 8 bytes for a connection name.
+    #[test]
+    fn a_malformed_run_id_is_a_parse_error_naming_the_field() {
+        let dir = tempfile::tempdir().unwrap();
+        let good = state();
+        let mut bad_myid = good.clone();
+        bad_myid.myid = "é".repeat(20);
+        let mut bad_peer = good.clone();
+        bad_peer.peers = vec![SavedPeer {
+            addr: "127.0.0.1:26379".into(),
+            run_id: "short".into(),
+        }];
+        for (state, field) in [(bad_myid, "myid"), (bad_peer, "peers.run_id")] {
+            save(dir.path(), &state).unwrap();
+            match load(dir.path()) {
+                Err(PersistError::Parse { message, .. }) => {
+                    assert!(message.starts_with(field), "{message}");
+                    assert!(message.contains("40 hexadecimal"), "{message}");
+                }
+                other => panic!("{field}: expected a parse error, got {other:?}"),
+            }
+        }
+        save(dir.path(), &good).unwrap();
+        assert_eq!(load(dir.path()).unwrap(), Some(good));
     }
 
     #[test]
