@@ -284,6 +284,7 @@ impl CorePlan {
         hints: tokio::sync::mpsc::Receiver<Hint>,
         status: tokio::sync::watch::Sender<crate::status::Status>,
     ) -> anyhow::Result<CorePlan> {
+        let warnings = core.warnings();
         let saved = match &core.data_dir {
             Some(dir) => {
                 std::fs::create_dir_all(dir).map_err(|e| {
@@ -343,6 +344,9 @@ impl CorePlan {
             tokio::time::Instant::now(),
         );
         info!(myid = %core.myid, %announce, %master, "sentinel core configured");
+        for warning in warnings {
+            warn!("{warning}");
+        }
         Ok(CorePlan {
             runner: sentinel::Runner {
                 core,

@@ -3,7 +3,7 @@
 use std::process::ExitCode;
 
 use clap::Parser;
-use sentinel_proxy::config::{Cli, Command};
+use sentinel_proxy::config::{Cli, Command, Source};
 use sentinel_proxy::{App, Config, telemetry};
 use tokio::signal::unix::{SignalKind, signal};
 
@@ -31,6 +31,11 @@ fn main() -> ExitCode {
     };
     if let Some(Command::CheckConfig) = cli.command {
         println!("{}", config.describe());
+        if let Source::Core(core) = &config.source {
+            for warning in core.warnings() {
+                eprintln!("sentinel-proxy: warning: {warning}");
+            }
+        }
         return ExitCode::SUCCESS;
     }
     telemetry::init(config.log_format, &config.log_level);

@@ -88,6 +88,29 @@ pub struct CoreConfig {
     pub client_reconfig_script: Option<std::path::PathBuf>,
 }
 
+impl CoreConfig {
+    /// Voters in the group: the peers, and this proxy unless it observes.
+    pub fn voters(&self) -> usize {
+        self.peers.len() + usize::from(!self.observer)
+    }
+
+    /// Settings that are valid but probably not what the operator meant,
+    /// one line each (logged at start-up, printed by `check-config`).
+    pub fn warnings(&self) -> Vec<String> {
+        let mut warnings = Vec::new();
+        let voters = self.voters();
+        if self.quorum as usize > voters {
+            warnings.push(format!(
+                "quorum {} is more than the {voters} voter(s) (peers, plus this proxy unless it \
+                 observes): the master can never be agreed down, so this group monitors but \
+                 never fails over",
+                self.quorum
+            ));
+        }
+        warnings
+    }
+}
+
 /// Credentials the proxy uses towards backends.
 #[derive(Clone, Default, PartialEq, Eq)]
 pub struct Credentials {

@@ -150,3 +150,48 @@ fn check_config_with_an_unknown_key_names_it() {
     assert_usage_error(&out, &["listen_port"]);
     assert!(out.stdout.is_empty(), "stdout: {}", text(&out.stdout));
 }
+
+/// A quorum above the number of voters can never be reached: the group
+/// would monitor but never fail over. It is allowed (one proxy alone is a
+/// monitor), but `check-config` says so on stderr; a reachable quorum gets
+/// no word.
+#[test]
+fn check_config_warns_of_a_quorum_above_the_voters() {
+    let peer = loopback(free_port()).to_string();
+    let unreachable = run(&[
+        "--master",
+        "127.0.0.1:7000",
+        "--peer",
+        &peer,
+        "--quorum",
+        "3",
+        "check-config",
+    ]);
+    assert_eq!(
+        unreachable.status.code(),
+        Some(0),
+        "{}",
+        text(&unreachable.stderr)
+    );
+    let warning = lines(&unreachable.stderr);
+    assert_eq!(warning.len(), 1, "{warning:?}");
+    assert!(
+        warning[0].contains("quorum 3") && warning[0].contains("2 voter(s)"),
+        "{warning:?}"
+    );
+    let reachable = run(&[
+        "--master",
+        "127.0.0.1:7000",
+        "--peer",
+        &peer,
+        "--quorum",
+        "2",
+        "check-config",
+    ]);
+    assert_eq!(reachable.status.code(), Some(0));
+    assert!(
+        lines(&reachable.stderr).is_empty(),
+        "{}",
+        text(&reachable.stderr)
+    );
+}
