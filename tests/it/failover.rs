@@ -467,15 +467,17 @@ fn unreachable_sentinels_do_not_interrupt_a_healthy_master() {
 fn the_follower_reuses_its_connections() {
     let topology = Topology::spawn(1, 3);
     let _proxy = proxy_following(&topology, &[]);
+    // A failed INFO must fail the test: counting 0 would make the
+    // assertions below hold without measuring anything.
     let accepted = |mut conn: redis::Connection| -> u64 {
         let info: String = redis::cmd("INFO")
             .arg("stats")
             .query(&mut conn)
-            .unwrap_or_default();
+            .expect("INFO stats");
         support::parse_info(&info)
             .get("total_connections_received")
             .and_then(|v| v.parse().ok())
-            .unwrap_or(0)
+            .expect("total_connections_received in INFO stats")
     };
     thread::sleep(Duration::from_secs(1));
     let sentinel = &topology.sentinels[0];
