@@ -103,6 +103,7 @@ impl App {
                     hints: hint_rx,
                     connections: Default::default(),
                     last_master: None,
+                    status: status_tx,
                 };
                 (ControlPath::Follow(follower), reader)
             }

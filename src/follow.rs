@@ -100,6 +100,8 @@ pub struct Follower {
     pub connections: HashMap<SocketAddr, Probe>,
     /// The last master committed, to count switches.
     pub last_master: Option<SocketAddr>,
+    /// What `/status` and `/readyz` show: the master, or why commands are held.
+    pub status: tokio::sync::watch::Sender<crate::status::Status>,
 }
 
 impl Follower {
@@ -155,7 +157,8 @@ impl Follower {
             && reports.iter().any(|r| r.addr == master && r.unsettled)
         {
             info!(%master, "a Sentinel reports the master down or failing over; holding commands");
-            return self.fence(current.master, current.config_epoch);
+            let reason = format!("a Sentinel reports the master {master} down or failing over");
+            return self.fence(current.master, current.config_epoch, reason);
         }
         let verdict = tally(&reports, self.sentinels.len());
         if let Verdict::Agreed { addr, config_epoch } = verdict {
@@ -173,6 +176,7 @@ impl Follower {
                                 metrics::counter!(crate::metrics::SWITCHES).increment(1);
                             }
                             self.last_master = Some(addr);
+                            self.show(Some(addr), None);
                             info!(
                                 master = %addr, config_epoch = t.config_epoch, generation = t.generation,
                                 "master committed: a majority of Sentinels agree and ROLE says master"
@@ -185,11 +189,21 @@ impl Follower {
                 Ok(role) => debug!(%addr, ?role, "agreed master does not say master yet"),
                 Err(error) => debug!(%addr, %error, "agreed master unreachable"),
             }
-            return self.fence(current.master, current.config_epoch);
+            let reason =
+                format!("the Sentinels agree on {addr}, but it does not answer ROLE as master yet");
+            return self.fence(current.master, current.config_epoch, reason);
         }
         debug!(reports = reports.len(), "no Sentinel majority");
-        if let Some(master) = current.master {
-            self.keep_or_fence(master, current.config_epoch).await;
+        match current.master {
+            Some(master) => self.keep_or_fence(master, current.config_epoch).await,
+            None => self.show(
+                None,
+                Some(format!(
+                    "no majority of the {} Sentinels names a master ({} answered)",
+                    self.sentinels.len(),
+                    reports.len()
+                )),
+            ),
         }
     }
 
@@ -210,20 +224,35 @@ impl Follower {
             Ok(Role::Master) => {}
             Ok(role) => {
                 warn!(%master, ?role, "master no longer says master; holding commands");
-                self.fence(Some(master), config_epoch);
+                let reason = format!("the master {master} no longer answers ROLE as master");
+                self.fence(Some(master), config_epoch, reason);
             }
             Err(error) => {
                 warn!(%master, %error, "master unreachable; holding commands");
-                self.fence(Some(master), config_epoch);
+                let reason = format!("the master {master} is unreachable: {error}");
+                self.fence(Some(master), config_epoch, reason);
             }
         }
     }
 
-    /// Publishes "no master" unless that is already the state.
-    fn fence(&self, current: Option<SocketAddr>, config_epoch: u64) {
+    /// Publishes "no master" unless that is already the state, and shows why.
+    fn fence(&self, current: Option<SocketAddr>, config_epoch: u64, reason: String) {
         if current.is_some() && self.writer.publish(None, config_epoch).is_ok() {
             info!(previous = ?current, "no master committed: commands are held");
         }
+        self.show(current, Some(reason));
+    }
+
+    /// Updates what `/status` and `/readyz` show (subscribers are woken only
+    /// when something changed).
+    fn show(&self, master: Option<SocketAddr>, held_reason: Option<String>) {
+        let master = master.map(|m| m.to_string());
+        self.status.send_if_modified(|status| {
+            let changed = status.master != master || status.held_reason != held_reason;
+            status.master = master;
+            status.held_reason = held_reason;
+            changed
+        });
     }
 }
 

@@ -551,3 +551,36 @@ fn pipelined_clients_ride_through_a_planned_failover() {
         .unwrap_or(0);
     assert!(on_new > 0, "nothing reached the new master");
 }
+
+/// Following Sentinels, `/readyz` says why commands are held: it used to
+/// show only the start-up text ("no master known yet") whatever the cause.
+/// Here the master stops answering (SIGSTOP) and the reason names it; once it
+/// answers again the proxy is ready again.
+#[test]
+fn readyz_says_why_commands_are_held_when_following() {
+    let mut topology = Topology::spawn(0, 3);
+    let proxy = proxy_following(&topology, &[]);
+    let master = topology.master().addr();
+    crate::support::assert_eventually!(
+        Duration::from_secs(10),
+        proxy.http_get("/readyz").is_ok_and(|(code, _)| code == 200)
+    );
+    topology.nodes[0].freeze();
+    let reason = support::wait_for(
+        Duration::from_secs(15),
+        "/readyz to say 503",
+        || match proxy.http_get("/readyz") {
+            Ok((503, body)) => Some(body),
+            _ => None,
+        },
+    );
+    topology.nodes[0].unfreeze();
+    assert!(
+        reason.contains(&master.to_string()) && !reason.contains("no master known yet"),
+        "/readyz: {reason}"
+    );
+    crate::support::assert_eventually!(
+        Duration::from_secs(15),
+        proxy.http_get("/readyz").is_ok_and(|(code, _)| code == 200)
+    );
+}
