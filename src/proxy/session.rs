@@ -1081,19 +1081,20 @@ impl Session {
         // The scanner's progress through an incomplete reply is relative to
         // its start, which is now the front of the buffer.
         buf.advance(pos);
-        if self.draining_until.is_some() && self.ledger.counted() == 0 && self.readonly.is_none() {
-            self.finish_switch()?;
-        }
         Ok(())
     }
 
     /// Routes the replies just received, settling any `-READONLY` among them
-    /// by asking the master its `ROLE` before anything after it is routed.
+    /// by asking the master its `ROLE` before anything after it is routed;
+    /// a switch waiting for the last of them then completes.
     async fn route_and_check(&mut self) -> Result<(), End> {
         self.route_replies()?;
         while let Some(held) = self.readonly.take() {
             Box::pin(self.on_readonly(held)).await?;
             self.route_replies()?;
+        }
+        if self.draining_until.is_some() && self.ledger.counted() == 0 {
+            self.finish_switch()?;
         }
         Ok(())
     }
@@ -1138,9 +1139,6 @@ impl Session {
                 info!(%addr, "master answered -READONLY; closing the session after its replies");
                 self.input = Input::Stopped;
             }
-        }
-        if self.draining_until.is_some() && self.ledger.counted() == 0 {
-            self.finish_switch()?;
         }
         Ok(())
     }
