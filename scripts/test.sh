@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # Runs the whole test suite. The integration tests need redis-server,
 # redis-sentinel, redis-cli and python3-redis (redis-py, a Sentinel-aware
-# client); they are installed with apt-get when missing.
+# client); they are installed with apt-get when missing. A current redis-py
+# from PyPI is installed into a venv under target/ (see below).
 set -euo pipefail
 
 cd "$(dirname "${BASH_SOURCE[0]}")/.."
@@ -31,6 +32,44 @@ if [ "$missing" -eq 1 ]; then
     as_root env DEBIAN_FRONTEND=noninteractive apt-get update
     as_root env DEBIAN_FRONTEND=noninteractive apt-get install -y --no-install-recommends \
         redis-server redis-sentinel redis-tools python3-redis
+fi
+
+# A current redis-py (8.x, from PyPI) for the client tests: it opens every
+# connection with HELLO 3, as current Sentinel-aware clients do. Installed once
+# into a venv under target/ and handed to the tests as
+# SENTINEL_PROXY_TEST_PYTHON. Debian's interpreter is used when present (pyenv
+# or another python3 may come first on the PATH); its venv module comes in
+# Debian's python3-venv package.
+py_venv=target/py-venv
+py_venv_ready() {
+    "$py_venv/bin/python" -c \
+        'import redis, sys; sys.exit(redis.__version__.split(".")[0] != "8")' \
+        >/dev/null 2>&1
+}
+if ! py_venv_ready; then
+    base_python=/usr/bin/python3
+    [ -x "$base_python" ] || base_python=$(command -v python3 || true)
+    if [ -n "$base_python" ] && ! "$base_python" -c 'import ensurepip, venv' >/dev/null 2>&1; then
+        echo "test.sh: installing python3-venv" >&2
+        as_root env DEBIAN_FRONTEND=noninteractive apt-get update >/dev/null || true
+        as_root env DEBIAN_FRONTEND=noninteractive apt-get install -y --no-install-recommends \
+            python3-venv >/dev/null || true
+    fi
+    echo "test.sh: creating $py_venv with redis-py 8 from PyPI" >&2
+    rm -rf "$py_venv"
+    if [ -n "$base_python" ] && "$base_python" -m venv "$py_venv" >/dev/null; then
+        timeout 300 "$py_venv/bin/pip" install --quiet --disable-pip-version-check \
+            'redis>=8,<9' || true
+    fi
+fi
+if py_venv_ready; then
+    SENTINEL_PROXY_TEST_PYTHON="$PWD/$py_venv/bin/python"
+    export SENTINEL_PROXY_TEST_PYTHON
+else
+    rm -rf "$py_venv"
+    echo "test.sh: could not install redis-py 8 into $py_venv (no python3 -m venv, or pip" \
+        "could not reach PyPI); the clients:: tests will fail, the others use Debian's" \
+        "python3-redis" >&2
 fi
 
 # The data path tests run a second time with shared backend connections

@@ -27,7 +27,9 @@ fn ok() -> OwnedFrame {
     OwnedFrame::SimpleString(b"OK".to_vec())
 }
 
-/// A flat `[key, value, …]` array, as Sentinel answers `SENTINEL master`.
+/// A flat `[key, value, …]` array, as Sentinel answers `SENTINEL master` in
+/// RESP2. A command answering one must be listed in the sentinel port's
+/// `core_shape` (api.rs), which makes it a map for RESP3 clients.
 fn fields(pairs: Vec<(&str, String)>) -> OwnedFrame {
     OwnedFrame::Array(
         pairs

@@ -1,4 +1,5 @@
-//! The Sentinel protocol port: a small RESP2 server in front of the sentinel core.
+//! The Sentinel protocol port: a small RESP2/RESP3 server in front of the
+//! sentinel core.
 //!
 //! What it does: accepts clients (up to `max_clients`), parses their requests
 //! (multibulk and inline, pipelined), answers the connection-level commands
@@ -7,8 +8,17 @@
 //! writing back whatever frame the core answers. Sentinel events published on a
 //! broadcast channel reach subscribers as `message` / `pmessage` frames.
 //!
-//! What it does not do: it knows nothing about masters, replicas or failovers,
-//! and it never speaks RESP3 (`HELLO 3` is refused).
+//! Protocol: a connection speaks RESP2 until `HELLO 3`, then RESP3 as Redis
+//! Sentinel 7.0 does (`HELLO 2` and `RESET` go back to RESP2). The core and
+//! this file build RESP2 frames; what RESP2 leaves unsaid (this flat array is a
+//! map, that one a push, this null a null array) is a [`Shape`], and
+//! [`put_frame`] is the one place where a frame, its shape and the connection's
+//! [`Protocol`] become bytes. In RESP3 maps are `%`, pub/sub confirmations and
+//! messages are `>` pushes, nulls are `_`, and a subscribed client may run any
+//! command.
+//!
+//! What it does not do: it knows nothing about masters, replicas or failovers
+//! beyond which of the core's replies Sentinel sends as maps ([`core_shape`]).
 //!
 //! Invariants:
 //! * replies leave in request order; a client waits for the core at most
@@ -22,8 +32,9 @@ use std::collections::BTreeSet;
 use std::sync::Arc;
 use std::time::Duration;
 
+use std::fmt::Write as _;
+
 use bytes::{Buf, BufMut, Bytes, BytesMut};
-use redis_protocol::resp2::types::Resp2Frame;
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::{TcpListener, TcpStream};
 use tokio::sync::broadcast::error::RecvError;
@@ -34,7 +45,7 @@ use tracing::{debug, warn};
 
 use crate::resp::ProtocolError;
 use crate::resp::request::{self, RequestScanner, Scanned};
-use crate::resp::value::{OwnedFrame, encode_command};
+use crate::resp::value::OwnedFrame;
 
 /// Largest single request accepted; sentinel commands are tiny.
 pub const MAX_REQUEST: usize = 1024 * 1024;
@@ -120,9 +131,6 @@ mod replies {
         b"-WRONGPASS invalid username-password pair or user is disabled.\r\n";
     /// `AUTH <password>` when no password is configured.
     pub const AUTH_UNCONFIGURED: &[u8] = b"-ERR AUTH <password> called without any password configured for the default user. Are you sure your configuration is correct?\r\n";
-    /// `HELLO 3`: this port stays on RESP2.
-    pub const NOPROTO_RESP3: &[u8] =
-        b"-NOPROTO sentinel-proxy speaks RESP2 on the sentinel port\r\n";
     /// `HELLO <n>` for a version that never existed.
     pub const NOPROTO: &[u8] = b"-NOPROTO unsupported protocol version\r\n";
     /// `HELLO <not a number>`.
@@ -132,8 +140,6 @@ mod replies {
         b"-ERR Client names cannot contain spaces, newlines or special characters.\r\n";
     /// The core did not answer (gone, or slower than the timeout).
     pub const CORE_UNAVAILABLE: &[u8] = b"-ERR sentinel core unavailable\r\n";
-    /// A frame the encoder refused (cannot happen for well-formed frames).
-    pub const ENCODE_FAILED: &[u8] = b"-ERR reply could not be encoded\r\n";
     /// Too many connections.
     pub const MAX_CLIENTS: &[u8] = b"-ERR max number of clients reached\r\n";
 }
@@ -141,7 +147,8 @@ mod replies {
 /// Commands a client may send before authenticating.
 const BEFORE_AUTH: &[&[u8]] = &[b"auth", b"hello", b"quit", b"reset"];
 
-/// Commands a RESP2 client may send while subscribed.
+/// Commands a RESP2 client may send while subscribed (a RESP3 client may send
+/// any: its replies and messages cannot be confused).
 const WHILE_SUBSCRIBED: &[&[u8]] = &[
     b"subscribe",
     b"psubscribe",
@@ -193,6 +200,44 @@ impl Kind {
     }
 }
 
+/// The RESP version a connection speaks, chosen with `HELLO`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+enum Protocol {
+    /// Every connection starts here, and `RESET` comes back here, as in Redis.
+    #[default]
+    Resp2,
+    /// After `HELLO 3`: maps, pushes and `_` nulls.
+    Resp3,
+}
+
+impl Protocol {
+    /// HELLO's `proto` field.
+    fn number(self) -> i64 {
+        match self {
+            Protocol::Resp2 => 2,
+            Protocol::Resp3 => 3,
+        }
+    }
+}
+
+/// What a reply means beyond its RESP2 frame: RESP2 sends maps and pushes as
+/// plain arrays and has two nulls, RESP3 tells them all apart. [`put_frame`]
+/// reads it; nested frames are [`Shape::Plain`] unless said otherwise.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Shape {
+    /// Arrays are arrays; a null is the null bulk string (`$-1` in RESP2).
+    Plain,
+    /// An array whose null is the null array (`*-1` in RESP2), as Sentinel
+    /// answers `SENTINEL get-master-addr-by-name` for an unknown name.
+    Array,
+    /// A flat `[key, value, …]` array that RESP3 sends as a map (`%`).
+    Map,
+    /// An array of such flat arrays: each element is a map in RESP3.
+    Maps,
+    /// Pub/sub confirmations and messages: a push (`>`) in RESP3.
+    Push,
+}
+
 /// Per-connection state: everything a request can change. Pure: no I/O.
 #[derive(Debug, Default)]
 struct Session {
@@ -202,6 +247,8 @@ struct Session {
     name: Option<Bytes>,
     /// Whether AUTH succeeded (only consulted when a password is required).
     authenticated: bool,
+    /// The RESP version replies are written in.
+    protocol: Protocol,
     /// Subscribed channels.
     channels: BTreeSet<Bytes>,
     /// Subscribed patterns.
@@ -222,6 +269,17 @@ impl Session {
         self.channels.len() + self.patterns.len()
     }
 
+    /// Whether the client is in RESP2's pub/sub mode, where replies and
+    /// messages share one kind of frame and so few commands are allowed.
+    fn resp2_subscribed(&self) -> bool {
+        self.protocol == Protocol::Resp2 && self.subscriptions() > 0
+    }
+
+    /// Appends `frame` as `shape` in this connection's protocol.
+    fn put(&self, out: &mut BytesMut, frame: &OwnedFrame, shape: Shape) {
+        put_frame(out, frame, shape, self.protocol);
+    }
+
     /// Handles one request (`args[0]` is the command name), appending the reply
     /// to `out` unless the core must answer.
     fn handle(&mut self, args: &[Bytes], requirepass: Option<&str>, out: &mut BytesMut) -> Step {
@@ -233,7 +291,7 @@ impl Session {
             out.put_slice(replies::NOAUTH);
             return Step::Answered;
         }
-        if self.subscriptions() > 0 && !WHILE_SUBSCRIBED.contains(&&name[..]) {
+        if self.resp2_subscribed() && !WHILE_SUBSCRIBED.contains(&&name[..]) {
             put_error(
                 out,
                 &format!(
@@ -263,19 +321,26 @@ impl Session {
         Step::Answered
     }
 
-    /// `PING [message]`; in pub/sub mode Redis answers with a `pong` array.
+    /// `PING [message]`; in RESP2's pub/sub mode Redis answers with a `pong`
+    /// array.
     fn ping(&self, rest: &[Bytes], out: &mut BytesMut) {
         let message = match rest {
             [] => None,
             [message] => Some(message),
             _ => return put_arity(out, "ping"),
         };
-        match (self.subscriptions() > 0, message) {
+        match (self.resp2_subscribed(), message) {
             (true, message) => {
-                encode_command(out, &[&b"pong"[..], message.map_or(&b""[..], |m| &m[..])])
+                let pong = OwnedFrame::Array(vec![
+                    OwnedFrame::BulkString(b"pong".to_vec()),
+                    OwnedFrame::BulkString(message.map_or_else(Vec::new, |m| m.to_vec())),
+                ]);
+                self.put(out, &pong, Shape::Plain);
             }
             (false, None) => out.put_slice(replies::PONG),
-            (false, Some(message)) => put_frame(out, &OwnedFrame::BulkString(message.to_vec())),
+            (false, Some(message)) => {
+                self.put(out, &OwnedFrame::BulkString(message.to_vec()), Shape::Plain)
+            }
         }
     }
 
@@ -295,12 +360,14 @@ impl Session {
         }
     }
 
-    /// `HELLO [protover [AUTH user pass] [SETNAME name]]`, RESP2 only.
+    /// `HELLO [protover [AUTH user pass] [SETNAME name]]`. Like Redis, the
+    /// protocol changes only once everything else succeeded, and the reply is
+    /// already in the new one.
     fn hello(&mut self, rest: &[Bytes], requirepass: Option<&str>, out: &mut BytesMut) {
-        let options = match rest.split_first() {
-            None => rest,
+        let (protocol, options) = match rest.split_first() {
+            None => (self.protocol, rest),
             Some((version, options)) => match parse_version(version) {
-                Ok(()) => options,
+                Ok(protocol) => (protocol, options),
                 Err(refusal) => return refusal.put(out),
             },
         };
@@ -320,10 +387,12 @@ impl Session {
         if let Some(name) = setname {
             self.name = (!name.is_empty()).then(|| name.clone());
         }
-        put_frame(out, &self.hello_map());
+        self.protocol = protocol;
+        self.put(out, &self.hello_map(), Shape::Map);
     }
 
-    /// HELLO's reply: a map, sent as a flat array in RESP2.
+    /// HELLO's reply: a map (a flat array in RESP2). In sentinel mode Redis
+    /// leaves out the `role` field it sends elsewhere: six fields.
     fn hello_map(&self) -> OwnedFrame {
         let text = |s: &str| OwnedFrame::BulkString(s.as_bytes().to_vec());
         let id = i64::try_from(self.id).unwrap_or(i64::MAX);
@@ -333,13 +402,11 @@ impl Session {
             text("version"),
             text("7.0.0"),
             text("proto"),
-            OwnedFrame::Integer(2),
+            OwnedFrame::Integer(self.protocol.number()),
             text("id"),
             OwnedFrame::Integer(id),
             text("mode"),
             text("sentinel"),
-            text("role"),
-            text("master"),
             text("modules"),
             OwnedFrame::Array(Vec::new()),
         ])
@@ -359,13 +426,15 @@ impl Session {
                 self.name = (!name.is_empty()).then(|| name.clone());
                 out.put_slice(replies::OK);
             }
-            (b"getname", []) => match &self.name {
-                Some(name) => put_frame(out, &OwnedFrame::BulkString(name.to_vec())),
-                None => put_frame(out, &OwnedFrame::Null),
-            },
-            (b"id", []) => put_frame(
+            (b"getname", []) => {
+                let name = self.name.as_ref();
+                let frame = name.map_or(OwnedFrame::Null, |n| OwnedFrame::BulkString(n.to_vec()));
+                self.put(out, &frame, Shape::Plain);
+            }
+            (b"id", []) => self.put(
                 out,
                 &OwnedFrame::Integer(i64::try_from(self.id).unwrap_or(i64::MAX)),
+                Shape::Plain,
             ),
             (b"setname" | b"getname" | b"id", _) => {
                 put_arity(out, &format!("client|{}", shown(&sub_lower)))
@@ -405,18 +474,16 @@ impl Session {
         }
     }
 
-    /// Appends `[word, name, count]`.
+    /// Appends `[word, name, count]` (a push in RESP3).
     fn confirm(&self, out: &mut BytesMut, word: &[u8], name: Option<&Bytes>) {
         let name = name.map_or(OwnedFrame::Null, |n| OwnedFrame::BulkString(n.to_vec()));
         let count = i64::try_from(self.subscriptions()).unwrap_or(i64::MAX);
-        put_frame(
-            out,
-            &OwnedFrame::Array(vec![
-                OwnedFrame::BulkString(word.to_vec()),
-                name,
-                OwnedFrame::Integer(count),
-            ]),
-        );
+        let confirmation = OwnedFrame::Array(vec![
+            OwnedFrame::BulkString(word.to_vec()),
+            name,
+            OwnedFrame::Integer(count),
+        ]);
+        self.put(out, &confirmation, Shape::Push);
     }
 
     /// The set of `kind`.
@@ -427,8 +494,8 @@ impl Session {
         }
     }
 
-    /// `RESET`: back to a fresh connection (same id). Like Redis, a password-
-    /// protected client must authenticate again.
+    /// `RESET`: back to a fresh connection (same id), RESP2 included. Like
+    /// Redis, a password-protected client must authenticate again.
     fn reset(&mut self, rest: &[Bytes], requirepass: Option<&str>, out: &mut BytesMut) {
         if !rest.is_empty() {
             return put_arity(out, "reset");
@@ -441,16 +508,23 @@ impl Session {
     }
 
     /// Appends the frames `event` produces for this subscriber: a `message` if
-    /// its channel is subscribed, a `pmessage` per matching pattern.
+    /// its channel is subscribed, a `pmessage` per matching pattern (pushes
+    /// in RESP3). Written word by word: no frame is built per event.
     fn deliver(&self, event: &Event, out: &mut BytesMut) {
         let channel = event.channel.as_bytes();
         let message = event.message.as_bytes();
         if self.channels.contains(channel) {
-            encode_command(out, &[&b"message"[..], channel, message]);
+            put_header(out, b'>', 3, self.protocol);
+            for word in [&b"message"[..], channel, message] {
+                put_bulk(out, word);
+            }
         }
         for pattern in &self.patterns {
             if glob_match(pattern, channel) {
-                encode_command(out, &[&b"pmessage"[..], pattern, channel, message]);
+                put_header(out, b'>', 4, self.protocol);
+                for word in [&b"pmessage"[..], pattern, channel, message] {
+                    put_bulk(out, word);
+                }
             }
         }
     }
@@ -475,15 +549,15 @@ impl Refusal {
     }
 }
 
-/// Checks HELLO's protocol version: only 2 is served.
-fn parse_version(version: &[u8]) -> Result<(), Refusal> {
+/// Reads HELLO's protocol version: 2 or 3, as Redis serves.
+fn parse_version(version: &[u8]) -> Result<Protocol, Refusal> {
     let parsed = std::str::from_utf8(version)
         .ok()
         .and_then(|v| v.parse::<i64>().ok());
     match parsed {
         None => Err(Refusal::Fixed(replies::BAD_PROTOCOL)),
-        Some(2) => Ok(()),
-        Some(3) => Err(Refusal::Fixed(replies::NOPROTO_RESP3)),
+        Some(2) => Ok(Protocol::Resp2),
+        Some(3) => Ok(Protocol::Resp3),
         Some(_) => Err(Refusal::Fixed(replies::NOPROTO)),
     }
 }
@@ -567,13 +641,82 @@ fn put_arity(out: &mut BytesMut, command: &str) {
     );
 }
 
-/// Appends `frame` in RESP2 with redis-protocol's encoder.
-fn put_frame(out: &mut BytesMut, frame: &OwnedFrame) {
-    let start = out.len();
-    out.resize(start + frame.encode_len(false), 0);
-    if redis_protocol::resp2::encode::encode(&mut out[start..], frame, false).is_err() {
-        out.truncate(start);
-        out.put_slice(replies::ENCODE_FAILED);
+/// Appends `frame`, meaning `shape`, in `protocol`: the one place where a
+/// reply becomes bytes. Simple strings, errors, integers and bulk strings are
+/// the same in both versions; a map is `%` with half as many entries as its
+/// flat array, a push `>`, any null `_` in RESP3. Core frames are shallow, so
+/// the recursion is too.
+fn put_frame(out: &mut BytesMut, frame: &OwnedFrame, shape: Shape, protocol: Protocol) {
+    match frame {
+        OwnedFrame::SimpleString(text) => {
+            out.put_u8(b'+');
+            out.put_slice(text);
+            out.put_slice(b"\r\n");
+        }
+        OwnedFrame::Error(message) => put_error(out, message),
+        OwnedFrame::Integer(n) => put_line(out, b':', n),
+        OwnedFrame::BulkString(data) => put_bulk(out, data),
+        OwnedFrame::Null => out.put_slice(match (protocol, shape) {
+            (Protocol::Resp3, _) => b"_\r\n",
+            (Protocol::Resp2, Shape::Array) => b"*-1\r\n",
+            (Protocol::Resp2, _) => b"$-1\r\n",
+        }),
+        OwnedFrame::Array(items) => {
+            let (kind, inner) = match shape {
+                Shape::Map if items.len() % 2 == 0 => (b'%', Shape::Plain),
+                Shape::Maps => (b'*', Shape::Map),
+                Shape::Push => (b'>', Shape::Plain),
+                Shape::Plain | Shape::Array | Shape::Map => (b'*', Shape::Plain),
+            };
+            put_header(out, kind, items.len(), protocol);
+            for item in items {
+                put_frame(out, item, inner, protocol);
+            }
+        }
+    }
+}
+
+/// Appends the header of an aggregate of `len` frames: `kind` is RESP3's type
+/// byte (`*`, `%` counting pairs, `>`); RESP2 writes every kind as `*`.
+fn put_header(out: &mut BytesMut, kind: u8, len: usize, protocol: Protocol) {
+    match (protocol, kind) {
+        (Protocol::Resp3, b'%') => put_line(out, b'%', len / 2),
+        (Protocol::Resp3, kind) => put_line(out, kind, len),
+        (Protocol::Resp2, _) => put_line(out, b'*', len),
+    }
+}
+
+/// Appends `$<len>\r\n<data>\r\n`.
+fn put_bulk(out: &mut BytesMut, data: &[u8]) {
+    put_line(out, b'$', data.len());
+    out.put_slice(data);
+    out.put_slice(b"\r\n");
+}
+
+/// Appends `<kind><number>\r\n`.
+fn put_line(out: &mut BytesMut, kind: u8, number: impl std::fmt::Display) {
+    out.put_u8(kind);
+    // Writing into a `BytesMut` cannot fail.
+    let _ = write!(out, "{number}\r\n");
+}
+
+/// How Sentinel shapes the core's replies, which the core builds as RESP2
+/// frames: `SENTINEL MASTER`, `CONFIG GET` and `DEBUG` are maps, `MASTERS`,
+/// `REPLICAS` (`SLAVES`) and `SENTINELS` arrays of maps, and an unknown name
+/// in `GET-MASTER-ADDR-BY-NAME` a null array. Errors and `+OK` (`CONFIG SET`,
+/// `DEBUG name ms`) are not arrays, so their shape does not matter.
+fn core_shape(args: &[Bytes]) -> Shape {
+    let (Some(command), Some(sub)) = (args.first(), args.get(1)) else {
+        return Shape::Plain;
+    };
+    if !command.eq_ignore_ascii_case(b"sentinel") {
+        return Shape::Plain;
+    }
+    match sub.to_ascii_lowercase().as_slice() {
+        b"master" | b"config" | b"debug" => Shape::Map,
+        b"masters" | b"replicas" | b"slaves" | b"sentinels" => Shape::Maps,
+        b"get-master-addr-by-name" => Shape::Array,
+        _ => Shape::Plain,
     }
 }
 
@@ -811,8 +954,14 @@ impl Connection {
                 Step::Answered => {}
                 Step::Close => return Some(End::Quit),
                 Step::Core => {
+                    let shape = core_shape(&args);
                     let mut frame = ask_core(&shared.core, args, shared.core_timeout).await;
-                    put_core_reply(&mut self.output, frame.as_mut());
+                    put_core_reply(
+                        &mut self.output,
+                        frame.as_mut(),
+                        shape,
+                        self.session.protocol,
+                    );
                 }
             }
             self.follow_subscriptions(&shared.events);
@@ -893,12 +1042,18 @@ async fn ask_core(
     tokio::time::timeout(timeout, asked).await.ok().flatten()
 }
 
-/// Appends the core's answer, or the "unavailable" error without one.
-fn put_core_reply(out: &mut BytesMut, frame: Option<&mut OwnedFrame>) {
+/// Appends the core's answer as `shape` in `protocol`, or the "unavailable"
+/// error without one.
+fn put_core_reply(
+    out: &mut BytesMut,
+    frame: Option<&mut OwnedFrame>,
+    shape: Shape,
+    protocol: Protocol,
+) {
     match frame {
         Some(frame) => {
             scrub(frame);
-            put_frame(out, frame);
+            put_frame(out, frame, shape, protocol);
         }
         None => out.put_slice(replies::CORE_UNAVAILABLE),
     }
@@ -1083,11 +1238,18 @@ mod tests {
         assert_eq!(exec(&mut session, pass, "QUIT").0, Step::Close);
     }
 
+    /// HELLO's six fields after `header`, for client 7 speaking `proto`.
+    fn hello_reply(header: &str, proto: u8) -> String {
+        format!(
+            "{header}\r\n$6\r\nserver\r\n$5\r\nredis\r\n$7\r\nversion\r\n$5\r\n7.0.0\r\n\
+             $5\r\nproto\r\n:{proto}\r\n$2\r\nid\r\n:7\r\n$4\r\nmode\r\n$8\r\nsentinel\r\n\
+             $7\r\nmodules\r\n*0\r\n"
+        )
+    }
+
     #[test]
     fn hello_answers_a_flat_map_in_resp2() {
-        let expected = "*14\r\n$6\r\nserver\r\n$5\r\nredis\r\n$7\r\nversion\r\n$5\r\n7.0.0\r\n\
-                        $5\r\nproto\r\n:2\r\n$2\r\nid\r\n:7\r\n$4\r\nmode\r\n$8\r\nsentinel\r\n\
-                        $4\r\nrole\r\n$6\r\nmaster\r\n$7\r\nmodules\r\n*0\r\n";
+        let expected = hello_reply("*12", 2);
         assert_eq!(reply("HELLO"), expected);
         assert_eq!(reply("HELLO 2"), expected);
         let mut session = Session::new(7);
@@ -1101,16 +1263,71 @@ mod tests {
         assert_eq!(session.name.as_deref(), Some(&b"app"[..]));
     }
 
+    /// `HELLO 3` switches to RESP3 as Redis Sentinel 7.0 does: the reply is
+    /// already a map (six fields, no `role` in sentinel mode); `HELLO` alone
+    /// keeps the version; `HELLO 2` and `RESET` go back to RESP2.
+    #[test]
+    fn hello_3_switches_to_resp3_and_back() {
+        let mut session = Session::new(7);
+        assert_eq!(exec(&mut session, None, "HELLO 3").1, hello_reply("%6", 3));
+        assert_eq!(session.protocol, Protocol::Resp3);
+        assert_eq!(exec(&mut session, None, "HELLO").1, hello_reply("%6", 3));
+        assert_eq!(exec(&mut session, None, "CLIENT GETNAME").1, "_\r\n");
+        assert_eq!(exec(&mut session, None, "HELLO 2").1, hello_reply("*12", 2));
+        assert_eq!(exec(&mut session, None, "CLIENT GETNAME").1, "$-1\r\n");
+        exec(&mut session, None, "HELLO 3");
+        assert_eq!(exec(&mut session, None, "RESET").1, "+RESET\r\n");
+        assert_eq!(session.protocol, Protocol::Resp2);
+        assert_eq!(exec(&mut session, None, "HELLO").1, hello_reply("*12", 2));
+    }
+
+    /// `HELLO 3 AUTH user pass SETNAME name` authenticates, names and
+    /// switches at once; a refused one changes nothing, not even the version.
+    #[test]
+    fn hello_3_with_auth_and_setname() {
+        let pass = Some("pw");
+        let mut session = Session::new(7);
+        assert!(
+            exec(&mut session, pass, "HELLO 3 AUTH default nope SETNAME app")
+                .1
+                .starts_with("-WRONGPASS")
+        );
+        assert!(
+            exec(&mut session, pass, "HELLO 3")
+                .1
+                .starts_with("-NOAUTH HELLO must")
+        );
+        assert_eq!(
+            (
+                session.protocol,
+                session.name.as_ref(),
+                session.authenticated
+            ),
+            (Protocol::Resp2, None, false)
+        );
+        assert_eq!(
+            exec(&mut session, pass, "HELLO 3 AUTH default pw SETNAME app").1,
+            hello_reply("%6", 3)
+        );
+        assert_eq!(
+            exec(&mut session, pass, "CLIENT GETNAME").1,
+            "$3\r\napp\r\n"
+        );
+        assert_eq!(
+            exec(&mut session, pass, "HELLO 2 SETNAME bad\tname").1,
+            "-ERR Client names cannot contain spaces, newlines or special characters.\r\n"
+        );
+        assert_eq!(session.protocol, Protocol::Resp3);
+    }
+
     #[test]
     fn hello_refusals() {
-        assert_eq!(
-            reply("HELLO 3"),
-            "-NOPROTO sentinel-proxy speaks RESP2 on the sentinel port\r\n"
-        );
-        assert_eq!(
-            reply("HELLO 4"),
-            "-NOPROTO unsupported protocol version\r\n"
-        );
+        for version in ["0", "1", "4", "-3"] {
+            assert_eq!(
+                reply(&format!("HELLO {version}")),
+                "-NOPROTO unsupported protocol version\r\n"
+            );
+        }
         assert!(reply("HELLO two").starts_with("-ERR Protocol version is not an integer"));
         assert_eq!(
             reply("HELLO 2 AUTH default"),
@@ -1234,6 +1451,133 @@ mod tests {
         assert_eq!(exec(&mut session, None, "SENTINEL MYID").0, Step::Core);
     }
 
+    /// In RESP3 confirmations and messages are pushes (`>`), a null channel
+    /// is `_`, and a subscribed client may run any command, plain `PING`
+    /// included, as with Redis Sentinel 7.0.
+    #[test]
+    fn resp3_subscribers_get_pushes_and_keep_every_command() {
+        let mut session = Session::new(1);
+        exec(&mut session, None, "HELLO 3");
+        assert_eq!(
+            exec(&mut session, None, "SUBSCRIBE +sdown").1,
+            ">3\r\n$9\r\nsubscribe\r\n$6\r\n+sdown\r\n:1\r\n"
+        );
+        assert_eq!(
+            exec(&mut session, None, "PSUBSCRIBE +*").1,
+            ">3\r\n$10\r\npsubscribe\r\n$2\r\n+*\r\n:2\r\n"
+        );
+        assert_eq!(exec(&mut session, None, "PING").1, "+PONG\r\n");
+        assert_eq!(exec(&mut session, None, "PING x").1, "$1\r\nx\r\n");
+        assert_eq!(exec(&mut session, None, "SENTINEL MYID").0, Step::Core);
+        assert_eq!(exec(&mut session, None, "CLIENT SETNAME n").1, "+OK\r\n");
+        let event = Event {
+            channel: "+sdown".into(),
+            message: "master m 127.0.0.1 6379".into(),
+        };
+        let mut out = BytesMut::new();
+        session.deliver(&event, &mut out);
+        assert_eq!(
+            String::from_utf8_lossy(&out),
+            ">3\r\n$7\r\nmessage\r\n$6\r\n+sdown\r\n$23\r\nmaster m 127.0.0.1 6379\r\n\
+             >4\r\n$8\r\npmessage\r\n$2\r\n+*\r\n$6\r\n+sdown\r\n$23\r\nmaster m 127.0.0.1 6379\r\n"
+        );
+        exec(&mut session, None, "UNSUBSCRIBE");
+        exec(&mut session, None, "PUNSUBSCRIBE");
+        assert_eq!(
+            exec(&mut session, None, "UNSUBSCRIBE").1,
+            ">3\r\n$11\r\nunsubscribe\r\n_\r\n:0\r\n"
+        );
+    }
+
+    /// The core's flat arrays become maps in RESP3 where Sentinel sends maps;
+    /// RESP2 bytes stay as they were, except the null array Sentinel sends for
+    /// an unknown master name.
+    #[test]
+    fn core_replies_are_shaped_like_sentinels() {
+        let words = |line: &str| -> Vec<Bytes> {
+            line.split(' ')
+                .map(|w| Bytes::copy_from_slice(w.as_bytes()))
+                .collect()
+        };
+        let pair = |k: &str, v: &str| {
+            [
+                OwnedFrame::BulkString(k.as_bytes().to_vec()),
+                OwnedFrame::BulkString(v.as_bytes().to_vec()),
+            ]
+        };
+        let master = OwnedFrame::Array([pair("name", "m"), pair("ip", "::1")].concat());
+        let shaped = |line: &str, frame: &OwnedFrame, protocol| {
+            let mut out = BytesMut::new();
+            put_core_reply(
+                &mut out,
+                Some(&mut frame.clone()),
+                core_shape(&words(line)),
+                protocol,
+            );
+            String::from_utf8_lossy(&out).into_owned()
+        };
+        let flat = "$4\r\nname\r\n$1\r\nm\r\n$2\r\nip\r\n$3\r\n::1\r\n";
+        for line in [
+            "SENTINEL MASTER m",
+            "sentinel config get *",
+            "SENTINEL DEBUG",
+        ] {
+            assert_eq!(
+                shaped(line, &master, Protocol::Resp3),
+                format!("%2\r\n{flat}")
+            );
+            assert_eq!(
+                shaped(line, &master, Protocol::Resp2),
+                format!("*4\r\n{flat}")
+            );
+        }
+        let list = OwnedFrame::Array(vec![master.clone(), master.clone()]);
+        for line in [
+            "SENTINEL MASTERS",
+            "SENTINEL REPLICAS m",
+            "SENTINEL slaves m",
+            "SENTINEL SENTINELS m",
+        ] {
+            assert_eq!(
+                shaped(line, &list, Protocol::Resp3),
+                format!("*2\r\n%2\r\n{flat}%2\r\n{flat}")
+            );
+            assert_eq!(
+                shaped(line, &list, Protocol::Resp2),
+                format!("*2\r\n*4\r\n{flat}*4\r\n{flat}")
+            );
+        }
+        let by_name = "SENTINEL get-master-addr-by-name nosuch";
+        assert_eq!(shaped(by_name, &OwnedFrame::Null, Protocol::Resp3), "_\r\n");
+        assert_eq!(
+            shaped(by_name, &OwnedFrame::Null, Protocol::Resp2),
+            "*-1\r\n"
+        );
+        let addr = OwnedFrame::Array(pair("127.0.0.1", "6379").to_vec());
+        let addr_bytes = "*2\r\n$9\r\n127.0.0.1\r\n$4\r\n6379\r\n";
+        assert_eq!(shaped(by_name, &addr, Protocol::Resp3), addr_bytes);
+        assert_eq!(shaped(by_name, &addr, Protocol::Resp2), addr_bytes);
+        let role = OwnedFrame::Array(vec![
+            OwnedFrame::BulkString(b"sentinel".to_vec()),
+            OwnedFrame::Array(vec![OwnedFrame::BulkString(b"m".to_vec())]),
+        ]);
+        assert_eq!(
+            shaped("ROLE", &role, Protocol::Resp3),
+            "*2\r\n$8\r\nsentinel\r\n*1\r\n$1\r\nm\r\n"
+        );
+        let error = OwnedFrame::Error("ERR No such master with that name".into());
+        assert_eq!(
+            shaped("SENTINEL MASTER x", &error, Protocol::Resp3),
+            "-ERR No such master with that name\r\n"
+        );
+        let odd = OwnedFrame::Array(vec![OwnedFrame::Integer(1)]);
+        assert_eq!(
+            shaped("SENTINEL MASTER m", &odd, Protocol::Resp3),
+            "*1\r\n:1\r\n",
+            "an odd array cannot be a map: sent as it is"
+        );
+    }
+
     #[test]
     fn events_become_message_and_pmessage_frames() {
         let mut session = Session::new(1);
@@ -1269,10 +1613,10 @@ mod tests {
             OwnedFrame::BulkString(b"x\r\ny".to_vec()),
         ]);
         let mut out = BytesMut::new();
-        put_core_reply(&mut out, Some(&mut frame));
+        put_core_reply(&mut out, Some(&mut frame), Shape::Plain, Protocol::Resp2);
         assert_eq!(&out[..], b"*3\r\n-ERR bad  +OK\r\n+a b\r\n$4\r\nx\r\ny\r\n");
         out.clear();
-        put_core_reply(&mut out, None);
+        put_core_reply(&mut out, None, Shape::Map, Protocol::Resp3);
         assert_eq!(&out[..], b"-ERR sentinel core unavailable\r\n");
     }
 
@@ -1351,7 +1695,9 @@ mod tests {
         /// What the fake core does with requests.
         #[derive(Clone, Copy)]
         enum Core {
-            /// Answers `SENTINEL MYID` with [`MYID`], anything else with an error.
+            /// Answers `SENTINEL MYID` with [`MYID`], `SENTINEL MASTER` with a
+            /// one-field map, `SENTINEL GET-MASTER-ADDR-BY-NAME` with a null,
+            /// anything else with an error.
             Answers,
             /// Its receiver is dropped: sends fail.
             Gone,
@@ -1414,10 +1760,14 @@ mod tests {
                         .iter()
                         .map(|w| String::from_utf8_lossy(w).to_ascii_uppercase())
                         .collect();
-                    let frame = if words == ["SENTINEL", "MYID"] {
-                        OwnedFrame::BulkString(MYID.as_bytes().to_vec())
-                    } else {
-                        OwnedFrame::Error(format!("ERR unknown command '{}'", words[0]))
+                    let frame = match words.iter().map(String::as_str).collect::<Vec<_>>()[..] {
+                        ["SENTINEL", "MYID"] => OwnedFrame::BulkString(MYID.as_bytes().to_vec()),
+                        ["SENTINEL", "MASTER", _] => OwnedFrame::Array(vec![
+                            OwnedFrame::BulkString(b"quorum".to_vec()),
+                            OwnedFrame::BulkString(b"1".to_vec()),
+                        ]),
+                        ["SENTINEL", "GET-MASTER-ADDR-BY-NAME", _] => OwnedFrame::Null,
+                        _ => OwnedFrame::Error(format!("ERR unknown command '{}'", words[0])),
                     };
                     match core {
                         Core::Answers => {
@@ -1527,9 +1877,9 @@ mod tests {
             roundtrip(
                 &mut other,
                 "HELLO 2 AUTH default s3cret SETNAME tool\r\nCLIENT GETNAME\r\n",
-                "*14\r\n$6\r\nserver\r\n$5\r\nredis\r\n$7\r\nversion\r\n$5\r\n7.0.0\r\n\
+                "*12\r\n$6\r\nserver\r\n$5\r\nredis\r\n$7\r\nversion\r\n$5\r\n7.0.0\r\n\
                  $5\r\nproto\r\n:2\r\n$2\r\nid\r\n:2\r\n$4\r\nmode\r\n$8\r\nsentinel\r\n\
-                 $4\r\nrole\r\n$6\r\nmaster\r\n$7\r\nmodules\r\n*0\r\n$4\r\ntool\r\n",
+                 $7\r\nmodules\r\n*0\r\n$4\r\ntool\r\n",
             )
             .await;
             roundtrip(&mut other, "QUIT\r\n", "+OK\r\n").await;
@@ -1580,6 +1930,47 @@ mod tests {
             .await;
             server.publish("+sdown", "after unsubscribing");
             roundtrip(&mut client, MYID_REQUEST, &myid_reply()).await;
+        }
+
+        /// After `HELLO 3` over a real socket: a map for HELLO, RESP3 for the
+        /// core's replies (map, `_`), pushes for pub/sub; `RESET` is RESP2
+        /// again.
+        #[tokio::test]
+        async fn resp3_after_hello_3() {
+            let server = start(Core::Answers, None, 8).await;
+            let mut client = server.connect().await;
+            let by_name = "SENTINEL get-master-addr-by-name nosuch\r\n";
+            roundtrip(&mut client, by_name, "*-1\r\n").await;
+            roundtrip(
+                &mut client,
+                "HELLO 3\r\n",
+                "%6\r\n$6\r\nserver\r\n$5\r\nredis\r\n$7\r\nversion\r\n$5\r\n7.0.0\r\n\
+                 $5\r\nproto\r\n:3\r\n$2\r\nid\r\n:1\r\n$4\r\nmode\r\n$8\r\nsentinel\r\n\
+                 $7\r\nmodules\r\n*0\r\n",
+            )
+            .await;
+            roundtrip(&mut client, by_name, "_\r\n").await;
+            roundtrip(
+                &mut client,
+                "SENTINEL MASTER mymaster\r\n",
+                "%1\r\n$6\r\nquorum\r\n$1\r\n1\r\n",
+            )
+            .await;
+            roundtrip(
+                &mut client,
+                "SUBSCRIBE +sdown\r\n",
+                ">3\r\n$9\r\nsubscribe\r\n$6\r\n+sdown\r\n:1\r\n",
+            )
+            .await;
+            server.publish("+sdown", "master mymaster 127.0.0.1 6379");
+            expect(
+                &mut client,
+                ">3\r\n$7\r\nmessage\r\n$6\r\n+sdown\r\n$30\r\nmaster mymaster 127.0.0.1 6379\r\n",
+            )
+            .await;
+            roundtrip(&mut client, MYID_REQUEST, &myid_reply()).await;
+            roundtrip(&mut client, "RESET\r\n", "+RESET\r\n").await;
+            roundtrip(&mut client, by_name, "*-1\r\n").await;
         }
 
         #[tokio::test]

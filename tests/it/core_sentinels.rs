@@ -19,18 +19,7 @@ fn discover_master(sentinel: SocketAddr) -> Result<String, String> {
         sentinel.ip(),
         sentinel.port()
     );
-    // Debian's python3-redis serves the system interpreter, which may not be
-    // the first python3 on the PATH.
-    let python = ["/usr/bin/python3", "python3"]
-        .into_iter()
-        .find(|p| {
-            std::process::Command::new(p)
-                .args(["-c", "import redis"])
-                .output()
-                .is_ok_and(|o| o.status.success())
-        })
-        .ok_or("no python3 with the redis module: apt-get install python3-redis")?;
-    let mut command = std::process::Command::new(python);
+    let mut command = std::process::Command::new(support::python()?);
     command.arg("-c").arg(script);
     let out = support::run_bounded(command, b"", Duration::from_secs(20));
     if out.status.success() {

@@ -6,6 +6,7 @@ mod support;
 
 mod classify;
 mod cli;
+mod clients;
 mod core;
 mod core_election;
 mod core_events;

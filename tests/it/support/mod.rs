@@ -403,6 +403,31 @@ pub(crate) fn find_in_path(name: &str) -> Option<PathBuf> {
         .find(|candidate| candidate.is_file())
 }
 
+/// The Python interpreter that runs the redis-py clients in tests:
+/// `SENTINEL_PROXY_TEST_PYTHON` when set (scripts/test.sh points it at a venv
+/// with a current redis-py from PyPI), otherwise the first of Debian's
+/// `/usr/bin/python3` (which Debian's python3-redis serves, whatever python3
+/// comes first on the PATH) and `python3` that can `import redis`.
+pub fn python() -> Result<PathBuf, String> {
+    if let Some(path) = std::env::var_os("SENTINEL_PROXY_TEST_PYTHON") {
+        return Ok(PathBuf::from(path));
+    }
+    ["/usr/bin/python3", "python3"]
+        .into_iter()
+        .find(|p| {
+            Command::new(p)
+                .args(["-c", "import redis"])
+                .output()
+                .is_ok_and(|o| o.status.success())
+        })
+        .map(PathBuf::from)
+        .ok_or_else(|| {
+            "no python3 with the redis module: run scripts/test.sh, or apt-get install \
+             python3-redis"
+                .to_owned()
+        })
+}
+
 /// Runs `command` to completion with a deadline, feeding it `stdin` and
 /// collecting its output; kills it (by its PID) and panics if it runs over.
 pub fn run_bounded(mut command: Command, stdin: &[u8], deadline: Duration) -> std::process::Output {
