@@ -37,6 +37,8 @@
 
 use std::net::IpAddr;
 
+use crate::resp::inline::{self, SplitError};
+
 /// The result of a conversion: the TOML text and notes about what was not carried over.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Imported {
@@ -201,122 +203,18 @@ fn parse_lines(text: &str) -> Result<Vec<Line>, ImportError> {
     Ok(lines)
 }
 
-/// Splits one config line into arguments as Redis does: spaces separate them;
-/// `"..."` allows `\n \r \t \b \a \xHH` and `\<any>` escapes; `'...'` allows
-/// only `\'`; a quote may start mid-argument but must end it.
+/// Splits one config line into arguments as Redis does (`sdssplitargs`, the
+/// same splitting as for inline commands: see [`crate::resp::inline`]).
 fn split_args(line: &str) -> Result<Vec<String>, QuoteError> {
-    let bytes = line.as_bytes();
-    let mut args = Vec::new();
-    let mut pos = 0;
-    loop {
-        while bytes.get(pos).is_some_and(|&b| is_space(b)) {
-            pos += 1;
-        }
-        if pos == bytes.len() {
-            return Ok(args);
-        }
-        let (arg, next) = one_arg(bytes, pos)?;
-        args.push(String::from_utf8(arg).map_err(|_| QuoteError::NotUtf8)?);
-        pos = next;
-    }
-}
-
-/// The argument starting at `start` and the position just after it.
-fn one_arg(bytes: &[u8], start: usize) -> Result<(Vec<u8>, usize), QuoteError> {
-    let mut arg = Vec::new();
-    let mut pos = start;
-    while let Some(&byte) = bytes.get(pos).filter(|&&b| !is_space(b)) {
-        pos = match byte {
-            b'"' => double_quoted(bytes, pos + 1, &mut arg)?,
-            b'\'' => single_quoted(bytes, pos + 1, &mut arg)?,
-            _ => {
-                arg.push(byte);
-                pos + 1
-            }
-        };
-    }
-    Ok((arg, pos))
-}
-
-/// Reads a `"..."` part whose content starts at `pos`; returns the position after it.
-fn double_quoted(bytes: &[u8], mut pos: usize, arg: &mut Vec<u8>) -> Result<usize, QuoteError> {
-    loop {
-        match bytes.get(pos) {
-            None => return Err(QuoteError::Unbalanced),
-            Some(b'"') => return after_closing_quote(bytes, pos + 1),
-            Some(b'\\') => {
-                let Some(&escaped) = bytes.get(pos + 1) else {
-                    return Err(QuoteError::Unbalanced);
-                };
-                if let Some(byte) = hex_escape(bytes, pos + 1) {
-                    arg.push(byte);
-                    pos += 4;
-                } else {
-                    arg.push(unescape(escaped));
-                    pos += 2;
-                }
-            }
-            Some(&byte) => {
-                arg.push(byte);
-                pos += 1;
-            }
-        }
-    }
-}
-
-/// The byte of `xHH` at `pos`, if it is one.
-fn hex_escape(bytes: &[u8], pos: usize) -> Option<u8> {
-    let digits = bytes.get(pos..pos + 3)?;
-    if digits[0] != b'x' {
-        return None;
-    }
-    let hex = std::str::from_utf8(&digits[1..]).ok()?;
-    if !hex.bytes().all(|b| b.is_ascii_hexdigit()) {
-        return None;
-    }
-    u8::from_str_radix(hex, 16).ok()
-}
-
-/// The byte a backslash escape stands for inside double quotes.
-fn unescape(escaped: u8) -> u8 {
-    match escaped {
-        b'n' => b'\n',
-        b'r' => b'\r',
-        b't' => b'\t',
-        b'b' => 0x08,
-        b'a' => 0x07,
-        other => other,
-    }
-}
-
-/// Reads a `'...'` part whose content starts at `pos`; returns the position after it.
-fn single_quoted(bytes: &[u8], mut pos: usize, arg: &mut Vec<u8>) -> Result<usize, QuoteError> {
-    loop {
-        match bytes.get(pos) {
-            None => return Err(QuoteError::Unbalanced),
-            Some(b'\'') => return after_closing_quote(bytes, pos + 1),
-            Some(b'\\') if bytes.get(pos + 1) == Some(&b'\'') => {
-                arg.push(b'\'');
-                pos += 2;
-            }
-            Some(&byte) => {
-                arg.push(byte);
-                pos += 1;
-            }
-        }
-    }
-}
-
-/// A closing quote ends the argument: only a space or the line's end may follow.
-fn after_closing_quote(bytes: &[u8], pos: usize) -> Result<usize, QuoteError> {
-    match bytes.get(pos) {
-        Some(&b) if !is_space(b) => Err(QuoteError::Glued),
-        _ => Ok(pos),
-    }
-}
-
-fn is_space(byte: u8) -> bool {
-    matches!(byte, b' ' | b'\t' | b'\n' | b'\r' | 0x0b | 0x0c)
+    inline::words(line.as_bytes())
+        .map(|word| {
+            let word = word.map_err(|e| match e {
+                SplitError::Unbalanced => QuoteError::Unbalanced,
+                SplitError::Glued => QuoteError::Glued,
+            })?;
+            String::from_utf8(word.bytes.into_owned()).map_err(|_| QuoteError::NotUtf8)
+        })
+        .collect()
 }
 
 // ---------------------------------------------------------------------------

@@ -39,6 +39,7 @@ pub mod import;
 pub mod metrics;
 pub mod proxy;
 pub mod resp;
+pub mod secret;
 pub mod sentinel;
 pub mod status;
 pub mod switch;

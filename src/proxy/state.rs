@@ -4,6 +4,7 @@
 //! [`ConnState::apply`] applies a command's effect once its reply shows it
 //! succeeded. The session loop (`session.rs`) only executes these decisions.
 
+use std::borrow::Cow;
 use std::collections::HashSet;
 
 use bytes::{Bytes, BytesMut};
@@ -11,6 +12,7 @@ use bytes::{Bytes, BytesMut};
 use crate::resp::command::{CommandInfo, Family, Special, special};
 use crate::resp::request::{self, Form, Request};
 use crate::resp::value::encode_command;
+use crate::secret::same_secret;
 
 /// What the reply to a forwarded command means to the session, in FIFO order.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -372,8 +374,8 @@ pub fn decide(
     requirepass: Option<&str>,
     authenticated: bool,
 ) -> Action {
-    let name = &frame[req.name.clone()];
-    let kind = special(name);
+    let name = req.name(frame);
+    let kind = special(&name);
     if let Some(password) = requirepass {
         match kind {
             Special::Auth => return proxy_auth(frame, req, password),
@@ -438,7 +440,7 @@ fn client_subcommand(frame: &[u8], req: &Request) -> Action {
 /// The protocol version a HELLO asks for, if it names one.
 fn hello_protocol(frame: &[u8], req: &Request) -> Option<u8> {
     let version = request::args(frame, req).nth(1)?;
-    match version {
+    match &*version {
         b"2" => Some(2),
         b"3" => Some(3),
         _ => None,
@@ -447,10 +449,12 @@ fn hello_protocol(frame: &[u8], req: &Request) -> Option<u8> {
 
 /// AUTH at a proxy with `requirepass`: checked here, never forwarded.
 fn proxy_auth(frame: &[u8], req: &Request, password: &str) -> Action {
-    let args: Vec<&[u8]> = request::args(frame, req).skip(1).collect();
+    let args: Vec<Cow<[u8]>> = request::args(frame, req).skip(1).collect();
     match args.as_slice() {
-        [pass] => Action::Authenticate(*pass == password.as_bytes()),
-        [user, pass] => Action::Authenticate(*user == b"default" && *pass == password.as_bytes()),
+        [pass] => Action::Authenticate(same_secret(pass, password.as_bytes())),
+        [user, pass] => {
+            Action::Authenticate(&**user == b"default" && same_secret(pass, password.as_bytes()))
+        }
         _ => Action::Local(replies::AUTH_ARITY),
     }
 }
@@ -458,7 +462,7 @@ fn proxy_auth(frame: &[u8], req: &Request, password: &str) -> Action {
 /// HELLO at a proxy with `requirepass`: its AUTH part is checked here and the
 /// rest (protocol version, SETNAME) forwarded.
 fn hello_at_proxy(frame: &[u8], req: &Request, password: &str, authenticated: bool) -> Action {
-    let args: Vec<&[u8]> = request::args(frame, req).collect();
+    let args: Vec<Cow<[u8]>> = request::args(frame, req).collect();
     let Some(auth_at) = args.iter().position(|a| a.eq_ignore_ascii_case(b"auth")) else {
         return if authenticated {
             Action::Forward(Expect::Track(Effect::Hello(
@@ -472,11 +476,14 @@ fn hello_at_proxy(frame: &[u8], req: &Request, password: &str, authenticated: bo
     let (Some(user), Some(pass)) = (args.get(auth_at + 1), args.get(auth_at + 2)) else {
         return Action::Local(replies::SYNTAX);
     };
-    if *user != b"default" || *pass != password.as_bytes() {
+    if &**user != b"default" || !same_secret(pass, password.as_bytes()) {
         return Action::Local(replies::WRONGPASS);
     }
-    let mut rest: Vec<&[u8]> = args[..auth_at].to_vec();
-    rest.extend_from_slice(&args[auth_at + 3..]);
+    let rest: Vec<&[u8]> = args[..auth_at]
+        .iter()
+        .chain(&args[auth_at + 3..])
+        .map(|arg| &**arg)
+        .collect();
     let mut out = BytesMut::new();
     encode_command(&mut out, &rest);
     let frame = out.freeze();

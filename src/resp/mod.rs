@@ -9,6 +9,7 @@
 //!   error words of Redis's own parser.
 //! * [`reply`] scans what servers send: every RESP2 and RESP3 type, at any nesting
 //!   depth, without recursion.
+//! * [`inline`] splits inline commands into words with Redis's quoting rules.
 //! * [`command`] classifies command names (write, read, pub/sub, …) from a table
 //!   built from the server's `COMMAND` reply, with a built-in fallback.
 //! * [`value`] encodes and decodes the few owned frames the control path exchanges
@@ -18,6 +19,7 @@
 //! so a 512 MB value arriving in small reads is scanned once, not once per read.
 
 pub mod command;
+pub mod inline;
 pub mod reply;
 pub mod request;
 pub mod value;
@@ -41,9 +43,15 @@ pub enum ProtocolError {
     /// A bulk length is not a number, negative, or over [`MAX_BULK_LEN`].
     #[error("Protocol error: invalid bulk length")]
     InvalidBulkLength,
-    /// A multibulk element does not start with `$`; carries the byte it starts with.
-    #[error("Protocol error: expected '$', got '{}'", char::from(*.0))]
+    /// A multibulk element does not start with `$`; carries the byte it starts
+    /// with (shown as a space if it is `\r` or `\n`, as Redis shows it, so the
+    /// error stays one line).
+    #[error("Protocol error: expected '$', got '{}'", shown_byte(*.0))]
     ExpectedBulk(u8),
+    /// An inline command with a quote that is not closed, or closed and
+    /// followed by something other than a blank.
+    #[error("Protocol error: unbalanced quotes in request")]
+    UnbalancedQuotes,
     /// No line end within [`MAX_INLINE_LEN`] bytes of an inline command.
     #[error("Protocol error: too big inline request")]
     InlineTooBig,
@@ -65,7 +73,26 @@ impl ProtocolError {
     /// The complete RESP error line to send to a client before closing
     /// (`-ERR Protocol error: ...\r\n`). Built only on the error path.
     pub fn reply(self) -> bytes::Bytes {
-        bytes::Bytes::from(format!("-ERR {self}\r\n"))
+        match self {
+            // The byte goes out raw, as Redis's `%c` writes it: 0x80 and up
+            // are not characters to be UTF-8 encoded.
+            ProtocolError::ExpectedBulk(byte) => {
+                let mut line = b"-ERR Protocol error: expected '$', got '".to_vec();
+                line.push(u8::try_from(shown_byte(byte)).unwrap_or(byte));
+                line.extend_from_slice(b"'\r\n");
+                bytes::Bytes::from(line)
+            }
+            _ => bytes::Bytes::from(format!("-ERR {self}\r\n")),
+        }
+    }
+}
+
+/// A byte as Redis prints it with `%c` in an error reply: line ends become
+/// spaces.
+fn shown_byte(byte: u8) -> char {
+    match byte {
+        b'\r' | b'\n' => ' ',
+        other => char::from(other),
     }
 }
 

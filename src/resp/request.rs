@@ -7,13 +7,16 @@
 //! Like Redis, a header line ends at its `\r` (the byte after it is skipped
 //! unchecked), a non-positive multibulk count or a blank inline line is consumed
 //! without producing a command, and limits are reported with Redis's own words.
+//! Redis looks for line ends with `strchr`, which stops at a NUL byte: a header
+//! or inline line with a NUL before its end is never complete (Redis waits for
+//! more, and past 64 KB says the line is too big), and so it is here.
 //! The scanner is resumable: an incomplete frame keeps its progress.
 
+use std::borrow::Cow;
 use std::ops::Range;
 
-use super::{
-    MAX_BULK_LEN, MAX_INLINE_LEN, MAX_MULTIBULK_LEN, ProtocolError, find_newline, parse_int,
-};
+use super::inline;
+use super::{MAX_BULK_LEN, MAX_INLINE_LEN, MAX_MULTIBULK_LEN, ProtocolError, parse_int};
 
 /// The two request forms Redis accepts.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -29,12 +32,27 @@ pub enum Form {
 pub struct Request {
     /// Bytes the request occupies, from the start of the slice.
     pub len: usize,
-    /// Where the command name lies in the slice.
-    pub name: Range<usize>,
+    /// Where the command name lies in the slice (for an inline command whose
+    /// name is quoted: its raw span, quotes included; see [`Request::name`]).
+    pub name_span: Range<usize>,
     /// Number of words, command name included.
     pub argc: usize,
     /// Which form it was sent in.
     pub form: Form,
+    /// An inline command whose name is quoted: it must be decoded.
+    pub quoted_name: bool,
+}
+
+impl Request {
+    /// The command name as Redis will read it from `frame` (the request's
+    /// bytes). Borrowed, except for a quoted inline name.
+    pub fn name<'a>(&self, frame: &'a [u8]) -> Cow<'a, [u8]> {
+        if self.quoted_name {
+            args(frame, self).next().unwrap_or_default()
+        } else {
+            Cow::Borrowed(frame.get(self.name_span.clone()).unwrap_or_default())
+        }
+    }
 }
 
 /// What the scanner found at the front of the slice.
@@ -79,12 +97,13 @@ impl RequestScanner {
                 Some(b'*') => {}
                 Some(_) => return scan_inline(buf),
             }
-            let Some(cr) = find_cr(buf, 1) else {
-                return if buf.len() > MAX_INLINE_LEN {
-                    Err(ProtocolError::MultibulkCountTooBig)
-                } else {
-                    Ok(None)
-                };
+            let cr = match find_cr(buf, 0) {
+                LineEnd::At(cr) => cr,
+                LineEnd::Pending => return Ok(None),
+                LineEnd::Missing if buf.len() > MAX_INLINE_LEN => {
+                    return Err(ProtocolError::MultibulkCountTooBig);
+                }
+                LineEnd::Missing => return Ok(None),
             };
             let count = parse_int(&buf[1..cr]).ok_or(ProtocolError::InvalidMultibulkLength)?;
             if count > MAX_MULTIBULK_LEN {
@@ -121,9 +140,10 @@ impl RequestScanner {
         let done = self.progress.take().unwrap_or_default();
         Ok(Some(Scanned::Request(Request {
             len: done.pos,
-            name: done.name,
+            name_span: done.name,
             argc: done.argc,
             form: Form::Multibulk,
+            quoted_name: false,
         })))
     }
 
@@ -136,19 +156,19 @@ impl RequestScanner {
 /// Reads one `$len\r\n<data>\r\n` element at `pos`; returns the data range once
 /// the element, trailing `\r\n` included, is in `buf`.
 fn scan_bulk(buf: &[u8], pos: usize) -> Result<Option<Range<usize>>, ProtocolError> {
-    let Some(&first) = buf.get(pos) else {
-        return Ok(None);
+    // Like Redis, the line must be complete before its first byte is judged.
+    let cr = match find_cr(buf, pos) {
+        LineEnd::At(cr) => cr,
+        LineEnd::Pending => return Ok(None),
+        LineEnd::Missing if buf.len().saturating_sub(pos) > MAX_INLINE_LEN => {
+            return Err(ProtocolError::BulkCountTooBig);
+        }
+        LineEnd::Missing => return Ok(None),
     };
+    let first = buf[pos];
     if first != b'$' {
         return Err(ProtocolError::ExpectedBulk(first));
     }
-    let Some(cr) = find_cr(buf, pos + 1) else {
-        return if buf.len() - pos > MAX_INLINE_LEN {
-            Err(ProtocolError::BulkCountTooBig)
-        } else {
-            Ok(None)
-        };
-    };
     let len = parse_int(&buf[pos + 1..cr]).ok_or(ProtocolError::InvalidBulkLength)?;
     let len = usize::try_from(len).map_err(|_| ProtocolError::InvalidBulkLength)?;
     if len > MAX_BULK_LEN {
@@ -161,78 +181,79 @@ fn scan_bulk(buf: &[u8], pos: usize) -> Result<Option<Range<usize>>, ProtocolErr
     Ok(Some(start..start + len))
 }
 
-/// Position of the first `\r` at or after `from`, if the byte after it has arrived
-/// too (Redis skips that byte without looking at it).
+/// Where a header line ends, as Redis's `strchr(line, '\r')` sees it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum LineEnd {
+    /// The line's `\r` is at this index, and the byte after it has arrived
+    /// too (Redis skips that byte without looking at it).
+    At(usize),
+    /// The `\r` is the last byte received: wait for one more.
+    Pending,
+    /// No `\r` before the end of the bytes or a NUL byte.
+    Missing,
+}
+
+/// Finds the end of the header line that starts at `from`.
 #[inline]
-fn find_cr(buf: &[u8], from: usize) -> Option<usize> {
-    let cr = from + buf.get(from..)?.iter().position(|&b| b == b'\r')?;
-    (cr + 1 < buf.len()).then_some(cr)
+fn find_cr(buf: &[u8], from: usize) -> LineEnd {
+    let rest = buf.get(from..).unwrap_or_default();
+    match rest.iter().position(|&b| b == b'\r' || b == 0) {
+        Some(i) if rest[i] == b'\r' && i + 1 < rest.len() => LineEnd::At(from + i),
+        Some(i) if rest[i] == b'\r' => LineEnd::Pending,
+        _ => LineEnd::Missing,
+    }
 }
 
 /// Scans an inline command: one line, words separated by blanks.
 fn scan_inline(buf: &[u8]) -> Result<Option<Scanned>, ProtocolError> {
-    let Some(newline) = find_newline(buf, 0) else {
+    // `strchr(line, '\n')`: a NUL first means no line end.
+    let end = buf.iter().position(|&b| b == b'\n' || b == 0);
+    let Some(newline) = end.filter(|&i| buf[i] == b'\n') else {
         return if buf.len() > MAX_INLINE_LEN {
             Err(ProtocolError::InlineTooBig)
         } else {
             Ok(None)
         };
     };
-    let line = &buf[..newline];
-    let mut words = InlineWords::new(line);
-    let Some(name) = words.next() else {
-        return Ok(Some(Scanned::Empty(newline + 1)));
+    let mut words = inline::words(inline_line(&buf[..=newline]));
+    let name = match words.next() {
+        None => return Ok(Some(Scanned::Empty(newline + 1))),
+        Some(word) => word?,
     };
-    let argc = 1 + words.count();
+    let mut argc = 1;
+    for word in words {
+        word?;
+        argc += 1;
+    }
     Ok(Some(Scanned::Request(Request {
         len: newline + 1,
-        name,
+        quoted_name: matches!(name.bytes, Cow::Owned(_)),
+        name_span: name.span,
         argc,
         form: Form::Inline,
     })))
 }
 
-/// Word ranges of an inline line (split on ASCII whitespace; a trailing `\r` is
-/// whitespace). Quoted words are left to the server, which parses them itself.
-struct InlineWords<'a> {
-    line: &'a [u8],
-    pos: usize,
-}
-
-impl<'a> InlineWords<'a> {
-    fn new(line: &'a [u8]) -> Self {
-        Self { line, pos: 0 }
-    }
-}
-
-impl Iterator for InlineWords<'_> {
-    type Item = Range<usize>;
-
-    fn next(&mut self) -> Option<Range<usize>> {
-        let rest = self.line.get(self.pos..)?;
-        let start = self.pos + rest.iter().position(|b| !b.is_ascii_whitespace())?;
-        let len = self.line[start..]
-            .iter()
-            .position(u8::is_ascii_whitespace)
-            .unwrap_or(self.line.len() - start);
-        self.pos = start + len;
-        Some(start..start + len)
-    }
+/// An inline command's line without its line end (`\n`, or `\r\n`), as
+/// Redis splits it.
+fn inline_line(frame: &[u8]) -> &[u8] {
+    let line = frame.strip_suffix(b"\n").unwrap_or(frame);
+    line.strip_suffix(b"\r").unwrap_or(line)
 }
 
 /// The words of a complete request, name first. Used only for the few commands
 /// whose arguments change session state (SELECT, HELLO, CLIENT, SUBSCRIBE, …).
-pub fn args<'a>(frame: &'a [u8], request: &Request) -> impl Iterator<Item = &'a [u8]> + 'a {
+pub fn args<'a>(frame: &'a [u8], request: &Request) -> impl Iterator<Item = Cow<'a, [u8]>> + 'a {
     let form = request.form;
     let argc = request.argc;
-    let mut inline = InlineWords::new(frame.strip_suffix(b"\n").unwrap_or(frame));
+    let mut inline = inline::words(inline_line(frame));
     let mut pos = frame
         .iter()
         .position(|&b| b == b'\r')
         .map_or(frame.len(), |cr| cr + 2);
     let mut taken = 0;
     std::iter::from_fn(move || match form {
-        Form::Inline => inline.next().map(|r| &frame[r]),
+        Form::Inline => inline.next()?.ok().map(|word| word.bytes),
         Form::Multibulk => {
             if taken == argc {
                 return None;
@@ -240,7 +261,7 @@ pub fn args<'a>(frame: &'a [u8], request: &Request) -> impl Iterator<Item = &'a 
             let data = scan_bulk(frame, pos).ok().flatten()?;
             pos = data.end + 2;
             taken += 1;
-            Some(&frame[data])
+            Some(Cow::Borrowed(&frame[data]))
         }
     })
 }
@@ -266,7 +287,7 @@ mod tests {
     fn name_of(input: &[u8]) -> Vec<u8> {
         let mut scanner = RequestScanner::default();
         match scanner.scan(input) {
-            Ok(Some(Scanned::Request(r))) => input[r.name].to_vec(),
+            Ok(Some(Scanned::Request(r))) => r.name(input).into_owned(),
             other => panic!("no request: {other:?}"),
         }
     }
@@ -279,9 +300,9 @@ mod tests {
             panic!("expected a request");
         };
         assert_eq!(r.len, input.len());
-        assert_eq!(&input[r.name.clone()], b"SET");
+        assert_eq!(&*r.name(input), b"SET");
         assert_eq!(r.argc, 3);
-        let words: Vec<&[u8]> = args(input, &r).collect();
+        let words: Vec<Cow<[u8]>> = args(input, &r).collect();
         assert_eq!(words, vec![&b"SET"[..], b"k", b"hello"]);
     }
 
@@ -295,7 +316,7 @@ mod tests {
                 panic!("cut at {cut}: expected a request");
             };
             assert_eq!(r.len, input.len());
-            assert_eq!(&input[r.name], b"ECHO");
+            assert_eq!(&*r.name(input), b"ECHO");
         }
     }
 
@@ -318,8 +339,22 @@ mod tests {
         };
         assert_eq!(r.argc, 3);
         assert_eq!(r.form, Form::Inline);
-        let words: Vec<&[u8]> = args(b"SET k  v\r\n", &r).collect();
+        let words: Vec<Cow<[u8]>> = args(b"SET k  v\r\n", &r).collect();
         assert_eq!(words, vec![&b"SET"[..], b"k", b"v"]);
+        let quoted = b"se\"t\" 'k' \"\\x76\"\r\n";
+        let Ok(Some(Scanned::Request(r))) = RequestScanner::default().scan(quoted) else {
+            panic!("expected a request");
+        };
+        assert_eq!(
+            (&*r.name(quoted), r.argc, r.quoted_name),
+            (&b"set"[..], 3, true)
+        );
+        let words: Vec<Cow<[u8]>> = args(quoted, &r).collect();
+        assert_eq!(words, vec![&b"set"[..], b"k", b"v"]);
+        assert_eq!(
+            scan_all(b"PING\r\nECHO \"a\r\n"),
+            Err(ProtocolError::UnbalancedQuotes)
+        );
     }
 
     #[test]
@@ -352,6 +387,43 @@ mod tests {
             &ProtocolError::InlineTooBig.reply()[..],
             b"-ERR Protocol error: too big inline request\r\n"
         );
+    }
+
+    /// Redis finds line ends with `strchr`, which stops at a NUL byte: such a
+    /// line waits for more input, and the first byte of an element is judged
+    /// only once its line is complete. A `\r` or `\n` in the error message
+    /// becomes a space, as in Redis's error replies.
+    #[test]
+    fn lines_are_read_as_redis_reads_them() {
+        for waiting in [
+            &b"*1\x00\r\n$4\r\nPING\r\n"[..],
+            b"*1\r\n$4\x00\r\nPING\r\n",
+            b"*1\r\n\x00\r\n",
+            b"*1\r\nx\x00\r\n",
+            b"*1\r\nxyz",
+            b"*1\r",
+            b"PING\x00\r\nPING\r\n",
+        ] {
+            assert_eq!(scan_all(waiting), Ok(Vec::new()), "{:?}", waiting);
+        }
+        assert_eq!(
+            scan_all(b"*1\r\nxyz\r\n").map_err(|e| e.to_string()),
+            Err("Protocol error: expected '$', got 'x'".to_owned())
+        );
+        for (input, shown) in [(&b"*1\r\n\r\r\n"[..], ' '), (b"*1\r\n\n\r\n", ' ')] {
+            assert_eq!(
+                scan_all(input).map_err(|e| e.to_string()),
+                Err(format!("Protocol error: expected '$', got '{shown}'"))
+            );
+        }
+        assert_eq!(
+            &ProtocolError::ExpectedBulk(0xff).reply()[..],
+            b"-ERR Protocol error: expected '$', got '\xff'\r\n"
+        );
+        let mut nul_line = b"PING \x00".to_vec();
+        nul_line.resize(MAX_INLINE_LEN + 1, b'a');
+        nul_line.extend_from_slice(b"\r\n");
+        assert_eq!(scan_all(&nul_line), Err(ProtocolError::InlineTooBig));
     }
 
     #[test]
