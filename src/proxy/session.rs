@@ -173,8 +173,24 @@ enum Input {
     Open,
     /// The client closed its side: finish what was received, then end.
     Eof,
-    /// QUIT, a protocol error or shutdown: nothing more is read or forwarded.
+    /// QUIT, a protocol error or shutdown: nothing more is forwarded. What
+    /// the client still sends is read and dropped, as Redis drops what follows
+    /// a QUIT, so that its close is seen and passed on like any other.
     Stopped,
+    /// Stopped, and then the client closed its side.
+    StoppedEof,
+}
+
+impl Input {
+    /// Whether nothing more is forwarded.
+    fn is_stopped(self) -> bool {
+        matches!(self, Input::Stopped | Input::StoppedEof)
+    }
+
+    /// Whether the client closed its sending side.
+    fn client_done(self) -> bool {
+        matches!(self, Input::Eof | Input::StoppedEof)
+    }
 }
 
 /// One client session.
@@ -484,12 +500,12 @@ impl Session {
             return Err(End::Finished);
         }
         self.rebind_subscriber().await?;
-        if self.input == Input::Eof {
+        if self.input.client_done() {
             self.pass_on_half_close().await;
         }
         let nothing_left = !self.ledger.awaits_backend() && self.ledger.is_empty();
         match self.input {
-            Input::Stopped if nothing_left => return Err(End::Finished),
+            Input::Stopped | Input::StoppedEof if nothing_left => return Err(End::Finished),
             Input::Eof if nothing_left && !self.has_complete_unsent() => return Err(End::Finished),
             _ => {}
         }
@@ -510,12 +526,14 @@ impl Session {
     }
 
     /// The client closed its sending side: once every complete command it sent
-    /// is out, the backend connection's sending side is closed too. Redis then
-    /// does what it does for a direct client: it answers what it read and
-    /// closes, and a blocked command (BLPOP, WAIT, XREAD BLOCK, …) is dropped
-    /// rather than left behind on a connection nobody reads.
+    /// is out (after QUIT or a protocol error: every command before it), the
+    /// backend connection's sending side is closed too. Redis then does what
+    /// it does for a direct client: it answers what it read and closes, and a
+    /// blocked command (BLPOP, WAIT, XREAD BLOCK, …) is dropped rather than
+    /// left behind on a connection nobody reads.
     async fn pass_on_half_close(&mut self) {
-        if self.to_backend.is_some() || self.has_complete_unsent() {
+        let unsent_matters = !self.input.is_stopped();
+        if self.to_backend.is_some() || (unsent_matters && self.has_complete_unsent()) {
             return;
         }
         let Some(backend) = self.backend.as_deref_mut() else {
@@ -574,6 +592,10 @@ impl Session {
     fn wants_client_input(&self) -> bool {
         let shared_busy = self.backend.as_deref().is_some_and(Backend::is_shared)
             && (self.to_client.is_some() || self.ledger.counted() >= MAX_SHARED_IN_FLIGHT);
+        if self.input == Input::Stopped {
+            // Only to see the close: what arrives is dropped.
+            return !self.piping;
+        }
         self.input == Input::Open
             && self.to_backend.is_none()
             && !shared_busy
@@ -583,8 +605,23 @@ impl Session {
 
     async fn on_client_readable(&mut self) -> Result<(), End> {
         let buf = self.cbuf.get_or_insert_with(bufpool::take);
+        let kept = buf.len();
         bufpool::reserve_for_read(buf);
-        match read_ready(&mut self.client, buf).await {
+        let read = read_ready(&mut self.client, buf).await;
+        if self.input == Input::Stopped {
+            // Nothing more is forwarded: only a close matters.
+            buf.truncate(kept);
+            return match read {
+                Ok(0) => {
+                    self.input = Input::StoppedEof;
+                    Ok(())
+                }
+                Ok(_) => Ok(()),
+                Err(e) if e.kind() == io::ErrorKind::WouldBlock => Ok(()),
+                Err(_) => Err(End::Client),
+            };
+        }
+        match read {
             Ok(0) => {
                 self.input = Input::Eof;
                 return Ok(());
@@ -607,7 +644,7 @@ impl Session {
     /// `refuse`, commands that need the backend are answered `-MASTERDOWN`.
     /// Returns whether a command waits for a backend (the caller binds one).
     fn pump(&mut self, refuse: bool) -> Result<bool, End> {
-        if self.input == Input::Stopped {
+        if self.input.is_stopped() {
             return Ok(false);
         }
         if let Some(Conn::Shared { link, .. }) = self.backend.as_deref().map(|b| &b.conn)
@@ -676,8 +713,8 @@ impl Session {
                 Scanned::Request(req) => req,
             };
             let frame = &buf[batch.end..batch.end + req.len];
-            let name = &frame[req.name.clone()];
-            let info = table.info(name);
+            let name = req.name(frame);
+            let info = table.info(&name);
             let class = info.class;
             let requirepass = self.shared.settings.requirepass.as_deref();
             let mut action = decide(frame, &req, requirepass, self.authenticated);
@@ -979,7 +1016,7 @@ impl Session {
     async fn rebind_subscriber(&mut self) -> Result<(), End> {
         if self.backend.is_none()
             && !self.ledger.state.subscriptions.is_empty()
-            && self.input != Input::Stopped
+            && !self.input.is_stopped()
         {
             Box::pin(self.bind()).await?;
         }
@@ -1158,7 +1195,7 @@ impl Session {
             // was passed on; whatever it did not answer, it never will.
             return Err(End::Finished);
         }
-        if self.input == Input::Stopped && !self.ledger.awaits_backend() {
+        if self.input.is_stopped() && !self.ledger.awaits_backend() {
             // Done (QUIT and the like): the session ends once its output is out.
             return Ok(());
         }
