@@ -74,7 +74,7 @@ fi
 
 # The data path tests run a second time with shared backend connections
 # (--share-backend, read by every proxy the tests start from this variable).
-shared_modules=(resp session limits hold classify failover shared passthrough)
+shared_modules=(resp session limits hold classify failover shared passthrough fuzz_diff)
 status=0
 if cargo nextest --version >/dev/null 2>&1; then
     cargo nextest run --all-targets --no-fail-fast "$@" || status=$?

@@ -23,6 +23,7 @@ mod dockerfile;
 mod events;
 mod examples;
 mod failover;
+mod fuzz_diff;
 mod harness_selftest;
 mod hold;
 mod import;
