@@ -29,6 +29,7 @@
 pub mod answer;
 pub mod api;
 pub mod core;
+pub mod effect;
 pub mod events;
 pub mod failover;
 pub mod hello;
@@ -50,8 +51,8 @@ use tokio::time::Instant;
 use tokio_util::sync::CancellationToken;
 use tracing::{info, warn};
 
-use self::core::Target;
 pub use self::core::{Core, Settings};
+use self::effect::Target;
 use self::link::{Link, LinkOptions, Report};
 use crate::config::Credentials;
 use crate::switch::{Hint, SwitchWriter};

@@ -1,0 +1,145 @@
+//! Health as Sentinel judges it: SDOWN (this proxy gets no valid reply
+//! within `down-after`), ODOWN (at least `quorum` voters say SDOWN), and the
+//! `is-master-down-by-addr` questions that gather the peers' view.
+
+use std::net::SocketAddr;
+
+use tokio::time::Instant;
+
+use super::{Core, MAX_DESYNC, elapsed, random_below};
+use crate::sentinel::effect::{Target, cmd};
+use crate::sentinel::events;
+use crate::sentinel::failover::Stage;
+use crate::sentinel::info::ReportedRole;
+use crate::sentinel::link::Sent;
+
+/// A peer's report of the master is valid this long (Sentinel: 5 ask periods).
+const DOWN_REPORT_VALIDITY: u32 = 5;
+
+impl Core {
+    /// Marks or clears SDOWN for the node at `addr`: silent for `down-after`,
+    /// or a master that has reported the replica role for too long.
+    pub(super) fn check_sdown(&mut self, addr: SocketAddr, now: Instant) {
+        let down_after = self.settings.down_after;
+        let info_period = self.timers.info;
+        let is_master = addr == self.master.addr;
+        let name = self.settings.name.clone();
+        let master_addr = self.master.addr;
+        let Some(node) = self.node_mut(addr) else {
+            return;
+        };
+        // A master that keeps saying it is a replica is as good as down.
+        let demoted_for_long = is_master
+            && matches!(node.role(), Some(ReportedRole::Replica(_)))
+            && now.saturating_duration_since(node.role_changed_at) > down_after + 2 * info_period;
+        let down = node.is_silent(now, down_after) || demoted_for_long;
+        let what = if is_master {
+            events::master(&name, addr)
+        } else {
+            events::replica(addr, &name, master_addr)
+        };
+        match (down, node.sdown_since) {
+            (true, None) => {
+                node.sdown_since = Some(now);
+                self.events.emit("+sdown", what);
+            }
+            (false, Some(_)) => {
+                node.sdown_since = None;
+                self.events.emit("-sdown", what);
+            }
+            _ => {}
+        }
+    }
+
+    /// The voters (this proxy included unless it observes) that say the
+    /// master is down now.
+    fn down_votes(&self, now: Instant) -> u32 {
+        let validity = DOWN_REPORT_VALIDITY * self.timers.ask;
+        let mine = u32::from(!self.settings.observer && self.master.sdown_since.is_some());
+        let theirs = self
+            .peers
+            .values()
+            .filter(|p| p.voter)
+            .filter(|p| {
+                p.says_down_at
+                    .is_some_and(|t| now.saturating_duration_since(t) <= validity)
+            })
+            .count() as u32;
+        mine + theirs
+    }
+
+    /// Marks or clears ODOWN: the master is SDOWN here and at least `quorum`
+    /// voters say so within the report validity.
+    pub(super) fn check_odown(&mut self, now: Instant) {
+        let odown =
+            self.master.sdown_since.is_some() && self.down_votes(now) >= self.settings.quorum;
+        let what = events::master(&self.settings.name, self.master.addr);
+        match (odown, self.odown_since) {
+            (true, None) => {
+                self.odown_since = Some(now);
+                self.start_jitter = random_below(MAX_DESYNC);
+                let votes = self.down_votes(now);
+                let quorum = self.settings.quorum;
+                self.events
+                    .emit("+odown", format!("{what} #quorum {votes}/{quorum}"));
+            }
+            (false, Some(_)) => {
+                self.odown_since = None;
+                self.events.emit("-odown", what);
+            }
+            _ => {}
+        }
+    }
+
+    /// While the master is SDOWN (or a failover awaits votes), asks every
+    /// peer whether it agrees, and for its vote when this proxy is a candidate.
+    pub(super) fn ask_peers(&mut self, now: Instant) {
+        let candidate = self
+            .failover
+            .as_ref()
+            .filter(|f| f.stage == Stage::WaitStart);
+        if self.master.sdown_since.is_none() && candidate.is_none() {
+            return;
+        }
+        let runid = match candidate {
+            Some(_) => self.myid.clone(),
+            None => "*".to_owned(),
+        };
+        let epoch = self.current_epoch.to_string();
+        let master = self.master.addr;
+        // Until a quorum agrees, ask four times as often as Sentinel: every
+        // quarter period saved here is a quarter period less of pause for
+        // the applications.
+        let period = if self.odown_since.is_none() {
+            self.timers.ask / 4
+        } else {
+            self.timers.ask
+        };
+        let mut asked = Vec::new();
+        for peer in self.peers.values_mut() {
+            if !peer.voter || peer.ask_pending || !elapsed(peer.last_ask, now, period) {
+                continue;
+            }
+            peer.ask_pending = true;
+            peer.last_ask = Some(now);
+            asked.push(peer.addr);
+        }
+        for addr in asked {
+            let ip = master.ip().to_string();
+            let port = master.port().to_string();
+            self.send(
+                addr,
+                Target::Peer,
+                Sent::AskMasterDown,
+                vec![cmd(&[
+                    "SENTINEL",
+                    "is-master-down-by-addr",
+                    &ip,
+                    &port,
+                    &epoch,
+                    &runid,
+                ])],
+            );
+        }
+    }
+}

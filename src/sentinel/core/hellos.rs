@@ -1,0 +1,144 @@
+//! Hellos: the payload this proxy publishes on `__sentinel__:hello`, and
+//! what a peer's hello teaches (the peer itself, a newer epoch, a newer
+//! master configuration).
+
+use std::net::SocketAddr;
+
+use tokio::time::Instant;
+
+use super::Core;
+use crate::sentinel::events;
+use crate::sentinel::failover::Stage;
+use crate::sentinel::hello::Hello;
+use crate::sentinel::node::Peer;
+
+impl Core {
+    /// This proxy's hello payload, naming the master it believes in.
+    pub fn hello_payload(&self) -> String {
+        let (master, config_epoch) = self.announced_master();
+        Hello {
+            ip: self.settings.announce.ip().to_string(),
+            port: self.settings.announce.port(),
+            run_id: self.myid.clone(),
+            current_epoch: self.current_epoch,
+            master_name: self.settings.name.clone(),
+            master_ip: master.ip().to_string(),
+            master_port: master.port(),
+            master_config_epoch: config_epoch,
+        }
+        .to_payload()
+    }
+
+    /// The master to announce: the promoted replica once a failover this
+    /// proxy leads has promoted it (so peers switch at once), else the master.
+    pub fn announced_master(&self) -> (SocketAddr, u64) {
+        match &self.failover {
+            Some(f) if f.stage == Stage::ReconfReplicas => {
+                (f.promoted.unwrap_or(self.master.addr), f.epoch)
+            }
+            _ => (self.master.addr, self.config_epoch),
+        }
+    }
+
+    /// Takes in a hello (from a node's channel or a peer's `PUBLISH`).
+    pub fn take_hello(&mut self, payload: &str, now: Instant) {
+        let Ok(hello) = Hello::parse(payload) else {
+            tracing::debug!(payload, "ignoring a malformed hello");
+            return;
+        };
+        if hello.run_id == self.myid || hello.master_name != self.settings.name {
+            return;
+        }
+        let Ok(addr) = hello.sentinel_addr().parse::<SocketAddr>() else {
+            return;
+        };
+        if self.partitioned.contains(&addr) {
+            return;
+        }
+        self.learn_peer(addr, &hello.run_id, now);
+        if hello.current_epoch > self.current_epoch {
+            self.current_epoch = hello.current_epoch;
+            self.dirty = true;
+            self.events
+                .emit("+new-epoch", self.current_epoch.to_string());
+        }
+        let Ok(announced) =
+            format!("{}:{}", hello.master_ip, hello.master_port).parse::<SocketAddr>()
+        else {
+            return;
+        };
+        if hello.master_config_epoch > self.config_epoch {
+            if announced != self.master.addr {
+                let from = events::sentinel(&hello.run_id, addr, &self.settings.name, announced);
+                self.events.emit("+config-update-from", from);
+                self.switch_master(announced, hello.master_config_epoch, now);
+            } else {
+                self.config_epoch = hello.master_config_epoch;
+                self.dirty = true;
+            }
+        }
+    }
+
+    /// Records a peer heard from at `addr` under `run_id`: a new peer, one
+    /// that moved (same run id, new address), or a duplicate run id.
+    fn learn_peer(&mut self, addr: SocketAddr, run_id: &str, now: Instant) {
+        let voter = self.settings.voters.contains(&addr);
+        let name = self.settings.name.clone();
+        let master = self.master.addr;
+        // The same run id at a new address: the peer moved.
+        let moved = self
+            .peers
+            .iter()
+            .find(|(a, p)| **a != addr && p.run_id.as_deref() == Some(run_id))
+            .map(|(a, _)| *a);
+        if let Some(old) = moved
+            && let Some(mut peer) = self.peers.remove(&old)
+        {
+            if peer.voter && !self.settings.voters.contains(&old) {
+                peer.voter = false;
+            }
+            self.events.emit(
+                "+sentinel-address-switch",
+                format!(
+                    "master {name} {} {} ip {} port {} for {run_id}",
+                    master.ip(),
+                    master.port(),
+                    addr.ip(),
+                    addr.port()
+                ),
+            );
+            // A voter keeps its configured address entry.
+            if peer.voter {
+                self.peers.insert(old, peer);
+            }
+        }
+        let peer = self
+            .peers
+            .entry(addr)
+            .or_insert_with(|| Peer::new(addr, voter));
+        let announce = match &peer.run_id {
+            None => true,
+            Some(known) if known != run_id => {
+                self.events.emit(
+                    "-dup-sentinel",
+                    format!(
+                        "master {name} {} {} #duplicate of {addr} or {known}",
+                        master.ip(),
+                        master.port()
+                    ),
+                );
+                true
+            }
+            Some(_) => false,
+        };
+        peer.run_id = Some(run_id.to_owned());
+        peer.last_heard = Some(now);
+        peer.last_hello_heard = Some(now);
+        peer.hello_owed = false;
+        if announce {
+            self.dirty = true;
+            self.events
+                .emit("+sentinel", events::sentinel(run_id, addr, &name, master));
+        }
+    }
+}

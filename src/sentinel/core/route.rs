@@ -1,0 +1,175 @@
+//! The master the data path may use: switching it under a new config
+//! epoch, fencing writes while this proxy cannot be sure, and the route the
+//! runner publishes to the switch.
+
+use std::net::SocketAddr;
+
+use tokio::time::Instant;
+
+use super::Core;
+use crate::sentinel::effect::{Target, cmd};
+use crate::sentinel::events;
+use crate::sentinel::failover::Stage;
+use crate::sentinel::link::Sent;
+use crate::sentinel::node::{Node, Peer, Reconf};
+
+impl Core {
+    /// Makes `new` the master under `epoch`: the old master and every other
+    /// known node become its replicas.
+    pub fn switch_master(&mut self, new: SocketAddr, epoch: u64, now: Instant) {
+        let old = self.master.addr;
+        let name = self.settings.name.clone();
+        let led = self
+            .failover
+            .as_ref()
+            .is_some_and(|f| f.stage == Stage::ReconfReplicas);
+        if old != new {
+            self.events.scripts.client_reconfig(&name, led, old, new);
+        }
+        let new_node = match self.replicas.remove(&new) {
+            Some(mut node) => {
+                // Its role must be confirmed before any write goes there: an
+                // INFO that still calls it a replica is forgotten (it would
+                // also look like a master demoted long ago); one that already
+                // says master (the promotion the leader saw confirmed) stands,
+                // so the route does not drop to None until the next INFO.
+                // Its silence is measured afresh.
+                if !node.reports_master() {
+                    node.info = None;
+                    node.last_info = None;
+                    node.role_changed_at = now;
+                }
+                node.sdown_since = None;
+                node.unanswered_since = None;
+                node.last_ok = now;
+                node
+            }
+            None => Node::new(new, now),
+        };
+        let already_routed = self.announced_master().0 == new;
+        let mut old_node = std::mem::replace(&mut self.master, new_node);
+        if old != new {
+            if !already_routed {
+                self.unavailable_since = Some(old_node.last_ok);
+            }
+            if let Some(odown) = self.odown_since {
+                metrics::histogram!(crate::metrics::FAILOVER_SECONDS)
+                    .record(now.saturating_duration_since(odown).as_secs_f64());
+            }
+        }
+        if old != new {
+            old_node.sdown_since = None;
+            old_node.last_ok = now;
+            old_node.unanswered_since = None;
+            self.replicas.insert(old, old_node);
+        }
+        for node in self.replicas.values_mut() {
+            node.reconf = Reconf::Idle;
+        }
+        self.config_epoch = epoch;
+        self.failover = None;
+        self.odown_since = None;
+        // What peers said about the old master says nothing about the new one.
+        for peer in self.peers.values_mut() {
+            peer.says_down_at = None;
+            peer.leader = None;
+        }
+        // Confirm the new master's role now rather than at the next tick.
+        self.master.info_pending = true;
+        self.send(new, Target::Node, Sent::Info, vec![cmd(&["INFO"])]);
+        // A new master may fail over as soon as it is down (Sentinel resets
+        // the retry timer with the master).
+        self.last_failover_start = None;
+        self.dirty = true;
+        self.events.emit(
+            "+switch-master",
+            format!(
+                "{name} {} {} {} {}",
+                old.ip(),
+                old.port(),
+                new.ip(),
+                new.port()
+            ),
+        );
+        let replicas: Vec<SocketAddr> = self.replicas.keys().copied().collect();
+        for replica in replicas {
+            self.events
+                .emit("+slave", events::replica(replica, &name, new));
+        }
+        self.hello_now();
+    }
+
+    /// Whether this proxy is in touch with a majority of the voters (itself
+    /// included): each answers `PING` (within `down-after`) and has sent a
+    /// recent hello. Without it, writes are fenced. Requiring hellos, which
+    /// carry each voter's config, means a proxy coming back from a partition
+    /// learns of a failover it missed before it routes anything.
+    pub fn has_majority(&self, now: Instant) -> bool {
+        let voters = self.peers.values().filter(|p| p.voter).count() as u32;
+        if voters == 0 {
+            return true;
+        }
+        let me = u32::from(!self.settings.observer);
+        let heard = self.peers_in_touch(now);
+        heard + me > (voters + me) / 2
+    }
+
+    /// The voters this proxy is in touch with: each answers `PING` within
+    /// `down-after` and has sent a hello since its last failed `PING`, and
+    /// recently. One predicate for fencing, `ckquorum` and `/status`.
+    pub fn peers_in_touch(&self, now: Instant) -> u32 {
+        self.peers
+            .values()
+            .filter(|p| p.voter && self.in_touch(p, now))
+            .count() as u32
+    }
+
+    /// Whether `peer` counts as reachable (see [`Core::peers_in_touch`]).
+    pub fn in_touch(&self, peer: &Peer, now: Instant) -> bool {
+        let hello_window = self.settings.down_after + 2 * self.timers.publish;
+        !peer.hello_owed
+            && peer.heard_within(now, self.settings.down_after)
+            && peer.hello_within(now, hello_window)
+    }
+
+    /// Why the data path may not use the master now, if it may not.
+    pub fn fence_reason(&self, now: Instant) -> Option<&'static str> {
+        if !self.has_majority(now) {
+            return Some("no majority of voters reachable");
+        }
+        let promoted = self
+            .failover
+            .as_ref()
+            .is_some_and(|f| f.stage == Stage::ReconfReplicas);
+        if self.odown_since.is_some() && !promoted {
+            return Some("master objectively down");
+        }
+        if let Some(f) = &self.failover
+            && f.stage != Stage::ReconfReplicas
+        {
+            return Some("failover in progress");
+        }
+        if let Some(vote) = &self.vote
+            && vote.epoch > self.config_epoch
+            && vote.leader != self.myid
+            && now.saturating_duration_since(vote.at) < self.settings.failover_timeout
+        {
+            return Some("voted for a failover leader");
+        }
+        None
+    }
+
+    /// Where the data path may send commands now, and under which config
+    /// epoch: the master once its `INFO` confirms the role and nothing fences
+    /// it; `None` holds commands.
+    pub fn route(&self, now: Instant) -> (Option<SocketAddr>, u64) {
+        let (addr, epoch) = self.announced_master();
+        if self.fence_reason(now).is_some() {
+            return (None, epoch);
+        }
+        let confirmed = self
+            .node(addr)
+            .is_some_and(|n| n.last_info.is_some() && n.reports_master());
+        (confirmed.then_some(addr), epoch)
+    }
+}
