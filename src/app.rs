@@ -20,6 +20,7 @@ use metrics_exporter_prometheus::PrometheusHandle;
 use crate::admin;
 use crate::catalog;
 use crate::config::{Config, CoreConfig, Source};
+use crate::control::{Committer, Source as _};
 use crate::follow::Follower;
 use crate::proxy::{self, Shared};
 use crate::resp::command::{Class, CommandTable};
@@ -99,13 +100,12 @@ impl App {
                     sentinels: sentinels.clone(),
                     master_name: config.master_name.clone(),
                     auth: config.backend_auth.clone(),
-                    writer,
+                    committer: Committer::new(writer),
                     hints: hint_rx,
                     connections: Default::default(),
-                    last_master: None,
                     status: status_tx,
                 };
-                (ControlPath::Follow(follower), reader)
+                (ControlPath::Follow(Box::new(follower)), reader)
             }
         };
         let sentinel_addr = match &control_path {
@@ -156,7 +156,7 @@ impl App {
                         };
                         match control_path {
                             ControlPath::Core(plan) => plan.run(cancel).await,
-                            ControlPath::Follow(follower) => follower.run(cancel).await,
+                            ControlPath::Follow(follower) => (*follower).run(cancel).await,
                         }
                         let _ = learner.await;
                         if let Some(admin) = admin {
@@ -257,7 +257,7 @@ enum ControlPath {
     /// The built-in sentinel core.
     Core(Box<CorePlan>),
     /// Following existing Sentinels.
-    Follow(Follower),
+    Follow(Box<Follower>),
 }
 
 /// Everything the sentinel core needs, prepared on the caller's thread so
@@ -351,7 +351,7 @@ impl CorePlan {
         Ok(CorePlan {
             runner: sentinel::Runner {
                 core,
-                writer,
+                committer: Committer::new(writer),
                 hints,
                 api: api_rx,
                 auth: config.backend_auth.clone(),

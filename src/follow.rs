@@ -14,7 +14,8 @@
 //!   until a master is committed again. So writes stop before Sentinel promotes
 //!   a replica, not after the old master was demoted.
 //!
-//! The follower is the only writer of the [`SwitchWriter`].
+//! The follower is a [`Source`]: it owns the group's [`Committer`], the only
+//! writer of its switch.
 
 use std::collections::HashMap;
 use std::net::SocketAddr;
@@ -27,8 +28,9 @@ use tracing::{debug, info, warn};
 
 use crate::backend::probe::{self, Probe, ProbeError, Role};
 use crate::config::Credentials;
+use crate::control::{Commit, Committer, Source};
 use crate::resp::value::{self, OwnedFrame};
-use crate::switch::{Hint, SwitchWriter};
+use crate::switch::Hint;
 
 /// How often the Sentinels are asked when nothing happens.
 const CHECK_INTERVAL: Duration = Duration::from_millis(1000);
@@ -90,23 +92,22 @@ pub struct Follower {
     pub master_name: String,
     /// Credentials for data nodes (ROLE probes).
     pub auth: Credentials,
-    /// The one writer of the switch.
-    pub writer: SwitchWriter,
+    /// The one committer of the switch.
+    pub committer: Committer,
     /// Trouble reported by sessions.
     pub hints: mpsc::Receiver<Hint>,
     /// Connections kept open between checks (Sentinels and data nodes), so a
     /// fleet of proxies does not open several connections per second each. A
     /// connection that fails or misses a deadline is dropped and reopened.
     pub connections: HashMap<SocketAddr, Probe>,
-    /// The last master committed, to count switches.
-    pub last_master: Option<SocketAddr>,
     /// What `/status` and `/readyz` show: the master, or why commands are held.
     pub status: tokio::sync::watch::Sender<crate::status::Status>,
 }
 
-impl Follower {
-    /// Runs until `cancel` fires.
-    pub async fn run(mut self, cancel: CancellationToken) {
+impl Source for Follower {
+    /// Checks every second (and at once on an event or a hint) until
+    /// `cancel` fires.
+    async fn run(mut self, cancel: CancellationToken) {
         let wake = Arc::new(Notify::new());
         for &sentinel in &self.sentinels {
             tokio::spawn(watch_events(
@@ -129,7 +130,9 @@ impl Follower {
             tokio::time::sleep(MIN_GAP).await;
         }
     }
+}
 
+impl Follower {
     /// Asks every Sentinel, counts, verifies, publishes.
     async fn check(&mut self) {
         let mut queries = tokio::task::JoinSet::new();
@@ -149,7 +152,7 @@ impl Follower {
             }
             reports.extend(report);
         }
-        let current = self.writer.current();
+        let current = self.committer.current();
         // A Sentinel failing the current master over will promote another node
         // while this one still accepts writes: writes acknowledged here from
         // now on could be lost. Hold them until the new master is agreed.
@@ -168,21 +171,18 @@ impl Follower {
             match self.role(addr).await {
                 Ok(Role::Master) => {
                     match self
-                        .writer
-                        .publish(Some(addr), config_epoch.max(current.config_epoch))
+                        .committer
+                        .commit(Some(addr), config_epoch.max(current.config_epoch))
                     {
-                        Ok(t) => {
-                            if self.last_master.is_some_and(|m| m != addr) {
-                                metrics::counter!(crate::metrics::SWITCHES).increment(1);
-                            }
-                            self.last_master = Some(addr);
+                        Commit::Published { topology: t, .. } => {
                             self.show(Some(addr), None);
                             info!(
                                 master = %addr, config_epoch = t.config_epoch, generation = t.generation,
                                 "master committed: a majority of Sentinels agree and ROLE says master"
                             )
                         }
-                        Err(stale) => warn!(%stale, "ignored a stale master"),
+                        Commit::Unchanged => self.show(Some(addr), None),
+                        Commit::Stale(stale) => warn!(%stale, "ignored a stale master"),
                     }
                     return;
                 }
@@ -236,8 +236,8 @@ impl Follower {
     }
 
     /// Publishes "no master" unless that is already the state, and shows why.
-    fn fence(&self, current: Option<SocketAddr>, config_epoch: u64, reason: String) {
-        if current.is_some() && self.writer.publish(None, config_epoch).is_ok() {
+    fn fence(&mut self, current: Option<SocketAddr>, config_epoch: u64, reason: String) {
+        if let Commit::Published { .. } = self.committer.commit(None, config_epoch) {
             info!(previous = ?current, "no master committed: commands are held");
         }
         self.show(current, Some(reason));

@@ -33,6 +33,7 @@ pub mod backend;
 pub mod build;
 pub mod catalog;
 pub mod config;
+pub mod control;
 pub mod demo;
 pub mod follow;
 pub mod import;

@@ -23,7 +23,7 @@
 //!   the pieces, most of them pure.
 //!
 //! The core runs on the control thread. Its only contact with the data path is
-//! the [`SwitchWriter`]: it publishes the master whenever [`Core::route`]
+//! its [`Committer`]: the runner commits the master whenever [`Core::route`]
 //! changes.
 
 pub mod answer;
@@ -55,7 +55,8 @@ pub use self::core::{Core, Settings};
 use self::effect::Target;
 use self::link::{Link, LinkOptions, Report};
 use crate::config::Credentials;
-use crate::switch::{Hint, SwitchWriter};
+use crate::control::{Commit, Committer, Source};
+use crate::switch::Hint;
 
 /// How often the core's timers run (Sentinel's own cron runs at 10 Hz).
 const TICK: Duration = Duration::from_millis(100);
@@ -63,24 +64,12 @@ const TICK: Duration = Duration::from_millis(100);
 /// Reports that may wait for the core before links block.
 const REPORTS: usize = 1024;
 
-/// What the runner last published to the switch.
-#[derive(Debug, Default)]
-struct Published {
-    /// The route and its epoch.
-    route: Option<SocketAddr>,
-    epoch: u64,
-    /// Something was published at all.
-    done: bool,
-    /// The last master commands were routed to (for counting switches).
-    last_master: Option<SocketAddr>,
-}
-
 /// What the runner needs besides the core.
 pub struct Runner {
     /// The core.
     pub core: Core,
-    /// Where the route is published.
-    pub writer: SwitchWriter,
+    /// Where the route is committed.
+    pub committer: Committer,
     /// Hints from sessions.
     pub hints: mpsc::Receiver<Hint>,
     /// Commands from the sentinel port.
@@ -91,14 +80,14 @@ pub struct Runner {
     pub status: tokio::sync::watch::Sender<crate::status::Status>,
 }
 
-impl Runner {
-    /// Runs the core until `stop` is cancelled.
-    pub async fn run(mut self, stop: CancellationToken) {
+impl Source for Runner {
+    /// Runs the core (ticks, link reports, sentinel-port commands, hints)
+    /// until `stop` is cancelled.
+    async fn run(mut self, stop: CancellationToken) {
         let (report_tx, mut reports) = mpsc::channel::<Report>(REPORTS);
         let mut links: HashMap<SocketAddr, Link> = HashMap::new();
         let mut ticker = tokio::time::interval(TICK);
         ticker.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
-        let mut published = Published::default();
         let link_timeout = (self.core.settings.down_after / 2)
             .clamp(Duration::from_millis(100), Duration::from_secs(5));
         let myid = &self.core.myid;
@@ -130,7 +119,7 @@ impl Runner {
                 },
             }
             self.flush(&mut links, &report_tx, &stop, link_timeout, &client_name);
-            self.publish(&mut published);
+            self.publish();
             self.save();
             let status = self.core.status(Instant::now());
             self.status.send_if_modified(|current| {
@@ -142,7 +131,9 @@ impl Runner {
             });
         }
     }
+}
 
+impl Runner {
     /// Hands queued jobs to the links, opening and closing links as the
     /// topology changes.
     fn flush(
@@ -191,26 +182,16 @@ impl Runner {
         }
     }
 
-    /// Publishes the route when it changed.
-    fn publish(&mut self, published: &mut Published) {
+    /// Commits the route when it changed.
+    fn publish(&mut self) {
         let now = Instant::now();
         let (route, epoch) = self.core.route(now);
-        if published.done && (route, epoch) == (published.route, published.epoch) {
-            return;
-        }
-        match self.writer.publish(route, epoch) {
-            Ok(topology) => {
-                if let Some(addr) = route {
-                    // A switch, for the data path: commands go to another
-                    // node than the last one they went to.
-                    if published.last_master.is_some_and(|m| m != addr) {
-                        metrics::counter!(crate::metrics::SWITCHES).increment(1);
-                        if let Some(since) = self.core.unavailable_since.take() {
-                            metrics::histogram!(crate::metrics::UNAVAILABLE_SECONDS)
-                                .record(now.saturating_duration_since(since).as_secs_f64());
-                        }
-                    }
-                    published.last_master = Some(addr);
+        match self.committer.commit(route, epoch) {
+            Commit::Unchanged => {}
+            Commit::Published { topology, switched } => {
+                if switched && let Some(since) = self.core.unavailable_since.take() {
+                    metrics::histogram!(crate::metrics::UNAVAILABLE_SECONDS)
+                        .record(now.saturating_duration_since(since).as_secs_f64());
                 }
                 match route {
                     Some(addr) => {
@@ -224,12 +205,8 @@ impl Runner {
                         "holding commands: no usable master"
                     ),
                 }
-                (published.route, published.epoch, published.done) = (route, epoch, true);
             }
-            Err(stale) => {
-                warn!(%stale, "not publishing an older topology");
-                (published.route, published.epoch, published.done) = (route, epoch, true);
-            }
+            Commit::Stale(stale) => warn!(%stale, "not publishing an older topology"),
         }
     }
 
