@@ -1,0 +1,155 @@
+//! Answers to the Sentinel API commands that need the core's state: `SENTINEL …`,
+//! `INFO`, `ROLE` and `PUBLISH` (hello messages from peers). Replies use Redis
+//! Sentinel's field names and formats, so Sentinel-aware clients and real
+//! Sentinels read them unchanged.
+//!
+//! This file is the entry point ([`Core::answer`]) and the one table of
+//! `SENTINEL` subcommands (`sentinel_command`): every subcommand, its arity
+//! and its handler are listed there and nowhere else. The handlers live by
+//! family:
+//! * `queries.rs`: what the core knows (MASTERS, MASTER, REPLICAS/SLAVES,
+//!   SENTINELS, GET-MASTER-ADDR-BY-NAME, CKQUORUM);
+//! * `configuration.rs`: RESET, FLUSHCONFIG, CONFIG GET and the DEBUG timers;
+//! * `failover.rs`: FAILOVER and, with fault injection, SIMULATE-PARTITION;
+//! * `peer.rs`: what peers send (IS-MASTER-DOWN-BY-ADDR, hellos by PUBLISH);
+//! * `status.rs`: the whole-state reports, `INFO` and the `/status` snapshot.
+//!
+//! MYID and ROLE are one line each and answered where they are listed.
+//!
+//! The core builds RESP2 frames; the sentinel port decides which of them are
+//! maps for RESP3 clients (`core_shape` in the port's encoder).
+
+mod configuration;
+mod failover;
+mod peer;
+mod queries;
+mod status;
+
+use std::time::Duration;
+
+use bytes::Bytes;
+use tokio::time::Instant;
+
+use super::core::Core;
+use crate::resp::value::OwnedFrame;
+
+/// A bulk string holding `s`.
+fn bulk(s: impl Into<String>) -> OwnedFrame {
+    OwnedFrame::BulkString(s.into().into_bytes())
+}
+
+/// An error reply; `s` starts with its code (`ERR`, `NOQUORUM`, …).
+fn error(s: impl Into<String>) -> OwnedFrame {
+    OwnedFrame::Error(s.into())
+}
+
+/// `+OK`.
+fn ok() -> OwnedFrame {
+    OwnedFrame::SimpleString(b"OK".to_vec())
+}
+
+/// A flat `[key, value, …]` array, as Sentinel answers `SENTINEL master` in
+/// RESP2. A command answering one must be listed in the sentinel port's
+/// `core_shape` (`api/encode.rs`), which makes it a map for RESP3 clients.
+fn fields(pairs: Vec<(&str, String)>) -> OwnedFrame {
+    OwnedFrame::Array(
+        pairs
+            .into_iter()
+            .flat_map(|(k, v)| [bulk(k), bulk(v)])
+            .collect(),
+    )
+}
+
+/// A duration in whole milliseconds, as Sentinel prints them.
+fn millis(d: Duration) -> String {
+    d.as_millis().to_string()
+}
+
+/// Milliseconds from `t` to `now`, or `0` when `t` never happened.
+fn since(now: Instant, t: Option<Instant>) -> String {
+    t.map_or("0".to_owned(), |t| millis(now.saturating_duration_since(t)))
+}
+
+impl Core {
+    /// Answers one command sent to the sentinel port.
+    pub fn answer(&mut self, args: &[Bytes], now: Instant) -> OwnedFrame {
+        let Some(name) = args.first() else {
+            return error("ERR empty command");
+        };
+        let words: Vec<String> = args
+            .iter()
+            .map(|a| String::from_utf8_lossy(a).into_owned())
+            .collect();
+        match name.to_ascii_lowercase().as_slice() {
+            b"sentinel" => self.sentinel_command(&words[1..], now),
+            b"info" => OwnedFrame::BulkString(self.info_text(now).into_bytes()),
+            b"role" => OwnedFrame::Array(vec![
+                bulk("sentinel"),
+                OwnedFrame::Array(vec![bulk(self.settings.name.clone())]),
+            ]),
+            b"publish" => self.publish_hello(&words, now),
+            _ => {
+                let rest: Vec<String> = words[1..].iter().map(|w| format!("'{w}'")).collect();
+                error(format!(
+                    "ERR unknown command '{}', with args beginning with: {}",
+                    words[0],
+                    rest.join(" ")
+                ))
+            }
+        }
+    }
+
+    /// `SENTINEL <subcommand> …`: the table of every subcommand, matched on
+    /// its lower-case name and its word count (`args[0]` is the subcommand).
+    /// A name or arity not listed is Sentinel's "unknown subcommand" error.
+    fn sentinel_command(&mut self, args: &[String], now: Instant) -> OwnedFrame {
+        let Some(sub) = args.first() else {
+            return error("ERR wrong number of arguments for 'sentinel' command");
+        };
+        let sub = sub.to_ascii_lowercase();
+        /// The master name a subcommand was given, if any.
+        fn named(args: &[String]) -> Option<&str> {
+            args.get(1).map(String::as_str)
+        }
+        match (sub.as_str(), args.len()) {
+            // Queries.
+            ("myid", 1) => bulk(self.myid.clone()),
+            ("masters", 1) => OwnedFrame::Array(vec![self.master_fields(now)]),
+            ("master", 2) => self.if_named(named(args), |core| core.master_fields(now)),
+            ("replicas" | "slaves", 2) => self.if_named(named(args), |core| core.replica_list(now)),
+            ("sentinels", 2) => self.if_named(named(args), |core| core.sentinel_list(now)),
+            ("get-master-addr-by-name", 2) => self.master_addr_by_name(named(args)),
+            ("ckquorum", 2) => self.if_named(named(args), |core| core.ckquorum(now)),
+            // The peer protocol.
+            ("is-master-down-by-addr", 5) => self.is_master_down(&args[1..], now),
+            // Failover and fault injection.
+            ("failover", 2) => self.if_named(named(args), |core| core.failover_command(now)),
+            ("simulate-partition", _) if self.settings.fault_injection => {
+                self.simulate_partition(&args[1..])
+            }
+            // Configuration.
+            ("reset", 2) => self.reset_matching(&args[1], now),
+            ("flushconfig", 1) => self.flush_config(),
+            ("config", 3) if args[1].eq_ignore_ascii_case("get") => self.config_get(&args[2]),
+            ("debug", 1) => self.debug_timers(),
+            ("debug", n) if n % 2 == 1 => self.set_timers(&args[1..]),
+            _ => error(format!(
+                "ERR Unknown sentinel subcommand or wrong number of arguments for '{sub}'"
+            )),
+        }
+    }
+
+    /// Runs `answer` when `name` is the monitored master's name; Sentinel's
+    /// "No such master" error otherwise.
+    fn if_named(
+        &mut self,
+        name: Option<&str>,
+        answer: impl FnOnce(&mut Core) -> OwnedFrame,
+    ) -> OwnedFrame {
+        if name == Some(self.settings.name.as_str()) {
+            answer(self)
+        } else {
+            error("ERR No such master with that name")
+        }
+    }
+}

@@ -1,0 +1,71 @@
+//! What other Sentinels send to the sentinel port: the peer protocol.
+//!
+//! `SENTINEL IS-MASTER-DOWN-BY-ADDR` asks this proxy whether it sees the
+//! master down (for the asker's ODOWN) and, with a run id, for its vote in an
+//! epoch; `PUBLISH __sentinel__:hello …` delivers a hello, as real Sentinels
+//! send them to Sentinels as well as to Redis. Across a simulated partition a
+//! request is refused as if it never arrived.
+
+use std::net::SocketAddr;
+
+use tokio::time::Instant;
+
+use super::{bulk, error};
+use crate::resp::value::OwnedFrame;
+use crate::sentinel::core::Core;
+use crate::sentinel::hello;
+
+impl Core {
+    /// `PUBLISH channel payload`: takes a hello on Sentinel's hello channel
+    /// and answers 1 (one receiver); any other channel is refused, as
+    /// Sentinel refuses it.
+    pub(super) fn publish_hello(&mut self, words: &[String], now: Instant) -> OwnedFrame {
+        match words {
+            [_, channel, payload] if channel == hello::CHANNEL => {
+                self.take_hello(payload, now);
+                OwnedFrame::Integer(1)
+            }
+            [_, _, _] => error("ERR Only HELLO messages are accepted by Sentinel instances."),
+            _ => error("ERR wrong number of arguments for 'publish' command"),
+        }
+    }
+
+    /// `SENTINEL is-master-down-by-addr ip port epoch runid`: this proxy's view
+    /// of the master and, when `runid` is not `*`, its vote.
+    pub(super) fn is_master_down(&mut self, args: &[String], now: Instant) -> OwnedFrame {
+        let [ip, port, epoch, runid] = args else {
+            return error("ERR wrong number of arguments");
+        };
+        let (Ok(epoch), Ok(addr)) = (
+            epoch.parse::<u64>(),
+            format!("{ip}:{port}").parse::<SocketAddr>(),
+        ) else {
+            return error("ERR invalid epoch or address");
+        };
+        // An observer's view never counts towards anyone's ODOWN.
+        let down = !self.settings.observer
+            && self.tilt_since.is_none()
+            && addr == self.master.addr
+            && self.master.sdown_since.is_some();
+        let from_partitioned = self.peers.values().any(|p| {
+            p.run_id.as_deref() == Some(runid.as_str()) && self.partitioned.contains(&p.addr)
+        });
+        if from_partitioned {
+            // Across a simulated partition the request would never arrive.
+            return error("ERR simulated partition");
+        }
+        let (leader, leader_epoch) = if runid == "*" {
+            ("*".to_owned(), 0)
+        } else {
+            match self.vote_for(runid, epoch, now) {
+                Some(vote) => (vote.leader, vote.epoch),
+                None => ("*".to_owned(), 0),
+            }
+        };
+        OwnedFrame::Array(vec![
+            OwnedFrame::Integer(i64::from(down)),
+            bulk(leader),
+            OwnedFrame::Integer(leader_epoch as i64),
+        ])
+    }
+}

@@ -1,0 +1,114 @@
+//! Whole-state reports of the core: `INFO` as Redis Sentinel prints it, and
+//! the snapshot behind the admin endpoints (`/status`, `/readyz`) and the
+//! topology metrics.
+//!
+//! Both read the state and change nothing. `INFO` keeps Sentinel's sections
+//! and field names (clients parse them) and adds `sentinel_proxy_version` and
+//! `sentinel_fenced`, which name this proxy's own view.
+
+use tokio::time::Instant;
+
+use crate::sentinel::core::Core;
+use crate::sentinel::node::Node;
+
+impl Core {
+    /// The snapshot for `/status`, `/readyz` and the topology metrics.
+    ///
+    /// A node is `up` while its link is up and it has not gone unanswered
+    /// for `down-after`; a replica's lag is the master's replication offset
+    /// minus its own. `held_reason` says why commands are held when
+    /// [`Core::route`] has no master to give. Peers are listed with whether
+    /// they are in touch, and events are the most recent ones kept.
+    pub fn status(&self, now: Instant) -> crate::status::Status {
+        use crate::sentinel::info::ReportedRole;
+        use crate::status::{NodeStatus, PeerStatus, Status};
+        let master_offset = self.master.info.as_ref().map(|i| i.master_repl_offset);
+        let node = |n: &Node, role: &'static str| NodeStatus {
+            addr: n.addr.to_string(),
+            role,
+            reported_role: match n.role() {
+                Some(ReportedRole::Master) => "master",
+                Some(ReportedRole::Replica(_)) => "replica",
+                _ => "unknown",
+            },
+            up: n.link_up
+                && n.unanswered_since
+                    .is_none_or(|t| now.saturating_duration_since(t) < self.settings.down_after),
+            sdown: n.sdown_since.is_some(),
+            lag_bytes: match (n.role(), master_offset) {
+                (Some(ReportedRole::Replica(r)), Some(m)) => Some(m.saturating_sub(r.offset)),
+                _ => None,
+            },
+        };
+        let (master, _) = self.announced_master();
+        Status {
+            source: "sentinel-core",
+            master_name: self.settings.name.clone(),
+            master: Some(master.to_string()),
+            held_reason: self.route(now).0.is_none().then(|| {
+                self.fence_reason(now)
+                    .unwrap_or("the master's role is not confirmed yet")
+                    .to_owned()
+            }),
+            current_epoch: self.current_epoch,
+            config_epoch: self.config_epoch,
+            sdown: self.master.sdown_since.is_some(),
+            odown: self.odown_since.is_some(),
+            tilt: self.tilt_since.is_some(),
+            failover: self.failover.as_ref().map(|f| format!("{:?}", f.stage)),
+            nodes: std::iter::once(node(&self.master, "master"))
+                .chain(self.replicas.values().map(|n| node(n, "replica")))
+                .collect(),
+            peers: self
+                .peers
+                .values()
+                .map(|p| PeerStatus {
+                    addr: p.addr.to_string(),
+                    run_id: p.run_id.clone(),
+                    voter: p.voter,
+                    reachable: self.in_touch(p, now),
+                })
+                .collect(),
+            quorum_reachable: self.has_majority(now),
+            recent_events: self
+                .events
+                .recent()
+                .map(|e| format!("{} {}", e.channel, e.message))
+                .collect(),
+        }
+    }
+
+    /// `INFO`: the server and sentinel sections, as Sentinel prints them.
+    /// The master's status is `odown`, `sdown` or `ok`; `sentinels` counts
+    /// the peers heard from plus this proxy; `sentinel_fenced` says why the
+    /// data path may not use the master now, `none` when it may.
+    pub fn info_text(&self, now: Instant) -> String {
+        let (addr, _) = self.announced_master();
+        let status = if self.odown_since.is_some() {
+            "odown"
+        } else if self.master.sdown_since.is_some() {
+            "sdown"
+        } else {
+            "ok"
+        };
+        let sentinels = self.peers.values().filter(|p| p.run_id.is_some()).count() + 1;
+        let fence = self.fence_reason(now).unwrap_or("none");
+        format!(
+            "# Server\r\nredis_version:7.0.0\r\nredis_mode:sentinel\r\nrun_id:{}\r\n\
+             tcp_port:{}\r\nsentinel_proxy_version:{}\r\n\r\n\
+             # Sentinel\r\nsentinel_masters:1\r\nsentinel_tilt:{}\r\n\
+             sentinel_running_scripts:0\r\nsentinel_scripts_queue_length:0\r\n\
+             sentinel_simulate_failure_flags:0\r\nsentinel_current_epoch:{}\r\n\
+             sentinel_fenced:{}\r\n\
+             master0:name={},status={status},address={addr},slaves={},sentinels={sentinels}\r\n",
+            self.myid,
+            self.settings.announce.port(),
+            env!("CARGO_PKG_VERSION"),
+            u8::from(self.tilt_since.is_some()),
+            self.current_epoch,
+            fence,
+            self.settings.name,
+            self.replicas.len(),
+        )
+    }
+}
