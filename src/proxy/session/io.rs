@@ -1,0 +1,148 @@
+//! The session's low-level I/O: reads that take only what is ready, and
+//! writes that never wait.
+//!
+//! A write goes to the socket at once; what the socket does not take is kept
+//! in a pooled buffer (`to_client`, `to_backend`) and written when the socket
+//! is writable again, and while any waits the session stops reading the other
+//! side. So the session's future holds no write state, and a copy is made
+//! only when a peer reads slowly. Commands for a shared connection are handed
+//! to its link instead of written.
+
+use std::io;
+use std::pin::Pin;
+use std::task::Poll;
+
+use bytes::{Buf, BytesMut};
+use tokio::net::TcpStream;
+
+use super::{Backend, Conn, End, Session};
+use crate::proxy::{Counters, bufpool, write_some};
+
+impl Session {
+    /// Where replies to the client go.
+    pub(super) fn client_out(&mut self) -> ClientOut<'_> {
+        ClientOut {
+            counters: &self.shared.counters,
+            stream: &self.client,
+            pending: &mut self.to_client,
+        }
+    }
+
+    /// Writes what the backend's socket takes of the waiting output.
+    pub(super) fn flush_to_backend(&mut self) -> Result<(), End> {
+        let Some(Conn::Own(stream)) = self.backend.as_deref().map(|b| &b.conn) else {
+            bufpool::give_back_if_empty(&mut self.to_backend);
+            return Ok(());
+        };
+        flush_pending(stream, &mut self.to_backend).map_err(|_| End::BackendLost)
+    }
+}
+
+/// Reads what is ready without waiting (`WouldBlock` if nothing is). Unlike
+/// `try_read`, a short read clears the socket's readiness, which saves the
+/// `EAGAIN` system call per request that a second attempt would cost.
+pub(super) async fn read_ready(stream: &mut TcpStream, buf: &mut BytesMut) -> io::Result<usize> {
+    std::future::poll_fn(|cx| {
+        match tokio_util::io::poll_read_buf(Pin::new(&mut *stream), cx, buf) {
+            Poll::Ready(result) => Poll::Ready(result),
+            Poll::Pending => Poll::Ready(Err(io::ErrorKind::WouldBlock.into())),
+        }
+    })
+    .await
+}
+
+/// The client's side of the session, for writing: its socket, the output
+/// waiting for it, and the counter of bytes sent to clients.
+pub(super) struct ClientOut<'a> {
+    /// Where the bytes sent to clients are counted.
+    pub(super) counters: &'a Counters,
+    /// The client's socket.
+    pub(super) stream: &'a TcpStream,
+    /// Output the socket did not take yet (the session's `to_client`).
+    pub(super) pending: &'a mut Option<BytesMut>,
+}
+
+impl ClientOut<'_> {
+    /// Sends `bytes` to the client after any output already waiting.
+    pub(super) fn send(&mut self, bytes: &[u8]) -> Result<(), End> {
+        self.counters.add_bytes_out(bytes.len());
+        send(self.stream, self.pending, bytes).map_err(|_| End::Client)
+    }
+}
+
+/// Sends `bytes` (commands that will get `replies` replies) to the backend,
+/// after any output already waiting.
+pub(super) fn send_backend(
+    backend: &Option<Box<Backend>>,
+    pending: &mut Option<BytesMut>,
+    bytes: &[u8],
+    replies: u64,
+) -> Result<(), End> {
+    match backend.as_deref().map(|b| &b.conn) {
+        Some(Conn::Own(stream)) => send(stream, pending, bytes).map_err(|_| End::BackendLost),
+        Some(Conn::Shared { link, inbox }) => link
+            .submit(bytes, replies, inbox)
+            .map_err(|_| End::BackendLost),
+        None => Err(End::BackendLost),
+    }
+}
+
+/// Complete commands at the front of a session's input buffer, not sent yet.
+#[derive(Debug, Default)]
+pub(super) struct Batch {
+    /// They are `buf[..end]`.
+    pub(super) end: usize,
+    /// Replies they will get.
+    pub(super) replies: u64,
+}
+
+impl Batch {
+    /// Sends the batch to the backend and consumes it from `buf`.
+    pub(super) fn flush(
+        &mut self,
+        backend: &Option<Box<Backend>>,
+        pending: &mut Option<BytesMut>,
+        buf: &mut BytesMut,
+    ) -> Result<(), End> {
+        if self.end > 0 {
+            send_backend(backend, pending, &buf[..self.end], self.replies)?;
+            buf.advance(self.end);
+            *self = Batch::default();
+        }
+        Ok(())
+    }
+}
+
+/// Writes `bytes` now, after any output already waiting in `pending`; what the
+/// socket does not take is kept in `pending` (a pooled buffer) and written
+/// when the socket is writable again. Never waits, so the session's future
+/// holds no write state: a copy is made only when a peer reads slowly.
+fn send(stream: &TcpStream, pending: &mut Option<BytesMut>, bytes: &[u8]) -> io::Result<()> {
+    if bytes.is_empty() {
+        return Ok(());
+    }
+    if let Some(out) = pending.as_mut() {
+        out.extend_from_slice(bytes);
+        return Ok(());
+    }
+    let written = match stream.try_write(bytes) {
+        Ok(n) => n,
+        Err(e) if e.kind() == io::ErrorKind::WouldBlock => 0,
+        Err(e) => return Err(e),
+    };
+    if written < bytes.len() {
+        let mut out = bufpool::take();
+        out.extend_from_slice(&bytes[written..]);
+        *pending = Some(out);
+    }
+    Ok(())
+}
+
+/// Writes as much of `pending` as the socket takes now.
+pub(super) fn flush_pending(stream: &TcpStream, pending: &mut Option<BytesMut>) -> io::Result<()> {
+    if let Some(out) = pending.as_mut() {
+        write_some(stream, out)?;
+    }
+    bufpool::give_back_if_empty(pending);
+    Ok(())
+}
