@@ -1,7 +1,7 @@
 //! Connections to Redis servers.
 //!
-//! * [`connect`]: opening a TCP connection with a deadline, for sessions (each
-//!   client gets its own backend connection, 1:1) and probes alike, and the
+//! * [`connect`]: opening a TCP connection with a deadline, for sessions (own
+//!   or shared backend connections) and probes alike, and the
 //!   one-shot checks sessions make on a fresh connection (`PING`, `ROLE`).
 //! * [`probe`]: a minimal request/response connection for the control path:
 //!   `ROLE`, `COMMAND`, `SENTINEL …` queries, subscriptions to Sentinel events.

@@ -1,21 +1,26 @@
 //! The data path, client side: accept connections and run one session per client.
 //!
-//! A client connection gets its own backend connection to the current master
-//! (1:1), opened at its first command, so SELECT, AUTH, MULTI/WATCH, pub/sub,
-//! blocking commands and MONITOR behave exactly as on Redis. Requests and replies
-//! are delimited, never rebuilt: the bytes a client sent are the bytes the master
-//! gets.
+//! By default a client connection gets its own backend connection to the
+//! current master (1:1), opened at its first command, so SELECT, AUTH,
+//! MULTI/WATCH, pub/sub, blocking commands and MONITOR behave exactly as on
+//! Redis. With `--share-backend`, sessions in Redis's default connection state
+//! send their commands over one shared connection per master and move to a
+//! connection of their own at the first command that needs one ([`shared`]).
+//! Either way requests and replies are delimited, never rebuilt: the bytes a
+//! client sent are the bytes the master gets.
 //!
 //! This module reads the [`crate::switch`] and never reaches into the control
 //! path; when it notices trouble it sends a [`crate::switch::Hint`].
 //!
 //! * [`listener`]: the accept loop, the client limit, and graceful shutdown.
-//! * `session`: the per-client event loop.
+//! * `session`: the per-client event loop, one file per job (input, bind,
+//!   replies, phase, pipe, io).
 //! * [`state`]: pure decisions: what a command does to the session.
 //! * [`ledger`]: pure bookkeeping: which reply answers which command.
 //! * [`queue`]: the ledger's FIFO, whose first slot needs no heap.
 //! * [`bufpool`]: read buffers lent only while a session holds bytes.
-//! * [`shared`]: one backend connection for many stateless sessions (opt-in).
+//! * [`shared`]: one backend connection for many sessions in the default
+//!   connection state (`--share-backend`).
 
 pub mod bufpool;
 pub mod ledger;

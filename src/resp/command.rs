@@ -74,7 +74,7 @@ pub struct CommandInfo {
     /// Whether it may modify data (a blocking BLMOVE is also a write).
     pub write: bool,
     /// Whether it may travel over a shared backend connection (see
-    /// [`may_share`]).
+    /// `may_share`).
     pub shareable: bool,
 }
 

@@ -14,13 +14,18 @@
 //! unless it is an observer.
 //!
 //! # Layout
-//! * [`core`]: state, timers, replies, hellos, the route for the data path;
-//! * [`failover`]: election and failover stages;
-//! * [`answer`]: the Sentinel API commands that read or change the state;
-//! * [`api`]: the RESP server on the sentinel port;
+//! * [`core`]: the state and its reactions, one file per job: monitor
+//!   (timers, probes), health (SDOWN/ODOWN), observe (replies), hellos,
+//!   election, stages (the failover), route (switching, fencing); no I/O;
+//! * [`failover`], [`effect`]: the leaf types the core's parts share (a
+//!   failover's stage and data, the vote; the jobs queued for the links);
+//! * [`answer`]: the `SENTINEL` commands, one table, handlers by family;
+//! * [`api`]: the RESP2/RESP3 server on the sentinel port;
 //! * [`link`]: connections to nodes and peers;
 //! * [`node`], [`mod@info`], [`hello`], [`select`], [`persist`], [`events`], [`scripts`]:
-//!   the pieces, most of them pure.
+//!   the pieces, most of them pure;
+//! * the [`Runner`] (this file): the I/O shell around the core, and the
+//!   group's [`Source`].
 //!
 //! The core runs on the control thread. Its only contact with the data path is
 //! its [`Committer`]: the runner commits the master whenever [`Core::route`]

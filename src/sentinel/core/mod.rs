@@ -7,13 +7,13 @@
 //! switch, and saves state when [`Core::dirty`] is set.
 //!
 //! One job per file, all of them `impl Core`:
-//! * [`monitor`]: the periodic work: TILT, `PING`/`INFO`/hello probes;
-//! * [`health`]: SDOWN, ODOWN, asking peers what they see;
-//! * [`observe`]: replies from links: `PING`, `INFO`, peers' answers;
-//! * [`hellos`]: the `__sentinel__:hello` payload and what hellos teach;
-//! * [`election`]: epochs, votes and who leads a failover;
-//! * [`stages`]: the failover itself, one [`Stage`](super::failover::Stage) at a time;
-//! * [`route`]: switching the master, fencing, and the route for the data path.
+//! * `monitor`: the periodic work: TILT, `PING`/`INFO`/hello probes;
+//! * `health`: SDOWN, ODOWN, asking peers what they see;
+//! * `observe`: replies from links: `PING`, `INFO`, peers' answers;
+//! * `hellos`: the `__sentinel__:hello` payload and what hellos teach;
+//! * `election`: epochs, votes and who leads a failover;
+//! * `stages`: the failover itself, one [`Stage`](super::failover::Stage) at a time;
+//! * `route`: switching the master, fencing, and the route for the data path.
 //!
 //! The types these share without depending on one another live in leaf
 //! modules: [`super::failover`] (a failover's data, the vote) and
