@@ -153,7 +153,7 @@ fn import_sentinel_conf(file: &std::path::Path) -> ExitCode {
             return ExitCode::from(EXIT_USAGE);
         }
     };
-    match sentinel_proxy::import::convert(&text) {
+    match sentinel_proxy::sentinel_conf::convert(&text) {
         Ok(imported) => {
             print!("{}", imported.toml);
             for note in &imported.notes {
