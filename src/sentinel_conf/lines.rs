@@ -1,7 +1,7 @@
 //! The first step of reading a `sentinel.conf`: its text split into directive
 //! lines, each with its 1-based number and its arguments.
 //!
-//! Blank lines and `#` comments are skipped. Arguments are split as Redis
+//! Blank lines, `#` comments and lines without words are skipped. Arguments are split as Redis
 //! splits a config line (`sdssplitargs`), which is the same splitting as for
 //! inline commands, so the tokenizer itself is shared with
 //! [`crate::resp::inline`]; this file maps its errors onto [`QuoteError`],
@@ -50,6 +50,11 @@ pub(super) fn parse_lines(text: &str) -> Result<Vec<Line>, ImportError> {
             line: number,
             problem,
         })?;
+        // A line that splits into no words (it starts with a NUL byte, where
+        // the splitting stops) is skipped, as Redis skips it.
+        if args.is_empty() {
+            continue;
+        }
         lines.push(Line { number, args });
     }
     Ok(lines)

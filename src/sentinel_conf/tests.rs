@@ -342,3 +342,12 @@ fn output_runs_the_sentinel_core() {
     .expect("valid");
     assert!(matches!(config.source, Source::Core(_)));
 }
+
+#[test]
+fn a_line_without_words_is_skipped_not_a_panic() {
+    // The splitting stops at a NUL byte, so this line has no words at all.
+    let conf = format!("{MINIMAL}\n\0port 1\n");
+    let (with_nul, _) = round_trip(&conf);
+    let (without, _) = round_trip(MINIMAL);
+    assert_eq!(with_nul.toml, without.toml);
+}
