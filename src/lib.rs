@@ -1,29 +1,59 @@
 //! sentinel-proxy: one fixed Redis address that keeps working through failovers.
 //!
-//! Legacy applications connect to the proxy as if it were Redis. Each client
-//! connection gets its own connection to the current master; bytes are forwarded
-//! as received. When the master changes (as agreed by a majority of Redis
-//! Sentinels), sessions move to the new master without the client noticing, or
-//! are closed when their state cannot move honestly.
+//! Legacy applications connect to the proxy as if it were Redis. Bytes are
+//! forwarded as received, over a backend connection of the client's own (or,
+//! with `--share-backend`, a shared one while the client's connection state
+//! allows). When the master changes, sessions move to the new master without
+//! the client noticing, or are closed when their state cannot move honestly.
+//! Who decides that the master changed is a control-path *source*: the
+//! built-in Sentinel (a group of proxies, and real `redis-sentinel`s if
+//! wanted, monitor, agree, elect and fail over), or existing Sentinels the
+//! proxy follows.
 //!
 //! ```text
-//!  app ──RESP──▶ proxy::listener ─▶ proxy::session (1 client ⇄ 1 backend) ─▶ master
-//!                                     ▲ reads Topology (switch, lock-free)
-//!  Sentinels ──▶ follow (control thread) ─ publishes Topology ─┘
+//!  app ──RESP──▶ proxy::listener ─▶ proxy::session ─(own or shared conn)─▶ master
+//!                                     ▲ reads Topology (lock-free)
+//!  ══════════════════════════════ switch ═══════════════ the only seam
+//!                                     ▲ control::Committer publishes
+//!  peers, Sentinels ──▶ sentinel (core + sentinel port)  ─┐ control::Source
+//!  existing Sentinels ─▶ follow                           ─┘ (one of the two)
+//!  Prometheus ──HTTP──▶ admin (/metrics /readyz /status)
 //! ```
 //!
-//! # Layout
-//! * [`resp`]: pure framing and command classification (no sockets).
-//! * [`proxy`]: the data path: listener, sessions, their pure state and ledger.
-//! * [`backend`]: connecting to Redis servers; control-path probes.
-//! * [`switch`]: the one seam between control and data paths.
-//! * [`follow`]: the control path that follows existing Sentinels.
-//! * [`catalog`]: learns the command table from the master's `COMMAND` reply.
-//! * [`config`]: flags and file, validated once.
-//! * [`app`]: wiring, runtimes, graceful shutdown.
+//! `ARCHITECTURE.md` at the top of the repository is the longer map: where
+//! each kind of change goes, and the invariants.
 //!
-//! The data path (`proxy`, `backend::connect`, `resp`) never imports the control
-//! path (`follow`); they meet only in [`switch`].
+//! # Layout
+//! Data path (the multi-threaded runtime):
+//! * [`resp`]: pure framing and command classification (no sockets).
+//! * [`proxy`]: listener, sessions, their pure state and ledger, shared
+//!   backend connections.
+//! * [`backend`]: connecting to Redis servers; the control path's probes.
+//! * [`secret`]: constant-time password comparison, for both ports.
+//!
+//! The seam:
+//! * [`switch`]: `Topology` snapshots, one writer, lock-free readers; hints
+//!   from sessions back to the control path.
+//!
+//! Control path (one `control` thread):
+//! * [`control`]: the `Source` trait and the `Committer`, the one writer of a
+//!   group's switch.
+//! * [`sentinel`]: the built-in Redis Sentinel: pure core, links, the
+//!   sentinel port, persistence.
+//! * [`follow`]: following existing Redis Sentinels.
+//! * [`catalog`]: learns the command table from the master's `COMMAND` reply.
+//! * [`admin`], [`status`], [`metrics`]: HTTP endpoints, the status snapshot,
+//!   metric names.
+//!
+//! Around them:
+//! * [`config`]: flags and file, validated once; [`sentinel_conf`]: reading a
+//!   redis-sentinel `sentinel.conf` (the `import` subcommand).
+//! * [`app`]: wiring, runtimes, graceful shutdown; [`telemetry`]: logs;
+//!   [`demo`]: the local lab; [`build`]: version text.
+//!
+//! The data path (`proxy`, `backend::connect`, `resp`) never imports the
+//! control path (`control`, `sentinel`, `follow`, `admin`); they meet only in
+//! [`switch`].
 
 #![forbid(unsafe_code)]
 
