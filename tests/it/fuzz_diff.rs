@@ -22,7 +22,8 @@
 //! difference; a difference is one that every replay repeats.
 //!
 //! `SENTINEL_PROXY_FUZZ_CASES` (default 3,000) and `SENTINEL_PROXY_FUZZ_SEED`
-//! choose the run; `scripts/fuzz-diff.sh` runs millions.
+//! choose the run; `SENTINEL_PROXY_FUZZ_ONLY=<case>` replays one stream of it
+//! (with the same `SENTINEL_PROXY_FUZZ_WORKERS`); `scripts/fuzz-diff.sh` runs millions.
 
 use std::io::{ErrorKind, Read, Write};
 use std::net::{Shutdown, SocketAddr, TcpStream};
@@ -44,9 +45,10 @@ fn workers() -> usize {
 /// Differences printed before the run stops.
 const MAX_REPORTED: usize = 5;
 /// A stream that was not half-closed is watched until nothing has come
-/// back for this long (longer than Redis takes to answer a blocking
-/// command's timeout: its event loop turns at least every 100 ms).
-const OPEN_WATCH: Duration = Duration::from_millis(150);
+/// back for this long: longer than Redis takes to answer a mutated
+/// `BLPOP … 0.1` (the timeout, then up to 100 ms until its event loop
+/// turns).
+const OPEN_WATCH: Duration = Duration::from_millis(300);
 /// Replays of a stream that differed, to tell a difference from a race.
 const REPLAYS: usize = 2;
 /// Bound on any one stream's replies.
@@ -412,7 +414,8 @@ impl Lane {
 
 /// Runs `cases` streams from `seed`, spread over `lanes`; returns the
 /// descriptions of the differences found (at most [`MAX_REPORTED`]).
-fn run(lanes: &[Lane], cases: usize, seed: u64) -> (Vec<String>, Arc<Totals>) {
+/// With `only`, just that one stream runs (on the lane that ran it).
+fn run(lanes: &[Lane], cases: usize, seed: u64, only: Option<usize>) -> (Vec<String>, Arc<Totals>) {
     let totals = Arc::new(Totals::default());
     let reports = std::thread::scope(|scope| {
         let workers: Vec<_> = (0..lanes.len())
@@ -421,7 +424,11 @@ fn run(lanes: &[Lane], cases: usize, seed: u64) -> (Vec<String>, Arc<Totals>) {
                 let (direct, proxied) = (lanes[w].direct.addr(), lanes[w].proxy.addr());
                 scope.spawn(move || {
                     let mut reports = Vec::new();
-                    let mut i = w;
+                    let (mut i, cases) = match only {
+                        Some(n) if n % lanes.len() == w => (n, n + 1),
+                        Some(_) => (cases, cases),
+                        None => (w, cases),
+                    };
                     while i < cases && totals.differences.load(Ordering::Relaxed) < MAX_REPORTED {
                         let case_seed = seed ^ (i as u64).wrapping_mul(0xD1B5_4A32_D192_ED03);
                         let case = case(&mut Rng(case_seed), w);
@@ -622,7 +629,10 @@ fn client_port_answers_random_streams_exactly_as_redis() {
     let seed = env_number("SENTINEL_PROXY_FUZZ_SEED", 0x5EED_0001);
     let lanes: Vec<Lane> = (0..workers()).map(|_| Lane::spawn()).collect();
     let started = Instant::now();
-    let (reports, totals) = run(&lanes, cases, seed);
+    let only = std::env::var("SENTINEL_PROXY_FUZZ_ONLY")
+        .ok()
+        .map(|_| env_number("SENTINEL_PROXY_FUZZ_ONLY", 0) as usize);
+    let (reports, totals) = run(&lanes, cases, seed, only);
     let elapsed = started.elapsed();
     let done = totals.cases.load(Ordering::Relaxed);
     eprintln!(
