@@ -4,6 +4,25 @@
 //! backend is matched against the front. Pub/sub traffic is told apart by its
 //! first word (RESP2 arrays, RESP3 pushes) so messages never consume an entry.
 //! Pure: the session executes the [`Route`] it is given.
+//!
+//! # How a reply is routed
+//! 1. Once replies no longer match commands (`MONITOR`, `CLIENT REPLY
+//!    OFF|SKIP`), every reply is forwarded and nothing is recorded.
+//! 2. A RESP3 push, or a RESP2 array while the session is subscribed or
+//!    (re)subscribing, is read by its first word: a `message`, `pmessage`
+//!    or `smessage` is forwarded without consuming anything; a
+//!    (un)subscribe confirmation updates the subscriptions and the entry
+//!    waiting for it; any other push is forwarded. Any other array is an
+//!    ordinary reply (a subscribed RESP2 `PING` answers `[pong, ""]`).
+//! 3. Otherwise the front [`Expect`] says what the reply means: forwarded,
+//!    applied to the connection state on success, or swallowed (the
+//!    proxy's own commands), with `-READONLY` and failed replays reported.
+//!
+//! # Invariants
+//! The counters mirror the queue: `counted` is the number of `Reply`,
+//! `Track`, `Marker` and `Replay` entries, `replaying` of `Replay` and
+//! `Resubscribe` ones, `pubsub_waiting` of `PubSub` and `UnsubscribeAll`
+//! ones. Proxy-made replies (`Local`, `LocalThenClose`) count in none.
 
 use crate::resp::command::Family;
 use crate::resp::reply::{self, Kind};
@@ -32,8 +51,10 @@ pub enum Route {
 /// Pending replies and connection state of one session.
 #[derive(Debug)]
 pub struct Ledger {
+    /// What each awaited reply means, in the order the replies will come,
+    /// with the proxy-made replies in their place among them.
     pending: Queue<Expect>,
-    /// Entries that wait for a counted reply (Reply, Track, Replay).
+    /// Entries that wait for a counted reply (Reply, Track, Marker, Replay).
     counted: usize,
     /// Replay and Resubscribe entries outstanding.
     replaying: usize,
@@ -44,6 +65,7 @@ pub struct Ledger {
 }
 
 impl Default for Ledger {
+    /// An empty ledger for a session in Redis's default connection state.
     fn default() -> Self {
         Self {
             pending: Queue::default(),
@@ -57,10 +79,19 @@ impl Default for Ledger {
 
 /// Pub/sub words that open a reply array or push.
 enum PubSubWord {
+    /// A published message (`message`, `pmessage`, `smessage`): it answers
+    /// no command.
     Message,
+    /// A confirmation for one channel or pattern (`subscribe`,
+    /// `punsubscribe`, …): `family` is channels, patterns or shard
+    /// channels, `subscribe` is false for an unsubscription.
     Confirm { family: Family, subscribe: bool },
 }
 
+/// Recognises a pub/sub word, in any case; `None` for any other word.
+///
+/// The longest words (`punsubscribe`, `sunsubscribe`) have 12 bytes, so a
+/// longer word is rejected before it is copied.
 fn pubsub_word(word: &[u8]) -> Option<PubSubWord> {
     let mut lower = [0u8; 12];
     let slot = lower.get_mut(..word.len())?;
@@ -83,6 +114,8 @@ impl Ledger {
     /// Appends what the reply to a just-forwarded command will mean. Once
     /// replies no longer match commands (MONITOR, CLIENT REPLY OFF) nothing is
     /// recorded for the backend: every reply is forwarded as it comes.
+    ///
+    /// Proxy-made replies are still queued then, so they keep their place.
     pub fn push(&mut self, expect: Expect) {
         if self.state.pin.replies_unmatched() && expect.awaits_backend() {
             return;
@@ -101,6 +134,9 @@ impl Ledger {
     }
 
     /// A proxy-made reply at the front, ready to go out: `(bytes, close_after)`.
+    ///
+    /// The session calls it before routing each backend reply, so a local
+    /// reply goes out exactly between the replies of the commands around it.
     pub fn pop_local(&mut self) -> Option<(bytes::Bytes, bool)> {
         match self.pending.front()? {
             Expect::Local(b) => {
@@ -118,16 +154,24 @@ impl Ledger {
     }
 
     /// Replies still expected that answer commands.
+    ///
+    /// Includes the proxy's own replayed and marker commands. The session
+    /// limits what it pipelines by it, and leaves a backend cleanly only when
+    /// it is 0 (otherwise it drains first, or ends if the backend is lost).
     pub fn counted(&self) -> usize {
         self.counted
     }
 
     /// Whether anything is still expected from the backend.
+    ///
+    /// Counted replies, a restoration in flight, or pub/sub confirmations.
     pub fn awaits_backend(&self) -> bool {
         self.counted > 0 || self.replaying > 0 || self.pubsub_waiting > 0
     }
 
     /// Whether state restoration on a new backend is still in flight.
+    ///
+    /// That is, replayed commands or resubscriptions not yet confirmed.
     pub fn replaying(&self) -> bool {
         self.replaying > 0
     }
@@ -139,6 +183,10 @@ impl Ledger {
 
     /// Forgets entries that awaited a backend that is gone (after a switch in
     /// which nothing counted was in flight: only pub/sub bookkeeping remains).
+    ///
+    /// Proxy-made replies stay queued and every counter goes to 0. The
+    /// subscriptions are connection state and stay: the session
+    /// resubscribes them on the next backend.
     pub fn forget_backend(&mut self) {
         self.pending.retain(|e| !e.awaits_backend());
         self.counted = 0;
@@ -147,11 +195,20 @@ impl Ledger {
     }
 
     /// Whether RESP2 arrays may be pub/sub traffic (subscribed, or subscribing).
+    ///
+    /// Outside it, an array is always an ordinary reply, even one that
+    /// happens to start with `message`.
     fn pubsub_context(&self) -> bool {
         self.pubsub_waiting > 0 || self.replaying > 0 || !self.state.subscriptions.is_empty()
     }
 
     /// Decides where one complete reply goes and updates the bookkeeping.
+    ///
+    /// `frame` is the whole reply and `kind` its type; the steps are in the
+    /// module documentation. `-READONLY` to an ordinary or tracked command
+    /// is [`Route::Demoted`] (its effect is not applied); an error to a
+    /// replayed command or a resubscription is [`Route::ReplayFailed`]; a
+    /// reply when nothing is expected is forwarded rather than hidden.
     pub fn route(&mut self, frame: &[u8], kind: Kind) -> Route {
         if self.state.pin.replies_unmatched() {
             return Route::Forward;
@@ -218,6 +275,14 @@ impl Ledger {
     }
 
     /// A subscribe/unsubscribe confirmation.
+    ///
+    /// A subscription confirmed for a pending resubscription of the same
+    /// family is swallowed (the client already saw it on the old backend).
+    /// Any other confirmation updates the subscriptions, counts towards the
+    /// first waiting entry of its family (an `UnsubscribeAll` only for an
+    /// unsubscription), and is forwarded. `PubSub` is done after one
+    /// confirmation per argument, `UnsubscribeAll` when the family has no
+    /// subscription left.
     fn confirm(&mut self, frame: &[u8], family: Family, subscribe: bool) -> Route {
         let channel = reply::element(frame, 1).and_then(reply::string_payload);
         if subscribe {
@@ -271,8 +336,10 @@ mod tests {
     use crate::proxy::state::Effect;
     use bytes::Bytes;
 
+    /// A simple-string `OK` reply.
     const OK: &[u8] = b"+OK\r\n";
 
+    /// Routes `frame`, a complete reply, as the session would.
     fn route(ledger: &mut Ledger, frame: &[u8]) -> Route {
         let reply = crate::resp::reply::ReplyScanner::default()
             .scan(frame)
@@ -281,6 +348,8 @@ mod tests {
         ledger.route(frame, reply.kind)
     }
 
+    /// Replies answer entries in order; a tracked `SELECT` that succeeded joins the
+    /// state to replay.
     #[test]
     fn replies_are_matched_in_order_and_effects_applied_on_success() {
         let mut ledger = Ledger::default();
@@ -295,6 +364,9 @@ mod tests {
         assert_eq!(ledger.state.replay_frames().count(), 1);
     }
 
+    /// RESP2 while subscribed: confirmations complete their entries, messages
+    /// consume nothing, `PING`'s array answers its command, `UNSUBSCRIBE`
+    /// without arguments ends when no channel is left.
     #[test]
     fn resp2_subscriber_messages_do_not_consume_replies() {
         let mut ledger = Ledger::default();
@@ -328,6 +400,7 @@ mod tests {
         assert!(ledger.state.subscriptions.is_empty());
     }
 
+    /// Confirmations of a resubscription on a new backend are swallowed.
     #[test]
     fn resubscription_confirmations_are_swallowed() {
         let mut ledger = Ledger::default();
@@ -342,6 +415,7 @@ mod tests {
         assert!(!ledger.replaying());
     }
 
+    /// A RESP3 push answers no command, whatever its word.
     #[test]
     fn resp3_pushes_never_answer_commands() {
         let mut ledger = Ledger::default();
@@ -351,6 +425,7 @@ mod tests {
         assert_eq!(ledger.counted(), 1);
     }
 
+    /// `-READONLY` is reported, `sole` only when no other command was in flight.
     #[test]
     fn readonly_is_reported_with_whether_a_retry_is_safe() {
         let readonly = b"-READONLY You can't write against a read only replica.\r\n";
@@ -362,6 +437,7 @@ mod tests {
         assert_eq!(route(&mut ledger, readonly), Route::Demoted { sole: false });
     }
 
+    /// An error to a replayed command fails the replay; success is swallowed.
     #[test]
     fn a_failed_replay_is_reported() {
         let mut ledger = Ledger::default();

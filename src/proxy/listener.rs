@@ -1,5 +1,9 @@
 //! The client listener: accepts connections up to `max_clients` and runs a
 //! session for each, until shutdown.
+//!
+//! Shutdown has two steps, one token each: `stop_accepting` ends the accept
+//! loop (the port stops taking clients), `shutdown` then tells the running
+//! sessions to finish; the caller waits for them on the `TaskTracker`.
 
 use std::sync::Arc;
 use std::sync::atomic::Ordering;
@@ -17,6 +21,14 @@ use super::state::replies;
 
 /// Accepts clients on `listener` until `stop_accepting` is cancelled. Sessions
 /// are spawned on `sessions` and told to finish when `shutdown` is cancelled.
+///
+/// One semaphore permit per session caps them at `max_clients`; a client
+/// over the cap gets Redis's `-ERR max number of clients reached` (from a
+/// task of its own, so a slow reader cannot stall the loop) and is closed.
+/// A failed `accept` (out of file descriptors, say) pauses the loop for
+/// 50 ms. Accepted sockets get `TCP_NODELAY`, so that small replies are not
+/// held back by Nagle's algorithm. The `accepted`, `closed` and
+/// `rejected_max_clients` counters feed the metrics.
 pub async fn serve(
     listener: TcpListener,
     shared: Arc<Shared>,

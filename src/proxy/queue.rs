@@ -17,6 +17,7 @@ pub struct Queue<T> {
 }
 
 impl<T> Default for Queue<T> {
+    /// An empty queue; allocates nothing (`VecDeque::new` does not).
     fn default() -> Self {
         Self {
             front: None,
@@ -81,6 +82,9 @@ impl<T> Queue<T> {
     }
 
     /// Keeps only the elements for which `keep` is true, in order.
+    ///
+    /// The front joins the deque for the filtering, so this allocates once
+    /// on a queue whose deque never held anything.
     pub fn retain(&mut self, mut keep: impl FnMut(&T) -> bool) {
         if let Some(front) = self.front.take() {
             self.rest.push_front(front);
@@ -94,6 +98,7 @@ impl<T> Queue<T> {
 mod tests {
     use super::*;
 
+    /// Every operation keeps first-in first-out order across the inline slot.
     #[test]
     fn behaves_as_a_fifo() {
         let mut q = Queue::default();
@@ -115,6 +120,7 @@ mod tests {
         assert!(q.is_empty());
     }
 
+    /// Alternating push and pop of one element never allocates the deque.
     #[test]
     fn one_element_needs_no_heap() {
         let mut q = Queue::default();

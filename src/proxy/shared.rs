@@ -56,6 +56,7 @@ fn lock<T>(mutex: &Mutex<T>) -> MutexGuard<'_, T> {
 /// The shared link to the current master, replaced when the master moves.
 #[derive(Debug, Default)]
 pub struct SharedBackends {
+    /// The newest link opened, if any (it may since have closed).
     current: Mutex<Option<Arc<Link>>>,
     /// Held while a new link connects, so that sessions arriving meanwhile
     /// wait for it instead of each opening (and dropping) a connection. It
@@ -140,6 +141,7 @@ impl SharedBackends {
         Ok(link)
     }
 
+    /// The current link if it goes to `addr` and is open and not retired.
     fn usable(&self, addr: SocketAddr) -> Option<Arc<Link>> {
         lock(&self.current)
             .as_ref()
@@ -155,6 +157,7 @@ pub struct Link {
     pub addr: SocketAddr,
     /// The topology generation it was opened in.
     generation: u64,
+    /// What sessions and the link task share.
     state: Mutex<LinkState>,
     /// Set by a submit, cleared by the link task when it takes the output.
     flush_requested: AtomicBool,
@@ -165,6 +168,7 @@ pub struct Link {
     retired: AtomicBool,
 }
 
+/// A link's mutable state, behind its mutex.
 #[derive(Debug, Default)]
 struct LinkState {
     /// Commands submitted and not yet taken by the link task.
@@ -177,9 +181,12 @@ struct LinkState {
     expired: bool,
 }
 
+/// One session's turn in a link's reply order.
 #[derive(Debug)]
 struct Waiter {
+    /// Where its replies go.
     inbox: Arc<Inbox>,
+    /// Replies still owed to it (consecutive submits merge into one turn).
     replies: u64,
 }
 
@@ -188,6 +195,7 @@ struct Waiter {
 pub struct LinkClosed;
 
 impl Link {
+    /// A link to `addr`, opened in topology `generation`, with nothing queued.
     fn new(addr: SocketAddr, generation: u64) -> Link {
         Link {
             addr,
@@ -210,6 +218,7 @@ impl Link {
         self.is_open() && !self.retired.load(Ordering::Acquire)
     }
 
+    /// Whether a session bound for `addr` may submit here.
     fn usable_for(&self, addr: SocketAddr) -> bool {
         self.addr == addr && self.is_current()
     }
@@ -289,13 +298,18 @@ impl Link {
 /// Where a link leaves one session's replies.
 #[derive(Debug, Default)]
 pub struct Inbox {
+    /// Shared by the link task (which fills it) and the session (which empties it).
     state: Mutex<InboxState>,
 }
 
+/// An inbox's contents.
 #[derive(Debug, Default)]
 struct InboxState {
+    /// Complete replies not yet taken (a pooled buffer while non-empty).
     bytes: BytesMut,
+    /// The link failed: no more replies will come.
     lost: bool,
+    /// The session to wake when replies arrive or the link is lost.
     session: Option<Waker>,
 }
 
@@ -330,6 +344,8 @@ impl Inbox {
         state.lost
     }
 
+    /// Appends complete replies; returns the session's waker, for the link
+    /// task to wake once it has released the link's lock.
     fn deliver(&self, replies: &[u8]) -> Option<Waker> {
         let mut state = lock(&self.state);
         if state.bytes.capacity() == 0 {
@@ -339,6 +355,7 @@ impl Inbox {
         state.session.take()
     }
 
+    /// Marks the link lost for this session and wakes it.
     fn fail(&self) {
         let waker = {
             let mut state = lock(&self.state);
@@ -389,11 +406,14 @@ async fn run(link: Arc<Link>, stream: TcpStream, auth: Option<Bytes>, counters: 
 /// Closes the link however its task ends (even by a panic), so that no
 /// session waits on a link without a task.
 struct CloseOnDrop {
+    /// The link to close.
     link: Arc<Link>,
+    /// Where the open shared connections are counted.
     counters: Arc<Counters>,
 }
 
 impl Drop for CloseOnDrop {
+    /// Closes the link (failing its waiting sessions) and uncounts it.
     fn drop(&mut self) {
         self.link.close();
         self.counters
@@ -402,6 +422,8 @@ impl Drop for CloseOnDrop {
     }
 }
 
+/// The link task's loop: sends `auth` first, then writes what sessions
+/// submit and hands the replies out; `Ok` once retired with nothing owed.
 async fn serve(link: &Link, stream: &TcpStream, auth: Option<Bytes>) -> io::Result<()> {
     // Commands taken from the link and not yet written.
     let mut output = BytesMut::new();

@@ -5,6 +5,9 @@
 //! The text of an event about a node follows Sentinel's format:
 //! `<kind> <name> <ip> <port>`, followed by `@ <master-name> <ip> <port>` when the
 //! node is not the master itself.
+//!
+//! Warning-level events also run the notification script, as in Sentinel
+//! (see [`is_warning`] for which).
 
 use std::collections::VecDeque;
 use std::net::SocketAddr;
@@ -21,7 +24,11 @@ const RECENT: usize = 64;
 /// Emits events to the log and to sentinel-port subscribers.
 #[derive(Debug)]
 pub struct Events {
+    /// The sentinel port's event feed: each subscriber (`SUBSCRIBE +sdown`,
+    /// `PSUBSCRIBE *`) receives from it; one that falls behind the
+    /// channel's capacity is disconnected.
     tx: broadcast::Sender<Event>,
+    /// The last [`RECENT`] events, oldest first.
     recent: VecDeque<Event>,
     /// The notification and client-reconfig scripts.
     pub scripts: Scripts,
@@ -63,8 +70,13 @@ impl Events {
     }
 }
 
-/// Whether Sentinel logs `kind` at warning level (and calls the notification
-/// script for it): everything about failures and failovers, not discovery.
+/// Whether `kind` is logged at warning level and handed to the notification
+/// script: everything about failures and failovers, not discovery.
+///
+/// Sentinel's own levels, with three exceptions:
+/// `+failover-state-send-slaveof-noone`, `+failover-state-wait-promotion`
+/// and `-slave-reconf-sent-timeout` are notices in Sentinel but warnings
+/// here. Any kind not listed is a warning.
 pub fn is_warning(kind: &str) -> bool {
     !matches!(
         kind,
@@ -113,6 +125,7 @@ pub fn sentinel(run_id: &str, addr: SocketAddr, name: &str, master: SocketAddr) 
 mod tests {
     use super::*;
 
+    /// Master and replica descriptions read as Sentinel prints them.
     #[test]
     fn descriptions_use_sentinels_format() {
         let m: SocketAddr = "127.0.0.1:6379".parse().expect("addr");
@@ -124,6 +137,7 @@ mod tests {
         );
     }
 
+    /// One emitted event reaches a subscriber and the recent list.
     #[test]
     fn events_reach_subscribers_and_the_recent_list() {
         let (tx, mut rx) = broadcast::channel(4);

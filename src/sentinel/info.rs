@@ -7,6 +7,18 @@
 //! usable `ip` and `port` is skipped. This module does no I/O and draws no
 //! conclusions (whether a replica is fit to promote is `select`'s business).
 //!
+//! The core reads it for: the run id (a change is a restart, `+reboot`), the
+//! role (SDOWN of a master that says `slave`, the promotion of a replica),
+//! the replicas a master lists (discovery), and a replica's master, link,
+//! offset and priority (its correction and its selection).
+//!
+//! Where this parser differs from Sentinel's:
+//! * a malformed number keeps its default, where Sentinel's `atoi` reads 0:
+//!   a garbled `slave_priority` is 100 here, "never promote" in Sentinel;
+//! * the pre-2.8 `slaveN:<ip>,<port>,<state>` form of a master's replica
+//!   lines is skipped (Sentinel still reads it);
+//! * `replica_priority:` is read as well as `slave_priority:`.
+//!
 //! Invariants:
 //! * `run_id`, when present, is 40 hex characters;
 //! * `role` is [`ReportedRole::Unknown`] unless the last `role:` line says
@@ -79,6 +91,8 @@ pub struct ReplicaLine {
 }
 
 impl Default for ReplicaState {
+    /// What a replica's `INFO` that names none of the fields means: no
+    /// master, link down, offset 0, Sentinel's default priority, announced.
     fn default() -> Self {
         ReplicaState {
             master_host: String::new(),
@@ -93,6 +107,13 @@ impl Default for ReplicaState {
 }
 
 /// Parses an `INFO` reply (any sections; lines end with `\r\n`, `\n` also works).
+///
+/// Each line that is not a `#` header splits at its first `:` into key and
+/// value; a later line for the same field overwrites an earlier one, while
+/// `slaveN:` lines accumulate. The replica fields are read into one
+/// [`ReplicaState`] whatever the role and kept only if the last `role:` line
+/// says `slave`. A negative `master_link_down_since_seconds`
+/// (`-1`: never connected) reads as `None`.
 pub fn parse(text: &str) -> InfoReport {
     let mut run_id = None;
     let mut role = None::<bool>; // Some(true) = master, Some(false) = replica
@@ -153,6 +174,9 @@ pub fn parse(text: &str) -> InfoReport {
 }
 
 /// Stores `value` parsed into `field`, leaving `field` unchanged if malformed.
+///
+/// `T`'s own `FromStr` decides: unsigned types refuse a sign, and `u16`
+/// refuses anything above 65535.
 fn set<T: std::str::FromStr>(field: &mut T, value: &str) {
     if let Ok(v) = value.parse() {
         *field = v;
@@ -167,6 +191,9 @@ fn is_replica_key(key: &str) -> bool {
 
 /// Parses `ip=…,port=…,state=…,offset=…,lag=…`; `None` without a non-empty `ip`
 /// and a `port` in `1..=65535`.
+///
+/// Pairs may come in any order; unknown ones (`lag=`) and pairs without `=`
+/// are ignored, and a repeated key's last value wins.
 fn parse_replica_line(value: &str) -> Option<ReplicaLine> {
     let mut ip = None;
     let mut port = None;
@@ -200,6 +227,7 @@ mod tests {
     // The three replies below were captured from redis-server 7.0.15 (`INFO`),
     // keeping a few sections and dropping lines irrelevant here.
 
+    /// A master with one online replica.
     const MASTER_INFO: &str = "\
 # Server\r\n\
 redis_version:7.0.15\r\n\
@@ -227,6 +255,7 @@ repl_backlog_histlen:757\r\n\
 \r\n\
 # Keyspace\r\n\
 db0:keys=1,expires=0,avg_ttl=0\r\n";
+    /// That master's replica, its link up and in sync.
     const REPLICA_INFO: &str = "\
 # Server\r\n\
 redis_version:7.0.15\r\n\
@@ -260,6 +289,7 @@ repl_backlog_histlen:439\r\n\
 \r\n\
 # Keyspace\r\n\
 db0:keys=1,expires=0,avg_ttl=0\r\n";
+    /// The same replica with its link to the master down for 4 s.
     const REPLICA_LINK_DOWN_INFO: &str = "\
 # Server\r\n\
 redis_version:7.0.15\r\n\
@@ -292,6 +322,7 @@ repl_backlog_size:1048576\r\n\
 repl_backlog_first_byte_offset:319\r\n\
 repl_backlog_histlen:1525\r\n";
 
+    /// The replica state of `report`, panicking if it is not a replica's.
     fn replica(report: &InfoReport) -> &ReplicaState {
         match &report.role {
             ReportedRole::Replica(state) => state,
@@ -299,6 +330,7 @@ repl_backlog_histlen:1525\r\n";
         }
     }
 
+    /// A real master's `INFO`: run id, role, offset and its replica line.
     #[test]
     fn parses_a_master() {
         let report = parse(MASTER_INFO);
@@ -318,6 +350,7 @@ repl_backlog_histlen:1525\r\n";
         );
     }
 
+    /// A real replica's `INFO`, link up: every replica field, no down time.
     #[test]
     fn parses_a_replica_with_its_link_up() {
         let report = parse(REPLICA_INFO);
@@ -341,6 +374,7 @@ repl_backlog_histlen:1525\r\n";
         );
     }
 
+    /// A replica whose link is down reports how long for.
     #[test]
     fn parses_a_replica_whose_link_is_down() {
         let report = parse(REPLICA_LINK_DOWN_INFO);
@@ -351,6 +385,8 @@ repl_backlog_histlen:1525\r\n";
         assert_eq!(state.master_port, 16379);
     }
 
+    /// `master_link_down_since_seconds:-1` (never connected) reads as no
+    /// down time, which the core uses (with offset 0) to refuse promoting it.
     #[test]
     fn a_replica_that_never_connected_has_no_link_down_time() {
         // As Redis 7.0.15 prints it right after REPLICAOF, before the first sync.
@@ -367,6 +403,7 @@ repl_backlog_histlen:1525\r\n";
         assert_eq!(report.run_id, None);
     }
 
+    /// Replica lines count whatever their state, IPv6 addresses included.
     #[test]
     fn a_master_lists_replicas_that_are_still_syncing() {
         let text = "role:master\r\n\
@@ -392,6 +429,8 @@ repl_backlog_histlen:1525\r\n";
         );
     }
 
+    /// Lines without a usable `ip` and `port`, in the old comma form, or
+    /// under a key that is not `slave<digits>` are skipped; a bad offset is 0.
     #[test]
     fn replica_lines_without_ip_or_port_are_skipped() {
         let text = "role:master\r\n\
@@ -415,6 +454,7 @@ repl_backlog_histlen:1525\r\n";
         );
     }
 
+    /// Every malformed number, and a short run id, leaves the default.
     #[test]
     fn malformed_numbers_keep_their_defaults() {
         let text = "run_id:short\r\nrole:slave\r\nmaster_port:99999\r\nslave_repl_offset:-5\r\n\
@@ -426,6 +466,8 @@ repl_backlog_histlen:1525\r\n";
         assert_eq!(replica(&report), &ReplicaState::default());
     }
 
+    /// `replica_priority`, `replica_announced:0`, and an IPv6 master host
+    /// whose value contains `:`.
     #[test]
     fn reads_replica_priority_and_announced() {
         let text = "role:slave\nreplica_priority:0\nreplica_announced:0\nmaster_host:::1\n";
@@ -436,6 +478,7 @@ repl_backlog_histlen:1525\r\n";
         assert_eq!(state.master_host, "::1");
     }
 
+    /// Text that is not an `INFO` reply parses to an empty report.
     #[test]
     fn garbage_has_an_unknown_role() {
         for text in [
@@ -454,11 +497,14 @@ repl_backlog_histlen:1525\r\n";
     }
 
     proptest! {
+        /// Parsing is total: any bytes, read as lossy UTF-8.
         #[test]
         fn never_panics_on_arbitrary_bytes(bytes in proptest::collection::vec(any::<u8>(), 0..512)) {
             let _ = parse(&String::from_utf8_lossy(&bytes));
         }
 
+        /// Parsing is total on lines with real keys and arbitrary values,
+        /// which reach the number and replica-line parsers.
         #[test]
         fn never_panics_on_info_like_lines(lines in proptest::collection::vec(
             (

@@ -11,6 +11,12 @@
 //! run id (a missing run id ranks after any present one), then the smallest
 //! address.
 //!
+//! The last tie-break, by address, is this module's: Sentinel sorts with
+//! `qsort`, which leaves equal candidates in no particular order, so two
+//! sentinels could pick different replicas. Which replicas become
+//! candidates at all is the caller's (`core/stages.rs`), which also leaves
+//! out a replica that never connected to its master and has offset 0.
+//!
 //! This module only chooses; it does no I/O, reads no clock (callers pass ages)
 //! and never promotes anything.
 //!
@@ -65,6 +71,9 @@ pub struct Limits {
 
 /// Returns the address of the replica to promote, or `None` if no candidate is
 /// eligible (Sentinel's "no good slave").
+///
+/// The eligible candidate that `rank` orders first; as `rank` is a total
+/// order on distinct addresses, the slice's order never matters.
 pub fn select(candidates: &[Candidate], limits: &Limits) -> Option<SocketAddr> {
     candidates
         .iter()
@@ -74,6 +83,9 @@ pub fn select(candidates: &[Candidate], limits: &Limits) -> Option<SocketAddr> {
 }
 
 /// Whether Sentinel would consider this replica at all.
+///
+/// Every limit is inclusive (an age equal to the limit passes), as in
+/// Sentinel, which skips only what is strictly older.
 fn eligible(c: &Candidate, limits: &Limits) -> bool {
     let reply_validity = limits.ping_period.saturating_mul(5);
     let info_validity = if limits.master_sdown {
@@ -108,6 +120,8 @@ fn rank(a: &Candidate, b: &Candidate) -> Ordering {
         .then_with(|| a.addr.cmp(&b.addr))
 }
 
+/// Compares two run ids as C's `strcasecmp` does for ASCII: byte by byte,
+/// each folded to lower case, a prefix first.
 fn cmp_ignore_ascii_case(a: &str, b: &str) -> Ordering {
     a.bytes()
         .map(|c| c.to_ascii_lowercase())
@@ -118,8 +132,11 @@ fn cmp_ignore_ascii_case(a: &str, b: &str) -> Ordering {
 mod tests {
     use super::*;
 
+    /// One second, the unit of every test's ages and periods.
     const S: Duration = Duration::from_secs(1);
 
+    /// Redis Sentinel's default periods, `down-after` 5 s, the master down
+    /// for 7 s but (for the INFO validity) not SDOWN.
     fn limits() -> Limits {
         Limits {
             ping_period: S,
@@ -130,6 +147,7 @@ mod tests {
         }
     }
 
+    /// `127.0.0.1:port`.
     fn addr(port: u16) -> SocketAddr {
         SocketAddr::from(([127, 0, 0, 1], port))
     }
@@ -149,6 +167,7 @@ mod tests {
         }
     }
 
+    /// No candidates, or only ineligible ones: `None`.
     #[test]
     fn none_eligible_gives_none() {
         assert_eq!(select(&[], &limits()), None);
@@ -163,6 +182,8 @@ mod tests {
         assert_eq!(select(&[down, never], &limits()), None);
     }
 
+    /// Each rule, just inside and just past its limit; and a skipped
+    /// candidate loses even to a worse-ranked eligible one.
     #[test]
     fn each_rule_skips_a_candidate() {
         // (what, change to the candidate and limits, still eligible)
@@ -251,6 +272,8 @@ mod tests {
         }
     }
 
+    /// The ranking keys in order, each deciding only when the ones before tie;
+    /// both slice orders give the same winner.
     #[test]
     fn tie_breaks_in_order() {
         // (what, a, b, expected winner's port); a is on port 1, b on port 2.
@@ -350,6 +373,7 @@ mod tests {
         }
     }
 
+    /// The address tie-break compares the IP before the port.
     #[test]
     fn smaller_address_compares_ip_then_port() {
         let a = Candidate {
@@ -365,6 +389,8 @@ mod tests {
         assert_eq!(select(&[a, b.clone()], &limits()), Some(b.addr));
     }
 
+    /// A mix: the down and the disconnected replicas are skipped despite
+    /// better values; of two equal offsets, the one with a run id wins.
     #[test]
     fn picks_the_best_eligible_among_many() {
         let candidates = [

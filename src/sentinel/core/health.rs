@@ -1,6 +1,38 @@
 //! Health as Sentinel judges it: SDOWN (this proxy gets no valid reply
 //! within `down-after`), ODOWN (at least `quorum` voters say SDOWN), and the
 //! `is-master-down-by-addr` questions that gather the peers' view.
+//!
+//! # Sentinel's rules here
+//! * **SDOWN** (subjectively down), for the master and each replica: no valid
+//!   reply to `PING` for longer than `down-after`. Valid means `PONG` or the
+//!   `LOADING` and `MASTERDOWN` errors: the server is alive, just not serving
+//!   yet (see `observe`). Silence is measured from the oldest unanswered
+//!   `PING` while the link is up, and from the last valid reply while it is
+//!   down (`Node::silent_for`). A master that has reported `role:slave` for
+//!   longer than `down-after` plus two `INFO` periods is SDOWN too: it will
+//!   take no writes, so only a failover gets the group out.
+//! * **ODOWN** (objectively down), for the master only: it is SDOWN here and
+//!   at least `quorum` voters say so, this proxy included. A peer's "down"
+//!   answer counts for 5 ask periods (5 s) after it arrived, so ODOWN is a
+//!   weak agreement: reports close in time, not one snapshot.
+//! * **Asking.** While the master is SDOWN here, every voter is asked
+//!   `SENTINEL is-master-down-by-addr <ip> <port> <current-epoch> *` every ask
+//!   period (1 s), one question in flight per peer. A candidate waiting for
+//!   votes asks with its own run id instead of `*`, which is also a vote
+//!   request (see `election`); it asks even while the master is healthy
+//!   (`SENTINEL FAILOVER`).
+//!
+//! # Where this differs from Sentinel
+//! * Only configured voters are asked and counted: an observer's view counts
+//!   for nothing, and an observer proxy does not count itself towards the
+//!   quorum (it still needs the master SDOWN itself for ODOWN).
+//! * Until ODOWN, the peers are asked four times per ask period, and each
+//!   answer is acted on at once (`observe`): ODOWN, and then the election,
+//!   come up to most of a period sooner, that much less pause for the
+//!   applications.
+//! * Sentinel's extra SDOWN rule for a master that rebooted
+//!   (`master-reboot-down-after-period`) and its `SCRIPT KILL` on a `BUSY`
+//!   reply are not implemented.
 
 use std::net::SocketAddr;
 
@@ -14,11 +46,19 @@ use crate::sentinel::info::ReportedRole;
 use crate::sentinel::link::Sent;
 
 /// A peer's report of the master is valid this long (Sentinel: 5 ask periods).
+///
+/// A multiple of the ask period (`Timers::ask`, 1 s): a "down" answer counts
+/// towards ODOWN for 5 s after it arrived, unless a later answer says "up".
 const DOWN_REPORT_VALIDITY: u32 = 5;
 
 impl Core {
     /// Marks or clears SDOWN for the node at `addr`: silent for `down-after`,
     /// or a master that has reported the replica role for too long.
+    ///
+    /// "Too long" is `down-after` plus two `INFO` periods since the role
+    /// last changed (Sentinel's margin: time for two more `INFO` reports).
+    /// Emits `+sdown` or `-sdown` on a change only; an address that is
+    /// neither the master nor a known replica is ignored.
     pub(super) fn check_sdown(&mut self, addr: SocketAddr, now: Instant) {
         let down_after = self.settings.down_after;
         let info_period = self.timers.info;
@@ -53,6 +93,10 @@ impl Core {
 
     /// The voters (this proxy included unless it observes) that say the
     /// master is down now.
+    ///
+    /// This proxy counts when it sees the master SDOWN; a voter peer counts
+    /// when its last "down" answer is at most [`DOWN_REPORT_VALIDITY`] ask
+    /// periods old. Observers and unknown peers never count.
     fn down_votes(&self, now: Instant) -> u32 {
         let validity = DOWN_REPORT_VALIDITY * self.timers.ask;
         let mine = u32::from(!self.settings.observer && self.master.sdown_since.is_some());
@@ -70,6 +114,11 @@ impl Core {
 
     /// Marks or clears ODOWN: the master is SDOWN here and at least `quorum`
     /// voters say so within the report validity.
+    ///
+    /// Entering ODOWN draws a fresh random `start_jitter`, the pause before
+    /// this proxy may start a failover (see `election`), and emits
+    /// `+odown <master> #quorum <votes>/<quorum>`; leaving it emits `-odown`.
+    /// A switch of master clears ODOWN without an event.
     pub(super) fn check_odown(&mut self, now: Instant) {
         let odown =
             self.master.sdown_since.is_some() && self.down_votes(now) >= self.settings.quorum;
@@ -93,6 +142,12 @@ impl Core {
 
     /// While the master is SDOWN (or a failover awaits votes), asks every
     /// peer whether it agrees, and for its vote when this proxy is a candidate.
+    ///
+    /// Only voters are asked, each at most once per period and never while
+    /// an earlier question to it is unanswered. The question carries this
+    /// proxy's current epoch and its run id while its failover is in
+    /// `WaitStart` (a vote request), `*` otherwise (Sentinel sends its run
+    /// id for the whole failover; only the election needs it).
     pub(super) fn ask_peers(&mut self, now: Instant) {
         let candidate = self
             .failover

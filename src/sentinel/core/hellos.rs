@@ -1,6 +1,39 @@
 //! Hellos: the payload this proxy publishes on `__sentinel__:hello`, and
 //! what a peer's hello teaches (the peer itself, a newer epoch, a newer
 //! master configuration).
+//!
+//! # Sentinel's rules here
+//! * **The hello.** Every 2 s this proxy publishes eight comma-separated
+//!   fields on every node's `__sentinel__:hello` channel and to every peer's
+//!   sentinel port: its announced IP and sentinel port, its run id and
+//!   current epoch, and the master's name, IP, port and config epoch (see
+//!   `hello`). Sentinels find one another this way and spread the latest
+//!   configuration.
+//! * **What a hello teaches.** A hello about another master name, or this
+//!   proxy's own, is ignored. The sender becomes a known peer (`+sentinel`
+//!   when new). A higher current epoch is adopted (`+new-epoch`). A higher
+//!   master config epoch wins: if it names another master, this proxy
+//!   switches to it (`+config-update-from`, then `+switch-master`), else it
+//!   only takes the epoch. As the highest config epoch wins everywhere,
+//!   every sentinel converges on the master of the latest failover.
+//! * **Which master is announced.** While this proxy leads a failover whose
+//!   promoted replica has confirmed the master role (stage `ReconfReplicas`),
+//!   it announces that replica under the failover's epoch, so the peers
+//!   switch at once; Sentinel does the same from its reconf-slaves state.
+//!   Hellos are taken in TILT too, as in Sentinel.
+//!
+//! # Where this differs from Sentinel
+//! * A sender becomes a voter only if its address is a configured voter;
+//!   any other is an observer, whose hellos still teach epochs and
+//!   configurations.
+//! * A known run id at a new address is `+sentinel-address-switch`, as in
+//!   Sentinel, but a configured voter keeps its entry at the configured
+//!   address, and the new address gets an observer entry of its own.
+//! * A new run id at a known address (a peer restarted without its saved
+//!   state) replaces the old one with `-dup-sentinel`, the event of older
+//!   Sentinels; Sentinel 7 emits `+sentinel-invalid-addr` and drops the
+//!   old entry instead.
+//! * Hellos from an address under a simulated partition are ignored.
 
 use std::net::SocketAddr;
 
@@ -14,6 +47,9 @@ use crate::sentinel::node::Peer;
 
 impl Core {
     /// This proxy's hello payload, naming the master it believes in.
+    ///
+    /// The master and config epoch are those of `announced_master`; the
+    /// sentinel address is `Settings::announce`, the one peers should reach.
     pub fn hello_payload(&self) -> String {
         let (master, config_epoch) = self.announced_master();
         Hello {
@@ -31,6 +67,10 @@ impl Core {
 
     /// The master to announce: the promoted replica once a failover this
     /// proxy leads has promoted it (so peers switch at once), else the master.
+    ///
+    /// Returned with its config epoch: the failover's epoch for the promoted
+    /// replica, `config_epoch` otherwise. The same pair is saved and routed,
+    /// so hellos, the saved state and the data path never disagree.
     pub fn announced_master(&self) -> (SocketAddr, u64) {
         match &self.failover {
             Some(f) if f.stage == Stage::ReconfReplicas => {
@@ -41,6 +81,14 @@ impl Core {
     }
 
     /// Takes in a hello (from a node's channel or a peer's `PUBLISH`).
+    ///
+    /// A malformed hello, this proxy's own, one about another master name or
+    /// one from a partitioned address is dropped. Otherwise the sender is
+    /// recorded (`learn_peer`), a higher current epoch is adopted, and a
+    /// higher master config epoch is taken: with a different master by
+    /// `switch_master`, which also ends any failover of this proxy. The
+    /// master address must parse as `ip:port`, so a hello naming an IPv6
+    /// master teaches the epoch only.
     pub fn take_hello(&mut self, payload: &str, now: Instant) {
         let Ok(hello) = Hello::parse(payload) else {
             tracing::debug!(payload, "ignoring a malformed hello");
@@ -81,6 +129,13 @@ impl Core {
 
     /// Records a peer heard from at `addr` under `run_id`: a new peer, one
     /// that moved (same run id, new address), or a duplicate run id.
+    ///
+    /// A moved peer's old entry is removed, except a voter's, which stays at
+    /// its configured address. A new entry is a voter only if `addr` is a
+    /// configured voter. A new or changed run id is announced (`+sentinel`)
+    /// and marks the state for saving. Every hello also counts as hearing
+    /// from the peer: it refreshes `last_heard` and `last_hello_heard` and
+    /// clears `hello_owed`, which fencing needs (see `route`).
     fn learn_peer(&mut self, addr: SocketAddr, run_id: &str, now: Instant) {
         let voter = self.settings.voters.contains(&addr);
         let name = self.settings.name.clone();

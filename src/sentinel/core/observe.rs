@@ -1,6 +1,49 @@
 //! Replies from the links: `PING` answers, `INFO` reports (roles, replicas,
 //! failover progress, replicas to correct) and peers' answers to
 //! `is-master-down-by-addr`.
+//!
+//! # Sentinel's rules here
+//! * **Valid `PING` replies.** `PONG`, `-LOADING` and `-MASTERDOWN` prove the
+//!   server alive (it is loading its data set, or is a replica cut off from
+//!   its master) and end its silence. Any other error does not, though for a
+//!   node it shows the link is up; a broken or timed-out link is down.
+//! * **What `INFO` teaches.** The run id (a new one means the server
+//!   restarted: `+reboot`), the role (`+role-change`; a master that reports
+//!   `slave` for too long is SDOWN, see `health`) and, from the master only,
+//!   its replicas: each new one is announced with `+slave` and monitored
+//!   from then on. Replicas are never forgotten.
+//! * **Failover progress** is read from `INFO` too: the promoted replica
+//!   saying `role:master`, the others following it (see `stages`).
+//! * **Correcting replicas.** With no failover running, not in TILT, and the
+//!   master looking sane (not SDOWN, its last `INFO` says master), a replica
+//!   that has reported `role:master` for more than 4 hello periods (8 s) is
+//!   told to replicate the master (`+convert-to-slave`: typically an old
+//!   master back from the dead). The wait lets a newer configuration arrive
+//!   by hello first: a replica that another leader promoted is then the
+//!   master, not a replica to correct. A replica that follows another master
+//!   is pointed back (`+fix-slave-config`). Both use Sentinel's `REPLICAOF`
+//!   transaction (`effect::replicaof`).
+//! * **Peers' answers** to `is-master-down-by-addr` are `[down, leader,
+//!   epoch]`: `down` is the peer's SDOWN view of the master (for ODOWN), and
+//!   `leader` with `epoch` its vote, unless `leader` is `*`.
+//!
+//! # Where this differs from Sentinel
+//! * Any non-error reply to `PING` counts as valid (Sentinel looks for the
+//!   text `PONG`).
+//! * `+fix-slave-config` comes at the first `INFO` that shows the wrong
+//!   master, then at most every 4 hello periods. Sentinel waits
+//!   `failover-timeout` after the replica's configuration changed, so that
+//!   a failover led by another sentinel can finish first; here the leader's
+//!   hello, published the moment its promotion is confirmed, normally makes
+//!   this proxy switch before it reads such a replica's `INFO`.
+//! * Sentinel also wants the replica not SDOWN during the wait and the
+//!   master's `INFO` fresh (under two `INFO` periods old); neither is checked.
+//! * A role is master or not: `+role-change` is emitted for every change
+//!   (Sentinel emits `-role-change` when the new role contradicts its
+//!   configuration).
+//! * A peer's answer is acted on at once (ODOWN, election, failover step),
+//!   not at the next tick; a peer whose `PING` fails owes a hello before it
+//!   counts as in touch again (see `route`).
 
 use std::net::SocketAddr;
 
@@ -15,12 +58,25 @@ use crate::sentinel::info::{self, ReportedRole};
 use crate::sentinel::link::Sent;
 use crate::sentinel::node::Node;
 
-/// A replica claiming master (or following the wrong one) is corrected only
-/// after it has done so for this many hello periods, as Sentinel does.
+/// A replica claiming master is corrected only after it has done so for
+/// this many hello periods, as Sentinel does; and no replica is corrected
+/// more often than once per this many hello periods. (One following the
+/// wrong master is corrected without that first wait, where Sentinel waits
+/// `failover-timeout`.)
 const FIX_AFTER_PUBLISH_PERIODS: u32 = 4;
 
 impl Core {
     /// Takes in one reply from a link.
+    ///
+    /// A reply from a peer's address (that is not also a node) goes to
+    /// `observe_peer`. For a node: a `PING` reply ends the one in flight,
+    /// sets `link_up` (any reply, even an error, shows a live link), and a
+    /// valid one resets the silence; on a broken link the next `PING` goes at
+    /// the next tick. An `INFO` reply is parsed and learnt from (`take_info`).
+    /// A `FAILOVER TO` reply may change how the promotion is sent
+    /// (`failover_to_answered`). Replies to promotions, reconfigurations and
+    /// hellos are not read, since their effect shows in the next `INFO`;
+    /// their errors are only logged.
     pub fn observe(
         &mut self,
         addr: SocketAddr,
@@ -76,6 +132,14 @@ impl Core {
 
     /// Takes in a peer's reply: its `PING` answer or its view of the master
     /// and its vote (`is-master-down-by-addr`).
+    ///
+    /// Unlike a node's, a peer's link counts as up only on a non-error
+    /// reply. A valid `PING` reply marks the peer heard; an invalid one
+    /// sets `hello_owed`, so the peer is not in touch again until its next
+    /// hello tells what it believes now. A well-formed answer to the question
+    /// records its "down" view (or clears it) and its vote, then, outside
+    /// TILT, re-judges ODOWN, the start of a failover and its next step at
+    /// once. A malformed answer changes nothing but ends the question.
     fn observe_peer(
         &mut self,
         addr: SocketAddr,
@@ -132,6 +196,15 @@ impl Core {
     }
 
     /// Learns from one node's `INFO`: run id, role, replicas, failover progress.
+    ///
+    /// A changed run id is a restart (`+reboot`). `role_changed_at` moves
+    /// when the node goes from master to not master or back (`+role-change`),
+    /// and at its first `INFO`, which sets the clock without an event. The
+    /// master's `slaveN:` lines add replicas not yet known (`+slave`, and the
+    /// state is marked for saving); a line with an IPv6 address is skipped,
+    /// as `ip:port` does not parse for it. Then the failover, if any, is followed
+    /// (even in TILT), and with none running and outside TILT the node may be
+    /// corrected (`fix_replica_config`).
     fn take_info(&mut self, addr: SocketAddr, report: info::InfoReport, now: Instant) {
         let name = self.settings.name.clone();
         let master_addr = self.master.addr;
@@ -194,8 +267,18 @@ impl Core {
     }
 
     /// A replica that claims to be master (an old master back from the dead)
-    /// or follows another master is told to replicate ours, once it has done
-    /// so for a while and our master is healthy (Sentinel's rules).
+    /// or follows another master is told to replicate ours, when our master
+    /// is healthy (Sentinel's rules).
+    ///
+    /// Healthy means not SDOWN and reporting `role:master`. A replica
+    /// claiming master is corrected once it has claimed so for
+    /// [`FIX_AFTER_PUBLISH_PERIODS`] hello periods (`+convert-to-slave`); one
+    /// that follows another master at once (`+fix-slave-config`). Either way
+    /// a replica is corrected at most once per that many hello periods, and a
+    /// replica whose `INFO` shows neither role is left alone. "Follows"
+    /// compares the reported `master_host` with our master's IP, so a
+    /// replica that names its master by host name counts as following
+    /// another master.
     fn fix_replica_config(&mut self, addr: SocketAddr, now: Instant) {
         if addr == self.master.addr
             || self.master.sdown_since.is_some()
@@ -231,6 +314,9 @@ impl Core {
 
 /// A valid answer to `PING`: `PONG`, or the errors Sentinel accepts as proof
 /// of life (`LOADING`, `MASTERDOWN`).
+///
+/// Any non-error reply counts as `PONG`. A `BUSY` (a long script), `NOAUTH`
+/// or any other error does not: such a server is up but of no use.
 fn valid_ping_reply(result: &Result<OwnedFrame, ProbeError>) -> bool {
     match result {
         Ok(_) => true,

@@ -4,6 +4,53 @@
 //!   on a healthy master for a planned switchover), wait until its `INFO` says
 //!   master, reconfigure the other replicas `parallel-syncs` at a time, then
 //!   switch the configuration under the new epoch.
+//!
+//! # The stages, their events and their timeouts
+//! * `WaitStart`: the candidate waits to win the election (`+elected-leader`,
+//!   `+failover-state-select-slave`); not elected within the election timeout
+//!   (10 s, or `failover-timeout` if shorter): `-failover-abort-not-elected`.
+//! * `SelectReplica`: the best replica by Sentinel's rules (`select`), at
+//!   once: `+selected-slave` and `+failover-state-send-slaveof-noone`, or
+//!   `-failover-abort-no-good-slave`.
+//! * `Promote`: the promotion goes out as soon as the link to the chosen
+//!   replica is up (`+failover-state-wait-promotion`); a link down for
+//!   `failover-timeout`: `-failover-abort-slave-timeout`.
+//! * `WaitPromotion`: until the replica's `INFO` says `role:master`
+//!   (`+promoted-slave`, `+failover-state-reconf-slaves`), when the config
+//!   epoch becomes the failover's and commands may go to the new master; not
+//!   within `failover-timeout`: `-failover-abort-slave-timeout`. Up to here an
+//!   attempt can be aborted; from here on it can only end.
+//! * `ReconfReplicas`: `REPLICAOF <new master>` to the other replicas,
+//!   `parallel-syncs` at a time (`+slave-reconf-sent`, then
+//!   `+slave-reconf-inprog` and `+slave-reconf-done` as their `INFO` shows
+//!   the new master and the link up). One sent but silent for 10 s counts as
+//!   done (`-slave-reconf-sent-timeout`). The stage ends when every replica
+//!   not SDOWN is done, or after `failover-timeout`
+//!   (`+failover-end-for-timeout`, and a last `REPLICAOF` to the rest); then
+//!   `+failover-end` and `+switch-master`.
+//!
+//! An aborted attempt is retried no sooner than twice `failover-timeout`
+//! after it began (see `election`). Nothing sent is undone: a replica that
+//! turns master after an abort is converted back once the master looks
+//! sane again (`observe`).
+//!
+//! # Where this differs from Sentinel
+//! * A planned failover (`SENTINEL FAILOVER`) with the master healthy sends
+//!   `FAILOVER TO <replica> TIMEOUT <failover-timeout>` to the master, which
+//!   stops writes, waits for the replica to catch up and hands over: no
+//!   acknowledged write is lost. If the master refuses (an older Redis, a
+//!   replica not ready), the replica gets `REPLICAOF NO ONE` after all.
+//!   Sentinel always sends `REPLICAOF NO ONE`.
+//! * A replica that never connected to its master and has offset 0 is never
+//!   selected; and a planned failover judges `INFO` age by the healthy-master
+//!   limit (3 `INFO` periods) even when the master is SDOWN.
+//! * Replicas are reconfigured whether or not their link is up (the job
+//!   waits for the link); only SDOWN ones are skipped. Sentinel skips
+//!   disconnected ones.
+//! * The end waits neither for the promoted replica to be reachable nor for
+//!   the next timer run: the configuration switches at once. At a timeout,
+//!   the last `REPLICAOF` goes to every replica not done, without an event
+//!   (Sentinel: to the connected ones never sent one, `+slave-reconf-sent-be`).
 
 use std::net::SocketAddr;
 
@@ -22,6 +69,10 @@ use crate::sentinel::select::{self, Candidate, Limits};
 
 impl Core {
     /// Gives up the failover, counting and announcing why.
+    ///
+    /// `reason` is the event (`-failover-abort-…`); the metric's label is
+    /// what follows that prefix. The retry timer still runs from the start
+    /// of the attempt, so the next one waits twice the failover timeout.
     fn abort(&mut self, reason: &'static str) {
         let label = reason.trim_start_matches("-failover-abort-");
         metrics::counter!(crate::metrics::FAILOVERS_ABORTED, "reason" => label).increment(1);
@@ -31,6 +82,13 @@ impl Core {
     }
 
     /// Advances the failover by one step.
+    ///
+    /// Called every tick outside TILT and after each peer's answer. Stages
+    /// that need no reply chain at once: an election won selects the replica
+    /// and, if its link is up, sends the promotion in the same call.
+    /// `WaitPromotion` only watches its timeout (the promotion is seen by
+    /// `failover_progress`); `ReconfReplicas` sends the next
+    /// reconfigurations and checks the end.
     pub(super) fn step_failover(&mut self, now: Instant) {
         let Some(failover) = self.failover.clone() else {
             return;
@@ -107,7 +165,8 @@ impl Core {
         }
     }
 
-    /// Moves the running failover to `stage`.
+    /// Moves the running failover to `stage`, restarting the stage's clock
+    /// (each stage's timeout counts from its own start).
     fn enter(&mut self, stage: Stage, now: Instant) {
         if let Some(f) = &mut self.failover {
             f.enter(stage, now);
@@ -116,6 +175,10 @@ impl Core {
 
     /// `FAILOVER TO` was refused (an old Redis, or the replica is not ready):
     /// promote the replica directly instead.
+    ///
+    /// Any error counts, a timeout included. Success needs no action: the
+    /// handover shows in the promoted replica's `INFO`. The stage is not
+    /// checked, only that a failover with a chosen replica is running.
     pub(super) fn failover_to_answered(
         &mut self,
         result: Result<OwnedFrame, ProbeError>,
@@ -132,6 +195,13 @@ impl Core {
     }
 
     /// The best replica by Sentinel's rules.
+    ///
+    /// The candidates are the replicas whose last `INFO` reports the replica
+    /// role, less those that never connected and hold offset 0 (below); the
+    /// rules themselves are in `select`. `forced` (a planned failover)
+    /// applies the healthy-master `INFO` age limit even if the master is
+    /// SDOWN, since the master's state does not matter then. A replica
+    /// that reports its link down with no down time counts as down for zero.
     pub(super) fn select_replica(&self, now: Instant, forced: bool) -> Option<SocketAddr> {
         let master_down_for = self
             .master
@@ -185,6 +255,15 @@ impl Core {
     }
 
     /// Follows a replica's `INFO` through the promotion and reconfiguration.
+    ///
+    /// In `WaitPromotion`, the chosen replica reporting `role:master` is the
+    /// promotion confirmed: the outage clock is set to the old master's last
+    /// valid reply, the config epoch becomes the failover's, the stage moves
+    /// to `ReconfReplicas`, hellos announce the new master at once, and the
+    /// first reconfigurations go out. In `ReconfReplicas`, a replica that
+    /// follows the promoted one moves from sent to in progress while its link
+    /// syncs, and to done once the link is up (straight to done if it already
+    /// is). Runs in TILT too.
     pub(super) fn failover_progress(&mut self, addr: SocketAddr, now: Instant) {
         let Some(failover) = self.failover.clone() else {
             return;
@@ -246,6 +325,13 @@ impl Core {
 
     /// Points replicas at the promoted one, `parallel-syncs` at a time, and
     /// ends the failover once all are done (or the timeout passed).
+    ///
+    /// First, replicas sent `REPLICAOF` more than `reconf_timeout` ago count
+    /// as done. Then idle replicas that are not SDOWN get `REPLICAOF` while
+    /// fewer than `parallel-syncs` are sent or in progress. The old master is
+    /// not among the replicas yet: it becomes one at the switch and is
+    /// converted when it comes back claiming master. The end calls
+    /// `switch_master` with the failover's epoch, which clears the failover.
     fn reconfigure_replicas(&mut self, failover: &Failover, now: Instant) {
         let Some(promoted) = failover.promoted else {
             return;
@@ -331,4 +417,6 @@ impl Core {
 
 /// A candidate that is not elected within this long gives up (Sentinel's
 /// election timeout; the failover timeout if that is shorter).
+///
+/// Counted from the start of the attempt (`WaitStart` begins with it).
 const ELECTION_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(10);
