@@ -35,6 +35,21 @@ pub enum Stage {
     ReconfReplicas,
 }
 
+impl Stage {
+    /// The stage as Redis Sentinel names it in `SENTINEL MASTER`'s
+    /// `failover-state` field (`sentinelFailoverStateStr`), and as `/status`
+    /// shows it.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Stage::WaitStart => "wait_start",
+            Stage::SelectReplica => "select_slave",
+            Stage::Promote => "send_slaveof_noone",
+            Stage::WaitPromotion => "wait_promotion",
+            Stage::ReconfReplicas => "reconf_slaves",
+        }
+    }
+}
+
 /// A failover this proxy attempts or leads.
 #[derive(Debug, Clone)]
 pub struct Failover {

@@ -382,6 +382,18 @@ fn a_lone_voter_with_quorum_one_promotes_the_replica_and_routes_to_it() {
             .iter()
             .any(|c| c == &["REPLICAOF", "NO", "ONE"])
     );
+    // The stage in Sentinel's words, on the sentinel port and in /status.
+    assert_eq!(core.status(now).failover.as_deref(), Some("wait_promotion"));
+    let OwnedFrame::Array(fields) = answer(&mut core, &["SENTINEL", "MASTER", "mymaster"], now)
+    else {
+        panic!("SENTINEL MASTER answers an array");
+    };
+    let state = fields
+        .iter()
+        .position(|f| crate::resp::value::as_str(f) == Some("failover-state"))
+        .and_then(|at| fields.get(at + 1))
+        .and_then(crate::resp::value::as_str);
+    assert_eq!(state, Some("wait_promotion"));
     let promoted_info = OwnedFrame::BulkString(
         b"run_id:dddddddddddddddddddddddddddddddddddddddd\r\nrole:master\r\n".to_vec(),
     );

@@ -120,7 +120,7 @@ impl Core {
             ("parallel-syncs", self.settings.parallel_syncs.to_string()),
         ]);
         if let Some(f) = &self.failover {
-            pairs.push(("failover-state", format!("{:?}", f.stage)));
+            pairs.push(("failover-state", f.stage.as_str().to_owned()));
         }
         fields(pairs)
     }

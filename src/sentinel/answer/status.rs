@@ -55,7 +55,7 @@ impl Core {
             sdown: self.master.sdown_since.is_some(),
             odown: self.odown_since.is_some(),
             tilt: self.tilt_since.is_some(),
-            failover: self.failover.as_ref().map(|f| format!("{:?}", f.stage)),
+            failover: self.failover.as_ref().map(|f| f.stage.as_str().to_owned()),
             nodes: std::iter::once(node(&self.master, "master"))
                 .chain(self.replicas.values().map(|n| node(n, "replica")))
                 .collect(),
