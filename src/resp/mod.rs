@@ -14,6 +14,7 @@
 //!   built from the server's `COMMAND` reply, with a built-in fallback.
 //! * [`value`] encodes and decodes the few owned frames the control path exchanges
 //!   (probes, `SENTINEL` queries); it is never used for forwarded traffic.
+//! * [`words`] holds the replies both ports make themselves, in Redis's words.
 //!
 //! Both scanners are resumable: when a frame is incomplete they keep their position,
 //! so a 512 MB value arriving in small reads is scanned once, not once per read.
@@ -23,6 +24,7 @@ pub mod inline;
 pub mod reply;
 pub mod request;
 pub mod value;
+pub mod words;
 
 /// Redis's `proto-max-bulk-len` default: the largest bulk string a client may send.
 pub const MAX_BULK_LEN: usize = 512 * 1024 * 1024;

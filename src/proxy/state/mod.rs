@@ -119,26 +119,16 @@ pub enum Action {
     Pipe,
 }
 
-/// Replies the proxy makes itself.
+/// Replies the proxy makes itself: Redis's words ([`crate::resp::words`])
+/// and the client port's own.
 pub mod replies {
-    /// `+OK`.
-    pub const OK: &[u8] = b"+OK\r\n";
-    /// Before AUTH at a proxy with `requirepass`.
-    pub const NOAUTH: &[u8] = b"-NOAUTH Authentication required.\r\n";
-    /// HELLO without AUTH before authenticating.
-    pub const NOAUTH_HELLO: &[u8] = b"-NOAUTH HELLO must be called with the client already authenticated, otherwise the HELLO <proto> AUTH <user> <pass> option can be used to authenticate the client and select the RESP protocol version at the same time\r\n";
-    /// A wrong password.
-    pub const WRONGPASS: &[u8] =
-        b"-WRONGPASS invalid username-password pair or user is disabled.\r\n";
-    /// AUTH with the wrong number of arguments.
-    pub const AUTH_ARITY: &[u8] = b"-ERR wrong number of arguments for 'auth' command\r\n";
-    /// `HELLO ... AUTH` without a user and password, at a proxy with `requirepass`.
-    pub const SYNTAX: &[u8] = b"-ERR syntax error\r\n";
+    pub use crate::resp::words::{
+        AUTH_ARITY, MAX_CLIENTS, NOAUTH, NOAUTH_HELLO, OK, SYNTAX, WRONGPASS,
+    };
+
     /// A command held for longer than `hold_timeout` without a master.
     pub const MASTERDOWN: &[u8] =
         b"-MASTERDOWN no master is reachable (failover in progress or master down); command not executed\r\n";
-    /// Too many connections.
-    pub const MAX_CLIENTS: &[u8] = b"-ERR max number of clients reached\r\n";
     /// A replicated no-op sent before WAIT on a session that used a shared
     /// connection (its reply is swallowed).
     pub const WAIT_MARKER: &[u8] =

@@ -113,32 +113,15 @@ impl std::fmt::Debug for Options {
 /// connection-level commands ([`session`]), the connection task
 /// ([`connection`]) and the core's replies ([`encode`]).
 mod replies {
-    /// Success.
-    pub const OK: &[u8] = b"+OK\r\n";
-    /// `PING` outside pub/sub.
-    pub const PONG: &[u8] = b"+PONG\r\n";
+    pub use crate::resp::words::{
+        AUTH_UNCONFIGURED, BAD_NAME, BAD_PROTOCOL, MAX_CLIENTS, NOAUTH, NOAUTH_HELLO, NOPROTO, OK,
+        PONG, WRONGPASS,
+    };
+
     /// `RESET`.
     pub const RESET: &[u8] = b"+RESET\r\n";
-    /// Any command but AUTH/HELLO/QUIT/RESET before authenticating.
-    pub const NOAUTH: &[u8] = b"-NOAUTH Authentication required.\r\n";
-    /// HELLO without AUTH before authenticating.
-    pub const NOAUTH_HELLO: &[u8] = b"-NOAUTH HELLO must be called with the client already authenticated, otherwise the HELLO <proto> AUTH <user> <pass> option can be used to authenticate the client and select the RESP protocol version at the same time\r\n";
-    /// A wrong user or password.
-    pub const WRONGPASS: &[u8] =
-        b"-WRONGPASS invalid username-password pair or user is disabled.\r\n";
-    /// `AUTH <password>` when no password is configured.
-    pub const AUTH_UNCONFIGURED: &[u8] = b"-ERR AUTH <password> called without any password configured for the default user. Are you sure your configuration is correct?\r\n";
-    /// `HELLO <n>` for a version that never existed.
-    pub const NOPROTO: &[u8] = b"-NOPROTO unsupported protocol version\r\n";
-    /// `HELLO <not a number>`.
-    pub const BAD_PROTOCOL: &[u8] = b"-ERR Protocol version is not an integer or out of range\r\n";
-    /// `CLIENT SETNAME` with a space or control character.
-    pub const BAD_NAME: &[u8] =
-        b"-ERR Client names cannot contain spaces, newlines or special characters.\r\n";
     /// The core did not answer (gone, or slower than the timeout).
     pub const CORE_UNAVAILABLE: &[u8] = b"-ERR sentinel core unavailable\r\n";
-    /// Too many connections.
-    pub const MAX_CLIENTS: &[u8] = b"-ERR max number of clients reached\r\n";
 }
 
 /// Serves the sentinel port on `listener` until `stop` is cancelled; then stops
