@@ -39,12 +39,7 @@ fn main() -> ExitCode {
         return ExitCode::SUCCESS;
     }
     telemetry::init(config.log_format, &config.log_level);
-    let runtime = match tokio::runtime::Builder::new_multi_thread()
-        .worker_threads(config.threads)
-        .enable_all()
-        .thread_name("data")
-        .build()
-    {
+    let runtime = match data_runtime(config.threads) {
         Ok(rt) => rt,
         Err(error) => {
             eprintln!("sentinel-proxy: error: cannot start the runtime: {error}");
@@ -57,6 +52,29 @@ fn main() -> ExitCode {
             eprintln!("sentinel-proxy: error: {error:#}");
             ExitCode::FAILURE
         }
+    }
+}
+
+/// The runtime of the data path.
+///
+/// One thread (the default) gets tokio's current-thread scheduler: it runs
+/// woken sessions first in, first out, so requests that arrive on two client
+/// connections in one order are written to Redis in that order. The
+/// multi-thread scheduler runs the most recently woken task first (its LIFO
+/// slot) and, with several threads, sessions side by side; there, two
+/// clients' commands that arrive within microseconds of each other may reach
+/// Redis in either order.
+fn data_runtime(threads: usize) -> std::io::Result<tokio::runtime::Runtime> {
+    if threads == 1 {
+        tokio::runtime::Builder::new_current_thread()
+            .enable_all()
+            .build()
+    } else {
+        tokio::runtime::Builder::new_multi_thread()
+            .worker_threads(threads)
+            .enable_all()
+            .thread_name("data")
+            .build()
     }
 }
 

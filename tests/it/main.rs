@@ -29,6 +29,7 @@ mod hold;
 mod import;
 mod limits;
 mod metrics;
+mod ordering;
 mod passthrough;
 mod readme;
 mod resp;
