@@ -3,12 +3,22 @@
 //! subjective health derived from them. Plain data plus small pure helpers;
 //! the core decides what to do with it.
 
-use std::net::SocketAddr;
+use std::net::{IpAddr, SocketAddr};
 use std::time::Duration;
 
 use tokio::time::Instant;
 
 use super::info::{InfoReport, ReportedRole};
+
+/// The socket address of an IP address and a port as Redis and Sentinel
+/// write them apart (`INFO`'s `slave0:ip=…,port=…`, a hello's
+/// `master_ip,master_port`); IPv6 addresses come without brackets there, so
+/// `format!("{ip}:{port}")` would not parse. `None` for a hostname.
+pub fn address(ip: &str, port: u16) -> Option<SocketAddr> {
+    ip.parse::<IpAddr>()
+        .ok()
+        .map(|ip| SocketAddr::new(ip, port))
+}
 
 /// A Redis server of the group (the master or a replica).
 #[derive(Debug)]
@@ -219,5 +229,18 @@ impl Peer {
             Some(sent) => now.saturating_duration_since(sent) <= window,
             None => self.link_up || now.saturating_duration_since(heard) <= window,
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::address;
+
+    #[test]
+    fn addresses_written_apart_join_for_both_ip_versions_but_not_names() {
+        assert_eq!(address("10.0.0.5", 6379), "10.0.0.5:6379".parse().ok());
+        assert_eq!(address("::1", 6379), "[::1]:6379".parse().ok());
+        assert_eq!(address("fe80::2", 26379), "[fe80::2]:26379".parse().ok());
+        assert_eq!(address("redis-0.redis", 6379), None);
     }
 }

@@ -537,3 +537,22 @@ fn an_epoch_at_the_top_does_not_overflow() {
     core.force_failover(now).expect("a failover starts");
     assert_eq!(core.current_epoch, u64::MAX);
 }
+
+#[test]
+fn replicas_with_ipv6_addresses_are_discovered_from_info() {
+    let (mut core, _) = core_with(&[], false);
+    let now = Instant::now();
+    let info = b"# Server\r\nrun_id:cccccccccccccccccccccccccccccccccccccccc\r\n# Replication\r\nrole:master\r\nconnected_slaves:1\r\nslave0:ip=::1,port=6390,state=online,offset=10,lag=0\r\nmaster_repl_offset:10\r\n";
+    core.observe(
+        addr(MASTER),
+        Sent::Info,
+        Ok(OwnedFrame::BulkString(info.to_vec())),
+        now,
+    );
+    let replica: SocketAddr = "[::1]:6390".parse().expect("address");
+    assert!(
+        core.replicas.contains_key(&replica),
+        "replica at [::1]:6390 discovered from INFO: {:?}",
+        core.replicas.keys().collect::<Vec<_>>()
+    );
+}

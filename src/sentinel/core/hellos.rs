@@ -43,7 +43,7 @@ use super::Core;
 use crate::sentinel::events;
 use crate::sentinel::failover::Stage;
 use crate::sentinel::hello::Hello;
-use crate::sentinel::node::Peer;
+use crate::sentinel::node::{self, Peer};
 
 impl Core {
     /// This proxy's hello payload, naming the master it believes in.
@@ -110,9 +110,7 @@ impl Core {
             self.events
                 .emit("+new-epoch", self.current_epoch.to_string());
         }
-        let Ok(announced) =
-            format!("{}:{}", hello.master_ip, hello.master_port).parse::<SocketAddr>()
-        else {
+        let Some(announced) = node::address(&hello.master_ip, hello.master_port) else {
             return;
         };
         if hello.master_config_epoch > self.config_epoch {

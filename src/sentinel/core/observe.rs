@@ -56,7 +56,7 @@ use crate::sentinel::effect::{Target, replicaof};
 use crate::sentinel::events;
 use crate::sentinel::info::{self, ReportedRole};
 use crate::sentinel::link::Sent;
-use crate::sentinel::node::Node;
+use crate::sentinel::node::{self, Node};
 
 /// A replica claiming master is corrected only after it has done so for
 /// this many hello periods, as Sentinel does; and no replica is corrected
@@ -242,7 +242,7 @@ impl Core {
             report
                 .replicas
                 .iter()
-                .filter_map(|r| format!("{}:{}", r.ip, r.port).parse().ok())
+                .filter_map(|r| node::address(&r.ip, r.port))
                 .collect()
         } else {
             Vec::new()
