@@ -171,6 +171,7 @@ impl App {
             commands,
             counters,
             links: Default::default(),
+            spares: Default::default(),
         });
         let stop_accepting = CancellationToken::new();
         let sessions = TaskTracker::new();

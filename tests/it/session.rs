@@ -735,3 +735,41 @@ fn reset_clears_the_state_replayed_on_a_new_backend() {
         Some(redis::Value::BulkString(b"1".to_vec()))
     );
 }
+
+#[test]
+fn spare_connections_that_redis_closed_are_not_handed_to_clients() {
+    // Spares are kept with --share-backend, for clients that move off the
+    // shared connection.
+    let (redis, proxy) = proxied_with(&["--share-backend"]);
+    let spares = || {
+        crate::metrics::scrape(&proxy)
+            .get(r#"sentinel_proxy_backend_connections{kind="spare"}"#)
+            .copied()
+    };
+    // A first client makes the proxy open spares.
+    let mut early = proxy.connect();
+    assert_eq!(show(&early.command(&["SELECT", "0"])), show(b"+OK\r\n"));
+    assert_eventually!(TIMEOUT, spares() == Some(2.0), "two spare connections");
+    // Redis closes connections idle for over a second: the spares too.
+    redis
+        .cmd(&["CONFIG", "SET", "timeout", "1"])
+        .expect("CONFIG SET timeout");
+    assert_eventually!(
+        TIMEOUT,
+        redis
+            .cmd(&["CLIENT", "LIST"])
+            .ok()
+            .and_then(|v| value_to_string(&v))
+            .is_some_and(|list| !list.contains(" cmd=NULL")),
+        "Redis did not close the idle spare connections"
+    );
+    redis
+        .cmd(&["CONFIG", "SET", "timeout", "0"])
+        .expect("CONFIG SET timeout");
+    // A new client that moves to a connection of its own gets a live one.
+    let mut client = proxy.connect();
+    assert_eq!(show(&client.command(&["SELECT", "1"])), show(b"+OK\r\n"));
+    assert_eq!(show(&client.command(&["SET", "k", "v"])), show(b"+OK\r\n"));
+    assert_eq!(show(&client.command(&["GET", "k"])), show(b"$1\r\nv\r\n"));
+    assert_eventually!(TIMEOUT, spares() == Some(2.0), "spares replaced");
+}

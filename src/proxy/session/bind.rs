@@ -9,6 +9,11 @@
 //! of those replies is expected in the ledger, where it is swallowed; a failed
 //! one ends the session rather than let a command run in the wrong state.
 //!
+//! With `--share-backend`, a session that moves to a connection of its own
+//! takes one of the [spares](crate::proxy::spare) when one is ready, so that
+//! the command that moved it goes out at once, in its place among the
+//! commands other clients send over the shared connection.
+//!
 //! A master that refuses or times out is reported to the control path and
 //! retried after a pause, the commands held meanwhile.
 
@@ -49,13 +54,16 @@ impl Session {
             _ => {}
         }
         let share = !self.own_connection && self.ledger.state.is_default();
+        let generation = self.topology.generation;
+        // Whether the connection already carries the proxy's AUTH (a spare).
+        let mut authenticated = false;
         let conn = if share {
             let auth = self.shared.settings.backend_auth.as_ref();
             self.shared
                 .links
                 .link(
                     addr,
-                    self.topology.generation,
+                    generation,
                     auth,
                     &self.shared.counters,
                     self.shared.settings.drain_timeout,
@@ -66,7 +74,19 @@ impl Session {
                     inbox: Arc::default(),
                 })
         } else {
-            connect(addr, CONNECT_TIMEOUT).await.map(Conn::Own)
+            let auth = self.shared.settings.backend_auth.as_ref();
+            let spare = self.shared.settings.share_backend.then(|| {
+                self.shared
+                    .spares
+                    .take(addr, generation, auth, &self.shared.counters)
+            });
+            match spare.flatten() {
+                Some(spare) => {
+                    authenticated = spare.authenticated;
+                    Ok(Conn::Own(spare.stream))
+                }
+                None => connect(addr, CONNECT_TIMEOUT).await.map(Conn::Own),
+            }
         };
         let conn = match conn {
             Ok(conn) => conn,
@@ -78,7 +98,12 @@ impl Session {
             }
         };
         self.avoid = None;
-        let generation = self.topology.generation;
+        if self.shared.settings.share_backend {
+            let auth = self.shared.settings.backend_auth.as_ref();
+            self.shared
+                .spares
+                .fill(addr, generation, auth, &self.shared.counters);
+        }
         if self.bound_generation != 0 && self.bound_generation != generation {
             metrics::counter!(crate::metrics::SESSIONS_MOVED).increment(1);
         }
@@ -89,7 +114,7 @@ impl Session {
         let prelude = if share {
             BytesMut::new()
         } else {
-            self.restore_prelude()
+            self.restore_prelude(authenticated)
         };
         self.bind_to(Backend {
             conn,
@@ -108,12 +133,15 @@ impl Session {
     }
 
     /// What a new connection of the session's own is sent before anything
-    /// else: the proxy's AUTH, the session's state, the WAIT marker, the
-    /// re-subscriptions; each one's reply is expected in the ledger.
-    fn restore_prelude(&mut self) -> BytesMut {
+    /// else: the proxy's AUTH (unless the connection is `authenticated`
+    /// already), the session's state, the WAIT marker, the re-subscriptions;
+    /// each one's reply is expected in the ledger.
+    fn restore_prelude(&mut self, authenticated: bool) -> BytesMut {
         let mut prelude = BytesMut::new();
         let mut replays = 0;
-        if let Some(auth) = &self.shared.settings.backend_auth {
+        if let Some(auth) = &self.shared.settings.backend_auth
+            && !authenticated
+        {
             prelude.extend_from_slice(auth);
             replays += 1;
         }
