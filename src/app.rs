@@ -171,7 +171,6 @@ impl App {
             commands,
             counters,
             links: Default::default(),
-            spares: Default::default(),
         });
         let stop_accepting = CancellationToken::new();
         let sessions = TaskTracker::new();

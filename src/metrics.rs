@@ -28,8 +28,7 @@ pub const CONNECTIONS_OPEN: &str = "sentinel_proxy_client_connections";
 pub const CONNECTIONS_REJECTED: &str = "sentinel_proxy_client_connections_rejected_total";
 /// Commands by class.
 pub const COMMANDS: &str = "sentinel_proxy_commands_total";
-/// Open connections to the master by kind: `own` (one client's), `shared`,
-/// `spare` (opened ahead of need, `--share-backend`).
+/// Open connections to the master by kind: `own` (one client's), `shared`.
 pub const BACKEND_CONNECTIONS: &str = "sentinel_proxy_backend_connections";
 /// Client connections whose commands go over a shared backend connection.
 pub const SHARED_SESSIONS: &str = "sentinel_proxy_shared_backend_clients";
@@ -137,7 +136,7 @@ fn describe_all() {
     describe_counter!(COMMANDS, "Commands received from clients, by class.");
     describe_gauge!(
         BACKEND_CONNECTIONS,
-        "Open connections to the master: own (one client's), shared (--share-backend) or spare (opened ahead of need)."
+        "Open connections to the master: own (one client's) or shared (--share-backend)."
     );
     describe_gauge!(
         SHARED_SESSIONS,
@@ -227,8 +226,6 @@ pub fn export_traffic(counters: &Counters) {
         .set(counters.own_backends.load(Relaxed) as f64);
     metrics::gauge!(BACKEND_CONNECTIONS, "kind" => "shared")
         .set(counters.shared_backends.load(Relaxed) as f64);
-    metrics::gauge!(BACKEND_CONNECTIONS, "kind" => "spare")
-        .set(counters.spare_backends.load(Relaxed) as f64);
     metrics::gauge!(SHARED_SESSIONS).set(counters.sessions_on_shared.load(Relaxed) as f64);
     metrics::counter!(BYTES_IN).absolute(counters.bytes_in.load(Relaxed));
     metrics::counter!(BYTES_OUT).absolute(counters.bytes_out.load(Relaxed));

@@ -1,7 +1,7 @@
 //! The data path, client side: accept connections and run one session per client.
 //!
 //! By default a client connection gets its own backend connection to the
-//! current master (1:1), bound at its first command, so SELECT, AUTH,
+//! current master (1:1), opened at its first command, so SELECT, AUTH,
 //! MULTI/WATCH, pub/sub, blocking commands and MONITOR behave exactly as on
 //! Redis. With `--share-backend`, sessions in Redis's default connection state
 //! send their commands over one shared connection per master and move to a
@@ -21,9 +21,6 @@
 //! * [`bufpool`]: read buffers lent only while a session holds bytes.
 //! * [`shared`]: one backend connection for many sessions in the default
 //!   connection state (`--share-backend`).
-//! * [`spare`]: a few connections to the master opened ahead of need
-//!   (`--share-backend`), so a session that moves to one of its own sends its
-//!   command at once.
 
 pub mod bufpool;
 pub mod ledger;
@@ -31,7 +28,6 @@ pub mod listener;
 pub mod queue;
 mod session;
 pub mod shared;
-pub mod spare;
 pub mod state;
 
 use std::io;
@@ -109,8 +105,6 @@ pub struct Shared {
     pub counters: Arc<Counters>,
     /// The shared backend connection (`share_backend`).
     pub links: shared::SharedBackends,
-    /// Connections to the master opened ahead of need.
-    pub spares: spare::Spares,
 }
 
 /// Process-wide traffic counters: plain atomics, so the hot path pays one
@@ -136,8 +130,6 @@ pub struct Counters {
     pub sessions_on_shared: AtomicU64,
     /// Shared backend connections open.
     pub shared_backends: AtomicU64,
-    /// Spare backend connections open, ready or still settling.
-    pub spare_backends: AtomicU64,
     /// Time from a batch of requests read to its write to the backend.
     pub request_latency: LatencyHistogram,
     /// Time from replies read from the backend to their write to the client.

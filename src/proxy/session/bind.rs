@@ -9,11 +9,6 @@
 //! of those replies is expected in the ledger, where it is swallowed; a failed
 //! one ends the session rather than let a command run in the wrong state.
 //!
-//! With `--share-backend`, a session that moves to a connection of its own
-//! takes one of the [spares](crate::proxy::spare) when one is ready, so that
-//! the command that moved it goes out at once, in its place among the
-//! commands other clients send over the shared connection.
-//!
 //! A master that refuses or times out is reported to the control path and
 //! retried after a pause, the commands held meanwhile.
 
@@ -54,16 +49,13 @@ impl Session {
             _ => {}
         }
         let share = !self.own_connection && self.ledger.state.is_default();
-        let generation = self.topology.generation;
-        // Whether the connection already carries the proxy's AUTH (a spare).
-        let mut authenticated = false;
         let conn = if share {
             let auth = self.shared.settings.backend_auth.as_ref();
             self.shared
                 .links
                 .link(
                     addr,
-                    generation,
+                    self.topology.generation,
                     auth,
                     &self.shared.counters,
                     self.shared.settings.drain_timeout,
@@ -74,19 +66,7 @@ impl Session {
                     inbox: Arc::default(),
                 })
         } else {
-            let auth = self.shared.settings.backend_auth.as_ref();
-            let spare = self.shared.settings.share_backend.then(|| {
-                self.shared
-                    .spares
-                    .take(addr, generation, auth, &self.shared.counters)
-            });
-            match spare.flatten() {
-                Some(spare) => {
-                    authenticated = spare.authenticated;
-                    Ok(Conn::Own(spare.stream))
-                }
-                None => connect(addr, CONNECT_TIMEOUT).await.map(Conn::Own),
-            }
+            connect(addr, CONNECT_TIMEOUT).await.map(Conn::Own)
         };
         let conn = match conn {
             Ok(conn) => conn,
@@ -98,12 +78,7 @@ impl Session {
             }
         };
         self.avoid = None;
-        if self.shared.settings.share_backend {
-            let auth = self.shared.settings.backend_auth.as_ref();
-            self.shared
-                .spares
-                .fill(addr, generation, auth, &self.shared.counters);
-        }
+        let generation = self.topology.generation;
         if self.bound_generation != 0 && self.bound_generation != generation {
             metrics::counter!(crate::metrics::SESSIONS_MOVED).increment(1);
         }
@@ -114,7 +89,7 @@ impl Session {
         let prelude = if share {
             BytesMut::new()
         } else {
-            self.restore_prelude(authenticated)
+            self.restore_prelude()
         };
         self.bind_to(Backend {
             conn,
@@ -133,15 +108,12 @@ impl Session {
     }
 
     /// What a new connection of the session's own is sent before anything
-    /// else: the proxy's AUTH (unless the connection is `authenticated`
-    /// already), the session's state, the WAIT marker, the re-subscriptions;
-    /// each one's reply is expected in the ledger.
-    fn restore_prelude(&mut self, authenticated: bool) -> BytesMut {
+    /// else: the proxy's AUTH, the session's state, the WAIT marker, the
+    /// re-subscriptions; each one's reply is expected in the ledger.
+    fn restore_prelude(&mut self) -> BytesMut {
         let mut prelude = BytesMut::new();
         let mut replays = 0;
-        if let Some(auth) = &self.shared.settings.backend_auth
-            && !authenticated
-        {
+        if let Some(auth) = &self.shared.settings.backend_auth {
             prelude.extend_from_slice(auth);
             replays += 1;
         }

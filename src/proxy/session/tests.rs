@@ -21,7 +21,6 @@ async fn session_future_stays_small() {
         commands: Default::default(),
         counters: Default::default(),
         links: Default::default(),
-        spares: Default::default(),
         settings: super::super::Settings {
             hold_timeout: Duration::from_secs(1),
             drain_timeout: Duration::from_secs(1),

@@ -238,15 +238,14 @@ impl RedisServer {
     }
 
     /// Connections on this server other than the control links of a
-    /// sentinel core or a Sentinel (named `sentinel-…`) and the proxy's spare
-    /// connections (which never ran a command, `cmd=NULL`): the clients and
-    /// the proxy's data-path connections in use. `None` if it cannot be asked.
+    /// sentinel core or a Sentinel (named `sentinel-…`): the clients and the
+    /// proxy's data-path connections. `None` if it cannot be asked.
     pub fn data_clients(&self) -> Option<usize> {
         let list = self.cmd(&["CLIENT", "LIST"]).ok()?;
         let text = super::value_to_string(&list)?;
         Some(
             text.lines()
-                .filter(|line| !line.contains(" name=sentinel-") && !line.contains(" cmd=NULL"))
+                .filter(|line| !line.contains(" name=sentinel-"))
                 .count(),
         )
     }
