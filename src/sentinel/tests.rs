@@ -13,6 +13,8 @@ use super::hello::Hello;
 use super::link::Sent;
 use crate::resp::value::OwnedFrame;
 
+mod reports;
+
 const MASTER: &str = "127.0.0.1:6379";
 const REPLICA: &str = "127.0.0.1:6380";
 const PEER_A: &str = "127.0.0.1:26380";
@@ -342,9 +344,9 @@ fn a_stalled_clock_enters_tilt_and_decides_nothing() {
     assert!(seen.contains(&"+tilt".to_owned()) && seen.contains(&"-tilt".to_owned()));
 }
 
-#[test]
-fn a_lone_voter_with_quorum_one_promotes_the_replica_and_routes_to_it() {
-    let (mut core, _) = core_with(&[], false);
+/// A lone voter with quorum 1 whose master went silent, ticked until it
+/// chose the replica and sent it `REPLICAOF NO ONE`; returns the time then.
+fn promoting(core: &mut Core) -> Instant {
     core.settings.quorum = 1;
     let start = Instant::now();
     core.observe(addr(MASTER), Sent::Info, Ok(info_master()), start);
@@ -370,6 +372,13 @@ fn a_lone_voter_with_quorum_one_promotes_the_replica_and_routes_to_it() {
         now += Duration::from_millis(100);
         core.tick(now);
     }
+    now
+}
+
+#[test]
+fn a_lone_voter_with_quorum_one_promotes_the_replica_and_routes_to_it() {
+    let (mut core, _) = core_with(&[], false);
+    let now = promoting(&mut core);
     let promote = core
         .outbox
         .iter()
@@ -536,23 +545,4 @@ fn an_epoch_at_the_top_does_not_overflow() {
     assert_eq!(core.current_epoch, u64::MAX);
     core.force_failover(now).expect("a failover starts");
     assert_eq!(core.current_epoch, u64::MAX);
-}
-
-#[test]
-fn replicas_with_ipv6_addresses_are_discovered_from_info() {
-    let (mut core, _) = core_with(&[], false);
-    let now = Instant::now();
-    let info = b"# Server\r\nrun_id:cccccccccccccccccccccccccccccccccccccccc\r\n# Replication\r\nrole:master\r\nconnected_slaves:1\r\nslave0:ip=::1,port=6390,state=online,offset=10,lag=0\r\nmaster_repl_offset:10\r\n";
-    core.observe(
-        addr(MASTER),
-        Sent::Info,
-        Ok(OwnedFrame::BulkString(info.to_vec())),
-        now,
-    );
-    let replica: SocketAddr = "[::1]:6390".parse().expect("address");
-    assert!(
-        core.replicas.contains_key(&replica),
-        "replica at [::1]:6390 discovered from INFO: {:?}",
-        core.replicas.keys().collect::<Vec<_>>()
-    );
 }

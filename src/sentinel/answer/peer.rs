@@ -6,14 +6,12 @@
 //! send them to Sentinels as well as to Redis. Across a simulated partition a
 //! request is refused as if it never arrived.
 
-use std::net::SocketAddr;
-
 use tokio::time::Instant;
 
 use super::{bulk, error};
 use crate::resp::value::OwnedFrame;
 use crate::sentinel::core::Core;
-use crate::sentinel::hello;
+use crate::sentinel::{hello, node};
 
 impl Core {
     /// `PUBLISH channel payload`: takes a hello on Sentinel's hello channel
@@ -36,9 +34,11 @@ impl Core {
         let [ip, port, epoch, runid] = args else {
             return error("ERR wrong number of arguments");
         };
-        let (Ok(epoch), Ok(addr)) = (
+        let (Ok(epoch), Some(addr)) = (
             epoch.parse::<u64>(),
-            format!("{ip}:{port}").parse::<SocketAddr>(),
+            port.parse::<u16>()
+                .ok()
+                .and_then(|port| node::address(ip, port)),
         ) else {
             return error("ERR invalid epoch or address");
         };
@@ -65,7 +65,7 @@ impl Core {
         OwnedFrame::Array(vec![
             OwnedFrame::Integer(i64::from(down)),
             bulk(leader),
-            OwnedFrame::Integer(leader_epoch as i64),
+            OwnedFrame::Integer(i64::try_from(leader_epoch).unwrap_or(i64::MAX)),
         ])
     }
 }

@@ -1,0 +1,110 @@
+//! What the core does with what nodes and peers report: addresses of both IP
+//! versions, replicas that follow another master, a promotion seen in TILT.
+
+use std::net::SocketAddr;
+use std::time::Duration;
+
+use tokio::time::Instant;
+
+use super::{MASTER, REPLICA, addr, answer, core_with, info_master, promoting};
+use crate::resp::value::OwnedFrame;
+use crate::sentinel::core::Core;
+use crate::sentinel::link::Sent;
+
+#[test]
+fn replicas_with_ipv6_addresses_are_discovered_from_info() {
+    let (mut core, _) = core_with(&[], false);
+    let now = Instant::now();
+    let info = b"# Server\r\nrun_id:cccccccccccccccccccccccccccccccccccccccc\r\n# Replication\r\nrole:master\r\nconnected_slaves:1\r\nslave0:ip=::1,port=6390,state=online,offset=10,lag=0\r\nmaster_repl_offset:10\r\n";
+    core.observe(
+        addr(MASTER),
+        Sent::Info,
+        Ok(OwnedFrame::BulkString(info.to_vec())),
+        now,
+    );
+    let replica: SocketAddr = "[::1]:6390".parse().expect("address");
+    assert!(
+        core.replicas.contains_key(&replica),
+        "replica at [::1]:6390 discovered from INFO: {:?}",
+        core.replicas.keys().collect::<Vec<_>>()
+    );
+}
+
+#[test]
+fn a_promotion_seen_in_tilt_waits_for_tilt_to_end() {
+    let (mut core, _) = core_with(&[], false);
+    let now = promoting(&mut core);
+    // The process stalls for 3 s, then the promoted replica's INFO arrives.
+    let resumed = now + Duration::from_secs(3);
+    core.tick(resumed);
+    assert!(core.tilt_since.is_some());
+    let promoted_info = OwnedFrame::BulkString(
+        b"run_id:dddddddddddddddddddddddddddddddddddddddd\r\nrole:master\r\n".to_vec(),
+    );
+    core.observe(addr(REPLICA), Sent::Info, Ok(promoted_info), resumed);
+    assert_eq!(
+        core.master.addr,
+        addr(MASTER),
+        "as Sentinel, nothing is acted on in TILT"
+    );
+    assert_eq!(
+        core.status(resumed).failover.as_deref(),
+        Some("wait_promotion")
+    );
+}
+
+#[test]
+fn is_master_down_by_addr_takes_an_ipv6_address() {
+    let (mut core, _) = core_with(&[], false);
+    let now = Instant::now();
+    let reply = answer(
+        &mut core,
+        &[
+            "SENTINEL",
+            "is-master-down-by-addr",
+            "::1",
+            "6379",
+            "0",
+            "*",
+        ],
+        now,
+    );
+    assert_eq!(
+        reply,
+        OwnedFrame::Array(vec![
+            OwnedFrame::Integer(0),
+            OwnedFrame::BulkString(b"*".to_vec()),
+            OwnedFrame::Integer(0),
+        ]),
+        "not our master, not down; and not an error"
+    );
+}
+
+#[test]
+fn a_replica_of_another_master_is_fixed_only_after_a_failover_timeout() {
+    let (mut core, _) = core_with(&[], false);
+    let start = Instant::now();
+    core.observe(addr(MASTER), Sent::Info, Ok(info_master()), start);
+    let elsewhere = OwnedFrame::BulkString(
+        b"run_id:dddddddddddddddddddddddddddddddddddddddd\r\nrole:slave\r\nmaster_host:127.0.0.9\r\nmaster_port:6379\r\nmaster_link_status:up\r\nslave_repl_offset:10\r\nslave_priority:100\r\n".to_vec(),
+    );
+    let fixes = |core: &Core| {
+        core.outbox
+            .iter()
+            .filter(|o| o.to == addr(REPLICA) && o.sent == Sent::Reconfigure)
+            .count()
+    };
+    // Another Sentinel's failover may just have moved it: leave it alone.
+    core.observe(addr(REPLICA), Sent::Info, Ok(elsewhere.clone()), start);
+    let soon = start + Duration::from_secs(9);
+    core.observe(addr(REPLICA), Sent::Info, Ok(elsewhere.clone()), soon);
+    assert_eq!(fixes(&core), 0, "corrected within the failover timeout");
+    // Still there a failover timeout (10 s) later: it is told to follow ours.
+    let later = start + Duration::from_secs(11);
+    core.observe(addr(REPLICA), Sent::Info, Ok(elsewhere), later);
+    assert_eq!(
+        fixes(&core),
+        1,
+        "+fix-slave-config after the failover timeout"
+    );
+}
