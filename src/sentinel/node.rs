@@ -49,6 +49,11 @@ pub struct Node {
     pub info: Option<InfoReport>,
     /// When the role in `INFO` last changed.
     pub role_changed_at: Instant,
+    /// When it last became a replica or named another master in `INFO`
+    /// (Sentinel's `slave_conf_change_time`): a replica that seems to follow
+    /// the wrong master is corrected only a failover timeout after that, so
+    /// one that a failover elsewhere just moved is not pulled back.
+    pub replication_changed_at: Instant,
     /// When the last hello was published to it.
     pub last_hello: Option<Instant>,
     /// Subjectively down since then.
@@ -88,6 +93,7 @@ impl Node {
             info_due: false,
             info: None,
             role_changed_at: now,
+            replication_changed_at: now,
             last_hello: None,
             sdown_since: None,
             last_fix: None,

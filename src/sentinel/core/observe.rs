@@ -226,6 +226,15 @@ impl Core {
         if report.run_id.is_some() {
             node.run_id = report.run_id.clone();
         }
+        let followed = node.replicating().map(|(host, port, _)| (host, port));
+        let follows = match &report.role {
+            ReportedRole::Replica(r) => Some((r.master_host.as_str(), r.master_port)),
+            _ => None,
+        };
+        let moved = follows.is_some() && follows != followed;
+        if node.info.is_none() || moved {
+            node.replication_changed_at = now;
+        }
         let was_master = node.reports_master();
         let now_master = matches!(report.role, ReportedRole::Master);
         if node.info.is_some() && was_master != now_master {
@@ -260,8 +269,13 @@ impl Core {
                 self.dirty = true;
             }
         }
+        // As in Sentinel, nothing a report shows is acted on in TILT: the
+        // clock that says how long things took cannot be trusted.
+        if self.tilt_since.is_some() {
+            return;
+        }
         self.failover_progress(addr, now);
-        if self.tilt_since.is_none() && self.failover.is_none() {
+        if self.failover.is_none() {
             self.fix_replica_config(addr, now);
         }
     }
@@ -273,7 +287,8 @@ impl Core {
     /// Healthy means not SDOWN and reporting `role:master`. A replica
     /// claiming master is corrected once it has claimed so for
     /// [`FIX_AFTER_PUBLISH_PERIODS`] hello periods (`+convert-to-slave`); one
-    /// that follows another master at once (`+fix-slave-config`). Either way
+    /// that follows another master once it has done so for a failover
+    /// timeout and is not SDOWN (`+fix-slave-config`). Either way
     /// a replica is corrected at most once per that many hello periods, and a
     /// replica whose `INFO` shows neither role is left alone. "Follows"
     /// compares the reported `master_host` with our master's IP, so a
@@ -287,6 +302,7 @@ impl Core {
             return;
         }
         let wait = FIX_AFTER_PUBLISH_PERIODS * self.timers.publish;
+        let failover_timeout = self.settings.failover_timeout;
         let master = self.master.addr;
         let name = self.settings.name.clone();
         let Some(node) = self.replicas.get_mut(&addr) else {
@@ -301,6 +317,11 @@ impl Core {
             }
             "+convert-to-slave"
         } else if node.replicating().is_some() && !node.follows(master) {
+            if now.saturating_duration_since(node.replication_changed_at) <= failover_timeout
+                || node.sdown_since.is_some()
+            {
+                return;
+            }
             "+fix-slave-config"
         } else {
             return;

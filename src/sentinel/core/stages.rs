@@ -263,7 +263,7 @@ impl Core {
     /// first reconfigurations go out. In `ReconfReplicas`, a replica that
     /// follows the promoted one moves from sent to in progress while its link
     /// syncs, and to done once the link is up (straight to done if it already
-    /// is). Runs in TILT too.
+    /// is). Not called in TILT (as in Sentinel).
     pub(super) fn failover_progress(&mut self, addr: SocketAddr, now: Instant) {
         let Some(failover) = self.failover.clone() else {
             return;
