@@ -193,6 +193,9 @@ pub struct Peer {
     pub last_ask: Option<Instant>,
     /// Whom it voted for, and in which epoch.
     pub leader: Option<(String, u64)>,
+    /// When it was taken back from the saved state, for one not heard from
+    /// since: an observer is forgotten only when silent that long.
+    pub restored_at: Option<Instant>,
 }
 
 impl Peer {
@@ -220,6 +223,7 @@ impl Peer {
             ask_pending: false,
             last_ask: None,
             leader: None,
+            restored_at: None,
         }
     }
 

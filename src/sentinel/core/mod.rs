@@ -220,6 +220,7 @@ impl Core {
                 .entry(addr)
                 .or_insert_with(|| Peer::new(addr, voter));
             entry.run_id = Some(peer.run_id);
+            entry.restored_at = Some(now);
         }
         if let Some(leader) = saved.leader {
             // The vote survives the restart, but not as a reason to fence:

@@ -207,13 +207,14 @@ impl Core {
 
     /// Drops observers not heard from for [`FORGET_OBSERVER_AFTER`].
     ///
-    /// An observer never heard from at all (`last_heard` unset) goes at the
-    /// first tick; voters stay whatever happens, since the majority and the
-    /// quorum are counted over them.
+    /// One taken back from the saved state counts from its restoration until
+    /// it is heard from; voters stay whatever happens, since the majority
+    /// and the quorum are counted over them.
     fn forget_silent_observers(&mut self, now: Instant) {
         self.peers.retain(|_, p| {
             p.voter
                 || p.last_heard
+                    .or(p.restored_at)
                     .is_some_and(|t| now.saturating_duration_since(t) < FORGET_OBSERVER_AFTER)
         });
     }

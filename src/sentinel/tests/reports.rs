@@ -1,15 +1,19 @@
 //! What the core does with what nodes and peers report: addresses of both IP
-//! versions, replicas that follow another master, a promotion seen in TILT.
+//! versions, replicas that follow another master, a promotion seen in TILT,
+//! peers known from before a restart.
 
 use std::net::SocketAddr;
 use std::time::Duration;
 
+use tokio::sync::broadcast;
 use tokio::time::Instant;
 
 use super::{MASTER, REPLICA, addr, answer, core_with, info_master, promoting};
 use crate::resp::value::OwnedFrame;
 use crate::sentinel::core::Core;
+use crate::sentinel::events::Events;
 use crate::sentinel::link::Sent;
+use crate::sentinel::persist::SavedPeer;
 
 #[test]
 fn replicas_with_ipv6_addresses_are_discovered_from_info() {
@@ -107,4 +111,36 @@ fn a_replica_of_another_master_is_fixed_only_after_a_failover_timeout() {
         1,
         "+fix-slave-config after the failover timeout"
     );
+}
+
+#[test]
+fn an_observer_taken_back_from_the_saved_state_survives_the_first_tick() {
+    let (core, _) = core_with(&[], false);
+    let mut saved = core.saved_state();
+    let observer = "127.0.0.1:26390";
+    saved.peers.push(SavedPeer {
+        addr: observer.into(),
+        run_id: "e".repeat(40),
+    });
+    let (tx, _rx) = broadcast::channel(16);
+    let start = Instant::now();
+    let mut restarted = Core::new(
+        core.settings.clone(),
+        addr(MASTER),
+        Some(saved),
+        Events::new(tx),
+        start,
+    );
+    restarted.tick(start + Duration::from_millis(100));
+    assert!(
+        restarted.peers.contains_key(&addr(observer)),
+        "a restart must not forget the Sentinels it knew"
+    );
+    // Silent for a minute after the restart, it is forgotten like any other.
+    let mut now = start;
+    while now < start + Duration::from_secs(61) {
+        now += Duration::from_millis(500);
+        restarted.tick(now);
+    }
+    assert!(!restarted.peers.contains_key(&addr(observer)));
 }
