@@ -150,7 +150,8 @@ impl Core {
         let Some(peer) = self.peers.get_mut(&addr) else {
             return;
         };
-        peer.link_up = result.is_ok();
+        // An error reply still came over a working link.
+        peer.link_up = result.is_ok() || matches!(result, Err(ProbeError::Refused(_)));
         match sent {
             Sent::Ping => {
                 peer.ping_sent = None;

@@ -8,7 +8,8 @@ use std::time::Duration;
 use tokio::sync::broadcast;
 use tokio::time::Instant;
 
-use super::{MASTER, REPLICA, addr, answer, core_with, info_master, promoting};
+use super::{MASTER, PEER_A, REPLICA, addr, answer, core_with, info_master, promoting};
+use crate::backend::probe::ProbeError;
 use crate::resp::value::OwnedFrame;
 use crate::sentinel::core::Core;
 use crate::sentinel::events::Events;
@@ -143,4 +144,30 @@ fn an_observer_taken_back_from_the_saved_state_survives_the_first_tick() {
         restarted.tick(now);
     }
     assert!(!restarted.peers.contains_key(&addr(observer)));
+}
+
+#[test]
+fn a_peer_that_answers_ping_with_an_error_is_not_pinged_again_at_once() {
+    let (mut core, _) = core_with(&[PEER_A], false);
+    let peer_pings = |core: &Core| {
+        core.outbox
+            .iter()
+            .filter(|o| o.to == addr(PEER_A) && o.sent == Sent::Ping)
+            .count()
+    };
+    let start = Instant::now();
+    core.tick(start);
+    assert_eq!(peer_pings(&core), 1, "the first PING");
+    core.outbox.clear();
+    core.observe(
+        addr(PEER_A),
+        Sent::Ping,
+        Err(ProbeError::Refused(
+            "NOAUTH Authentication required.".into(),
+        )),
+        start,
+    );
+    // Refused, but over a working link: the next PING waits its period.
+    core.tick(start + Duration::from_millis(100));
+    assert_eq!(peer_pings(&core), 0, "pinged again 100 ms later");
 }
