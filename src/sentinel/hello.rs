@@ -20,6 +20,7 @@
 
 use std::hash::{BuildHasher, Hasher};
 use std::io::Read;
+use std::net::SocketAddr;
 
 /// The Pub/Sub channel Sentinels publish their hello on, on every monitored node.
 pub const CHANNEL: &str = "__sentinel__:hello";
@@ -126,14 +127,10 @@ impl Hello {
         )
     }
 
-    /// The announcing Sentinel's address as `ip:port`, with an IPv6 address
-    /// bracketed (`[::1]:26379`) so it can be parsed back as a socket address.
-    pub fn sentinel_addr(&self) -> String {
-        if self.ip.contains(':') {
-            format!("[{}]:{}", self.ip, self.port)
-        } else {
-            format!("{}:{}", self.ip, self.port)
-        }
+    /// The announcing Sentinel's address (`None` when it announces a host
+    /// name rather than an IP address).
+    pub fn sentinel_addr(&self) -> Option<SocketAddr> {
+        super::node::address(&self.ip, self.port)
     }
 }
 
@@ -273,11 +270,11 @@ mod tests {
 
     #[test]
     fn sentinel_addr_brackets_ipv6() {
-        assert_eq!(sample().sentinel_addr(), "127.0.0.1:26379");
+        assert_eq!(sample().sentinel_addr(), "127.0.0.1:26379".parse().ok());
         let mut h = sample();
         h.ip = "::1".into();
-        assert_eq!(h.sentinel_addr(), "[::1]:26379");
-        let parsed: std::net::SocketAddr = h.sentinel_addr().parse().unwrap();
+        assert_eq!(h.sentinel_addr(), "[::1]:26379".parse().ok());
+        let parsed = h.sentinel_addr().expect("an IPv6 address");
         assert_eq!(parsed.port(), 26379);
     }
 

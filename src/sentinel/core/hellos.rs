@@ -97,7 +97,7 @@ impl Core {
         if hello.run_id == self.myid || hello.master_name != self.settings.name {
             return;
         }
-        let Ok(addr) = hello.sentinel_addr().parse::<SocketAddr>() else {
+        let Some(addr) = hello.sentinel_addr() else {
             return;
         };
         if self.partitioned.contains(&addr) {

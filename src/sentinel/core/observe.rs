@@ -93,7 +93,7 @@ impl Core {
                     return;
                 };
                 node.ping_sent = None;
-                node.link_up = result.is_ok() || matches!(result, Err(ProbeError::Refused(_)));
+                node.link_up = link_works(&result);
                 if valid_ping_reply(&result) {
                     node.last_ok = now;
                     node.unanswered_since = None;
@@ -150,8 +150,7 @@ impl Core {
         let Some(peer) = self.peers.get_mut(&addr) else {
             return;
         };
-        // An error reply still came over a working link.
-        peer.link_up = result.is_ok() || matches!(result, Err(ProbeError::Refused(_)));
+        peer.link_up = link_works(&result);
         match sent {
             Sent::Ping => {
                 peer.ping_sent = None;
@@ -332,6 +331,12 @@ impl Core {
         let commands = replicaof(Some(master));
         self.send(addr, Target::Node, Sent::Reconfigure, commands);
     }
+}
+
+/// Whether a reply came back over a working link: any reply, an error reply
+/// too (the node or peer answered, even if it refused).
+fn link_works(result: &Result<OwnedFrame, ProbeError>) -> bool {
+    matches!(result, Ok(_) | Err(ProbeError::Refused(_)))
 }
 
 /// A valid answer to `PING`: `PONG`, or the errors Sentinel accepts as proof
