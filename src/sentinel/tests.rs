@@ -72,6 +72,23 @@ fn info_master() -> OwnedFrame {
     )
 }
 
+/// The replica's `INFO` while it is in sync with a master at `host`:6379.
+fn synced_replica_of(host: &str) -> OwnedFrame {
+    OwnedFrame::BulkString(
+        format!(
+            "run_id:dddddddddddddddddddddddddddddddddddddddd\r\nrole:slave\r\nmaster_host:{host}\r\nmaster_port:6379\r\nmaster_link_status:up\r\nslave_repl_offset:10\r\nslave_priority:100\r\n"
+        )
+        .into_bytes(),
+    )
+}
+
+/// The chosen replica's `INFO` once it has promoted itself.
+fn promoted_info() -> OwnedFrame {
+    OwnedFrame::BulkString(
+        b"run_id:dddddddddddddddddddddddddddddddddddddddd\r\nrole:master\r\n".to_vec(),
+    )
+}
+
 fn answer(core: &mut Core, args: &[&str], now: Instant) -> OwnedFrame {
     let args: Vec<Bytes> = args
         .iter()
@@ -403,10 +420,7 @@ fn a_lone_voter_with_quorum_one_promotes_the_replica_and_routes_to_it() {
         .and_then(|at| fields.get(at + 1))
         .and_then(crate::resp::value::as_str);
     assert_eq!(state, Some("wait_promotion"));
-    let promoted_info = OwnedFrame::BulkString(
-        b"run_id:dddddddddddddddddddddddddddddddddddddddd\r\nrole:master\r\n".to_vec(),
-    );
-    core.observe(addr(REPLICA), Sent::Info, Ok(promoted_info), now);
+    core.observe(addr(REPLICA), Sent::Info, Ok(promoted_info()), now);
     assert_eq!(
         core.master.addr,
         addr(REPLICA),
@@ -530,9 +544,7 @@ fn an_epoch_at_the_top_does_not_overflow() {
     let (mut core, _) = core_with(&[], false);
     let now = Instant::now();
     core.observe(addr(MASTER), Sent::Info, Ok(info_master()), now);
-    let replica_info = OwnedFrame::BulkString(
-        b"run_id:dddddddddddddddddddddddddddddddddddddddd\r\nrole:slave\r\nmaster_host:127.0.0.1\r\nmaster_port:6379\r\nmaster_link_status:up\r\nslave_repl_offset:10\r\nslave_priority:100\r\n".to_vec(),
-    );
+    let replica_info = synced_replica_of("127.0.0.1");
     core.observe(
         addr(REPLICA),
         Sent::Ping,

@@ -8,7 +8,10 @@ use std::time::Duration;
 use tokio::sync::broadcast;
 use tokio::time::Instant;
 
-use super::{MASTER, PEER_A, REPLICA, addr, answer, core_with, info_master, promoting};
+use super::{
+    MASTER, PEER_A, REPLICA, addr, answer, core_with, info_master, promoted_info, promoting,
+    synced_replica_of,
+};
 use crate::backend::probe::ProbeError;
 use crate::resp::value::OwnedFrame;
 use crate::sentinel::core::Core;
@@ -43,10 +46,7 @@ fn a_promotion_seen_in_tilt_waits_for_tilt_to_end() {
     let resumed = now + Duration::from_secs(3);
     core.tick(resumed);
     assert!(core.tilt_since.is_some());
-    let promoted_info = OwnedFrame::BulkString(
-        b"run_id:dddddddddddddddddddddddddddddddddddddddd\r\nrole:master\r\n".to_vec(),
-    );
-    core.observe(addr(REPLICA), Sent::Info, Ok(promoted_info), resumed);
+    core.observe(addr(REPLICA), Sent::Info, Ok(promoted_info()), resumed);
     assert_eq!(
         core.master.addr,
         addr(MASTER),
@@ -90,9 +90,7 @@ fn a_replica_of_another_master_is_fixed_only_after_a_failover_timeout() {
     let (mut core, _) = core_with(&[], false);
     let start = Instant::now();
     core.observe(addr(MASTER), Sent::Info, Ok(info_master()), start);
-    let elsewhere = OwnedFrame::BulkString(
-        b"run_id:dddddddddddddddddddddddddddddddddddddddd\r\nrole:slave\r\nmaster_host:127.0.0.9\r\nmaster_port:6379\r\nmaster_link_status:up\r\nslave_repl_offset:10\r\nslave_priority:100\r\n".to_vec(),
-    );
+    let elsewhere = synced_replica_of("127.0.0.9");
     let fixes = |core: &Core| {
         core.outbox
             .iter()
