@@ -129,7 +129,8 @@ impl Core {
     /// that moved (same run id, new address), or a duplicate run id.
     ///
     /// A moved peer's old entry is removed, except a voter's, which stays at
-    /// its configured address. A new entry is a voter only if `addr` is a
+    /// its configured address; the move is announced once, when its new
+    /// address is first heard under its run id. A new entry is a voter only if `addr` is a
     /// configured voter. A new or changed run id is announced (`+sentinel`)
     /// and marks the state for saving. Every hello also counts as hearing
     /// from the peer: it refreshes `last_heard` and `last_hello_heard` and
@@ -138,11 +139,18 @@ impl Core {
         let voter = self.settings.voters.contains(&addr);
         let name = self.settings.name.clone();
         let master = self.master.addr;
-        // The same run id at a new address: the peer moved.
+        // The same run id at a new address: the peer moved. Once its new
+        // address is known under that run id the move was taken (a voter's
+        // entry stays behind at its configured address, and must not count
+        // as a move at every hello).
+        let known_here = self
+            .peers
+            .get(&addr)
+            .is_some_and(|p| p.run_id.as_deref() == Some(run_id));
         let moved = self
             .peers
             .iter()
-            .find(|(a, p)| **a != addr && p.run_id.as_deref() == Some(run_id))
+            .find(|(a, p)| !known_here && **a != addr && p.run_id.as_deref() == Some(run_id))
             .map(|(a, _)| *a);
         if let Some(old) = moved
             && let Some(mut peer) = self.peers.remove(&old)

@@ -9,8 +9,8 @@ use tokio::sync::broadcast;
 use tokio::time::Instant;
 
 use super::{
-    MASTER, PEER_A, REPLICA, addr, answer, core_with, info_master, promoted_info, promoting,
-    synced_replica_of,
+    ID_A, MASTER, PEER_A, REPLICA, addr, answer, core_with, hello_from, info_master, promoted_info,
+    promoting, synced_replica_of,
 };
 use crate::backend::probe::ProbeError;
 use crate::resp::value::OwnedFrame;
@@ -168,4 +168,25 @@ fn a_peer_that_answers_ping_with_an_error_is_not_pinged_again_at_once() {
     // Refused, but over a working link: the next PING waits its period.
     core.tick(start + Duration::from_millis(100));
     assert_eq!(peer_pings(&core), 0, "pinged again 100 ms later");
+}
+
+#[test]
+fn a_voter_that_moved_is_announced_once_not_at_every_hello() {
+    let (mut core, mut events) = core_with(&[PEER_A], false);
+    let now = Instant::now();
+    core.take_hello(&hello_from(PEER_A, ID_A, 1, MASTER, 0), now);
+    // The same voter, same run id, now announcing another address.
+    let moved = "127.0.0.1:26390";
+    for _ in 0..5 {
+        core.take_hello(&hello_from(moved, ID_A, 1, MASTER, 0), now);
+    }
+    let mut switches = 0;
+    while let Ok(event) = events.try_recv() {
+        switches += usize::from(event.channel == "+sentinel-address-switch");
+    }
+    assert_eq!(switches, 1, "one +sentinel-address-switch for one move");
+    assert!(
+        core.peers.get(&addr(PEER_A)).is_some_and(|p| p.voter),
+        "the voter keeps its configured address"
+    );
 }
