@@ -207,8 +207,6 @@ struct Session {
     shutdown_until: Option<Instant>,
     /// Why the current master may not be bound right now.
     avoid: Option<Avoid>,
-    /// `--on-switch close`: end the session once the switch's drain is over.
-    close_after_drain: bool,
     /// The hold timeout passed: answer held commands with -MASTERDOWN.
     refuse_held: bool,
     /// The current hold waits for a usable master (and was counted as such).
@@ -274,7 +272,6 @@ impl Session {
             draining_until: None,
             shutdown_until: None,
             avoid: None,
-            close_after_drain: false,
             refuse_held: false,
             hold_counted: false,
             last_active: Instant::now(),

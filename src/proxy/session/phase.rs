@@ -33,9 +33,6 @@ impl Session {
             return Ok(());
         }
         debug!(from = %backend.addr, to = ?self.topology.master, "switch");
-        if self.shared.settings.on_switch == OnSwitch::Close {
-            self.close_after_drain = true;
-        }
         if self.ledger.counted() == 0 {
             self.finish_switch()
         } else {
@@ -45,12 +42,13 @@ impl Session {
         }
     }
 
-    /// The old backend has nothing more to deliver: leave it.
+    /// The old backend has nothing more to deliver after a switch: leave it
+    /// (with `--on-switch close`, end the session).
     pub(super) fn finish_switch(&mut self) -> Result<(), End> {
         self.draining_until = None;
         self.drop_backend();
         self.ledger.forget_backend();
-        if self.close_after_drain {
+        if self.shared.settings.on_switch == OnSwitch::Close {
             metrics::counter!(crate::metrics::SESSIONS_CLOSED_ON_SWITCH).increment(1);
             return Err(End::SwitchClose);
         }
