@@ -366,7 +366,7 @@ async fn current_master(sentinel: SocketAddr) -> Option<SocketAddr> {
     };
     let ip = items.first().and_then(value::as_str)?;
     let port = items.get(1).and_then(value::as_str)?.parse().ok()?;
-    crate::sentinel::node::address(&ip, port)
+    crate::sentinel::node::address(ip, port)
 }
 
 /// Prints every Sentinel event the first proxy publishes.
