@@ -13,6 +13,7 @@ use super::hello::Hello;
 use super::link::Sent;
 use crate::resp::value::OwnedFrame;
 
+mod names;
 mod reports;
 
 const MASTER: &str = "127.0.0.1:6379";

@@ -102,6 +102,8 @@ impl Core {
     /// `SENTINEL <subcommand> …`: the table of every subcommand, matched on
     /// its lower-case name and its word count (`args[0]` is the subcommand).
     /// A name or arity not listed is Sentinel's "unknown subcommand" error.
+    /// Valkey's names (`PRIMARY`, `PRIMARIES`, `GET-PRIMARY-ADDR-BY-NAME`,
+    /// `IS-PRIMARY-DOWN-BY-ADDR`) are answered like Redis's.
     fn sentinel_command(&mut self, args: &[String], now: Instant) -> OwnedFrame {
         let Some(sub) = args.first() else {
             return error("ERR wrong number of arguments for 'sentinel' command");
@@ -114,14 +116,18 @@ impl Core {
         match (sub.as_str(), args.len()) {
             // Queries.
             ("myid", 1) => bulk(self.myid.clone()),
-            ("masters", 1) => OwnedFrame::Array(vec![self.master_fields(now)]),
-            ("master", 2) => self.if_named(named(args), |core| core.master_fields(now)),
+            ("masters" | "primaries", 1) => OwnedFrame::Array(vec![self.master_fields(now)]),
+            ("master" | "primary", 2) => self.if_named(named(args), |core| core.master_fields(now)),
             ("replicas" | "slaves", 2) => self.if_named(named(args), |core| core.replica_list(now)),
             ("sentinels", 2) => self.if_named(named(args), |core| core.sentinel_list(now)),
-            ("get-master-addr-by-name", 2) => self.master_addr_by_name(named(args)),
+            ("get-master-addr-by-name" | "get-primary-addr-by-name", 2) => {
+                self.master_addr_by_name(named(args))
+            }
             ("ckquorum", 2) => self.if_named(named(args), |core| core.ckquorum(now)),
             // The peer protocol.
-            ("is-master-down-by-addr", 5) => self.is_master_down(&args[1..], now),
+            ("is-master-down-by-addr" | "is-primary-down-by-addr", 5) => {
+                self.is_master_down(&args[1..], now)
+            }
             // Failover and fault injection.
             ("failover", 2) => self.if_named(named(args), |core| core.failover_command(now)),
             ("simulate-partition", _) if self.settings.fault_injection => {

@@ -136,9 +136,9 @@ pub(super) fn core_shape(args: &[Bytes]) -> Shape {
         return Shape::Plain;
     }
     match sub.to_ascii_lowercase().as_slice() {
-        b"master" | b"config" | b"debug" => Shape::Map,
-        b"masters" | b"replicas" | b"slaves" | b"sentinels" => Shape::Maps,
-        b"get-master-addr-by-name" => Shape::Array,
+        b"master" | b"primary" | b"config" | b"debug" => Shape::Map,
+        b"masters" | b"primaries" | b"replicas" | b"slaves" | b"sentinels" => Shape::Maps,
+        b"get-master-addr-by-name" | b"get-primary-addr-by-name" => Shape::Array,
         _ => Shape::Plain,
     }
 }

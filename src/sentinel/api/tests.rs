@@ -370,6 +370,7 @@ fn core_replies_are_shaped_like_sentinels() {
     let flat = "$4\r\nname\r\n$1\r\nm\r\n$2\r\nip\r\n$3\r\n::1\r\n";
     for line in [
         "SENTINEL MASTER m",
+        "SENTINEL PRIMARY m",
         "sentinel config get *",
         "SENTINEL DEBUG",
     ] {
@@ -385,6 +386,7 @@ fn core_replies_are_shaped_like_sentinels() {
     let list = OwnedFrame::Array(vec![master.clone(), master.clone()]);
     for line in [
         "SENTINEL MASTERS",
+        "SENTINEL PRIMARIES",
         "SENTINEL REPLICAS m",
         "SENTINEL slaves m",
         "SENTINEL SENTINELS m",
@@ -400,6 +402,14 @@ fn core_replies_are_shaped_like_sentinels() {
     }
     let by_name = "SENTINEL get-master-addr-by-name nosuch";
     assert_eq!(shaped(by_name, &OwnedFrame::Null, Protocol::Resp3), "_\r\n");
+    assert_eq!(
+        shaped(
+            "SENTINEL GET-PRIMARY-ADDR-BY-NAME nosuch",
+            &OwnedFrame::Null,
+            Protocol::Resp2
+        ),
+        "*-1\r\n"
+    );
     assert_eq!(
         shaped(by_name, &OwnedFrame::Null, Protocol::Resp2),
         "*-1\r\n"
