@@ -321,6 +321,7 @@ impl CorePlan {
             name: config.master_name.clone(),
             quorum: core.quorum,
             down_after: core.down_after,
+            master_reboot_down_after: core.master_reboot_down_after,
             failover_timeout: core.failover_timeout,
             parallel_syncs: core.parallel_syncs,
             observer: core.observer,

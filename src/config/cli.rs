@@ -124,6 +124,10 @@ pub struct Settings {
     #[arg(long, value_name = "MS")]
     pub down_after_ms: Option<u64>,
 
+    /// A master that restarted is SDOWN once it has not answered PONG for this long since (Sentinel's master-reboot-down-after-period; 0: off) [default: 0]
+    #[arg(long, value_name = "MS")]
+    pub master_reboot_down_after_ms: Option<u64>,
+
     /// Sentinel's failover-timeout: bounds each failover step; retry after twice this [default: 60000]
     #[arg(long, value_name = "MS")]
     pub failover_timeout_ms: Option<u64>,
@@ -219,6 +223,9 @@ impl Settings {
             },
             observer: over.observer.or(self.observer),
             down_after_ms: over.down_after_ms.or(self.down_after_ms),
+            master_reboot_down_after_ms: over
+                .master_reboot_down_after_ms
+                .or(self.master_reboot_down_after_ms),
             failover_timeout_ms: over.failover_timeout_ms.or(self.failover_timeout_ms),
             parallel_syncs: over.parallel_syncs.or(self.parallel_syncs),
             data_dir: over.data_dir.or(self.data_dir),

@@ -76,6 +76,9 @@ pub struct CoreConfig {
     pub observer: bool,
     /// SDOWN after this long without a valid reply.
     pub down_after: Duration,
+    /// A restarted master is SDOWN after this long without a `PONG`
+    /// (Sentinel's `master-reboot-down-after-period`); `None`: off.
+    pub master_reboot_down_after: Option<Duration>,
     /// Sentinel's failover-timeout.
     pub failover_timeout: Duration,
     /// Replicas reconfigured at once.
@@ -377,6 +380,10 @@ fn core_config(s: &Settings) -> Result<CoreConfig, ConfigError> {
         peers,
         observer: s.observer.unwrap_or(false),
         down_after: millis("down_after_ms", s.down_after_ms.unwrap_or(5000), 10)?,
+        master_reboot_down_after: match s.master_reboot_down_after_ms.unwrap_or(0) {
+            0 => None,
+            ms => Some(millis("master_reboot_down_after_ms", ms, 1)?),
+        },
         failover_timeout: millis(
             "failover_timeout_ms",
             s.failover_timeout_ms.unwrap_or(60_000),
@@ -391,7 +398,7 @@ fn core_config(s: &Settings) -> Result<CoreConfig, ConfigError> {
 
 /// Validates the list of Sentinels to follow; the core's settings must be absent.
 fn follow_config(s: &Settings) -> Result<Vec<SocketAddr>, ConfigError> {
-    let core_only: [(&'static str, bool); 11] = [
+    let core_only: [(&'static str, bool); 12] = [
         ("notification_script", s.notification_script.is_some()),
         ("client_reconfig_script", s.client_reconfig_script.is_some()),
         ("peer", !s.peers.is_empty()),
@@ -400,6 +407,10 @@ fn follow_config(s: &Settings) -> Result<Vec<SocketAddr>, ConfigError> {
         ("sentinel_listen", s.sentinel_listen.is_some()),
         ("announce", s.announce.is_some()),
         ("down_after_ms", s.down_after_ms.is_some()),
+        (
+            "master_reboot_down_after_ms",
+            s.master_reboot_down_after_ms.is_some(),
+        ),
         ("failover_timeout_ms", s.failover_timeout_ms.is_some()),
         ("parallel_syncs", s.parallel_syncs.is_some()),
         ("data_dir", s.data_dir.is_some()),
@@ -484,6 +495,10 @@ impl CoreConfig {
             format!("peer = [{}]", peers.join(", ")),
             format!("observer = {}", self.observer),
             format!("down_after_ms = {}", self.down_after.as_millis()),
+            format!(
+                "master_reboot_down_after_ms = {}",
+                self.master_reboot_down_after.map_or(0, |d| d.as_millis())
+            ),
             format!(
                 "failover_timeout_ms = {}",
                 self.failover_timeout.as_millis()

@@ -58,6 +58,10 @@ pub struct Node {
     pub last_hello: Option<Instant>,
     /// Subjectively down since then.
     pub sdown_since: Option<Instant>,
+    /// As the master, it restarted (a new run id) then and has not answered
+    /// `PONG` since (Sentinel's `SRI_MASTER_REBOOT`); only kept with
+    /// `master-reboot-down-after-period` set.
+    pub rebooted_at: Option<Instant>,
     /// When the core last told it whom to replicate (rate limit for fixes).
     pub last_fix: Option<Instant>,
     /// Its part in the reconfiguration phase of a failover.
@@ -96,6 +100,7 @@ impl Node {
             replication_changed_at: now,
             last_hello: None,
             sdown_since: None,
+            rebooted_at: None,
             last_fix: None,
             reconf: Reconf::Idle,
         }

@@ -33,6 +33,7 @@ fn core_with(voters: &[&str], observer: bool) -> (Core, broadcast::Receiver<supe
         name: "mymaster".into(),
         quorum: 2,
         down_after: Duration::from_millis(1000),
+        master_reboot_down_after: None,
         failover_timeout: Duration::from_millis(10_000),
         parallel_syncs: 1,
         observer,

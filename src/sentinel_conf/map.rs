@@ -117,14 +117,25 @@ impl SentinelConf {
                 active: true,
             },
         ]);
+        plan.entries.extend([timing(
+            "No valid reply for this long marks a node down",
+            "down_after_ms",
+            &self.down_after_ms,
+            SENTINEL_DOWN_AFTER_MS,
+            "5000",
+        )]);
+        if let Some(reboot) = &self.reboot_down_after_ms {
+            plan.entries.push(Entry {
+                comment: format!(
+                    "A master that restarted and gives no PONG for this long is down; 0 is off ({}).",
+                    from_line(reboot.line)
+                ),
+                key: "master_reboot_down_after_ms",
+                value: reboot.value.to_string(),
+                active: true,
+            });
+        }
         plan.entries.extend([
-            timing(
-                "No valid reply for this long marks a node down",
-                "down_after_ms",
-                &self.down_after_ms,
-                SENTINEL_DOWN_AFTER_MS,
-                "5000",
-            ),
             timing(
                 "Bounds each failover step; a new attempt waits twice this",
                 "failover_timeout_ms",

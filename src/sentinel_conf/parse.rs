@@ -17,8 +17,8 @@ use super::lines::{Line, parse_lines};
 use super::notes::{Notes, RENAME_NOTE, STATE_NOTE, sentinel_note, top_level_note};
 use super::shown;
 use super::values::{
-    DOWN_AFTER, FAILOVER_TIMEOUT, NumberKey, PARALLEL_SYNCS, QUORUM, announce_host, bind_addresses,
-    exactly, host_port, parse_number, parse_port, value_error,
+    DOWN_AFTER, FAILOVER_TIMEOUT, NumberKey, PARALLEL_SYNCS, QUORUM, REBOOT_DOWN_AFTER,
+    announce_host, bind_addresses, exactly, host_port, parse_number, parse_port, value_error,
 };
 
 /// Reads the text of a `sentinel.conf` into its description.
@@ -64,6 +64,9 @@ pub(crate) struct SentinelConf {
     pub(crate) group: Group,
     /// `sentinel down-after-milliseconds`.
     pub(crate) down_after_ms: Option<Sourced<u64>>,
+    /// `sentinel master-reboot-down-after-period` (or Valkey's
+    /// `primary-reboot-down-after-period`), in milliseconds.
+    pub(crate) reboot_down_after_ms: Option<Sourced<u64>>,
     /// `sentinel failover-timeout`, in milliseconds.
     pub(crate) failover_timeout_ms: Option<Sourced<u64>>,
     /// `sentinel parallel-syncs`.
@@ -139,6 +142,7 @@ const SINGLE_VALUED: &[&str] = &[
     "port",
     "bind",
     "sentinel down-after-milliseconds",
+    "sentinel master-reboot-down-after-period",
     "sentinel failover-timeout",
     "sentinel parallel-syncs",
     "sentinel auth-user",
@@ -172,6 +176,7 @@ impl Reader {
             conf: SentinelConf {
                 group,
                 down_after_ms: None,
+                reboot_down_after_ms: None,
                 failover_timeout_ms: None,
                 parallel_syncs: None,
                 auth_user: None,
@@ -244,6 +249,10 @@ impl Reader {
                 self.conf.failover_timeout_ms =
                     at(self.group_number(line, &FAILOVER_TIMEOUT)?, line);
             }
+            "master-reboot-down-after-period" | "primary-reboot-down-after-period" => {
+                self.conf.reboot_down_after_ms =
+                    at(self.group_number(line, &REBOOT_DOWN_AFTER)?, line);
+            }
             "parallel-syncs" => {
                 self.conf.parallel_syncs = at(self.group_number(line, &PARALLEL_SYNCS)?, line);
             }
@@ -305,12 +314,6 @@ impl Reader {
                 let usage = "sentinel rename-command <name> <command> <renamed>";
                 self.group_operands::<3>(line, usage)?;
                 RENAME_NOTE.to_owned()
-            }
-            "master-reboot-down-after-period" => {
-                let usage = "sentinel master-reboot-down-after-period <name> <milliseconds>";
-                self.group_operands::<2>(line, usage)?;
-                "`sentinel master-reboot-down-after-period` is not supported by the proxy; ignored"
-                    .to_owned()
             }
             other => sentinel_note(other),
         };

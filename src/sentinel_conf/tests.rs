@@ -351,3 +351,18 @@ fn a_line_without_words_is_skipped_not_a_panic() {
     let (without, _) = round_trip(MINIMAL);
     assert_eq!(with_nul.toml, without.toml);
 }
+
+#[test]
+fn the_reboot_down_period_is_carried_over_under_either_name() {
+    for directive in [
+        "master-reboot-down-after-period",
+        "primary-reboot-down-after-period",
+    ] {
+        let conf = format!("sentinel monitor m 127.0.0.1 6380 1\nsentinel {directive} m 7000\n");
+        let (out, s) = round_trip(&conf);
+        assert_eq!(s.master_reboot_down_after_ms, Some(7000), "{directive}");
+        assert!(out.notes.is_empty(), "{:?}", out.notes);
+    }
+    let (_, s) = round_trip("sentinel monitor m 127.0.0.1 6380 1\n");
+    assert_eq!(s.master_reboot_down_after_ms, None, "off unless given");
+}

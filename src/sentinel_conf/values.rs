@@ -48,6 +48,15 @@ pub(super) const DOWN_AFTER: NumberKey = NumberKey {
 };
 
 /// `sentinel failover-timeout`: 100 ms up to the proxy's longest duration.
+/// `sentinel master-reboot-down-after-period` (Valkey:
+/// `primary-reboot-down-after-period`); 0 is off, as in Sentinel.
+pub(super) const REBOOT_DOWN_AFTER: NumberKey = NumberKey {
+    directive: "master-reboot-down-after-period",
+    usage: "sentinel master-reboot-down-after-period <name> <milliseconds>",
+    min: 0,
+    max: MAX_MS,
+};
+
 pub(super) const FAILOVER_TIMEOUT: NumberKey = NumberKey {
     directive: "failover-timeout",
     usage: "sentinel failover-timeout <name> <milliseconds>",

@@ -11,6 +11,11 @@
 //!   down (`Node::silent_for`). A master that has reported `role:slave` for
 //!   longer than `down-after` plus two `INFO` periods is SDOWN too: it will
 //!   take no writes, so only a failover gets the group out.
+//! * **A rebooted master** (`master-reboot-down-after-period`, off unless
+//!   set): a master whose run id changed is SDOWN once that period passes
+//!   without a `PONG` from it, even while it answers `LOADING`, so a master
+//!   that restarts with a long load (or an empty dataset it is still
+//!   loading) is failed over instead of waited for.
 //! * **ODOWN** (objectively down), for the master only: it is SDOWN here and
 //!   at least `quorum` voters say so, this proxy included. A peer's "down"
 //!   answer counts for 5 ask periods (5 s) after it arrived, so ODOWN is a
@@ -30,9 +35,7 @@
 //!   answer is acted on at once (`observe`): ODOWN, and then the election,
 //!   come up to most of a period sooner, that much less pause for the
 //!   applications.
-//! * Sentinel's extra SDOWN rule for a master that rebooted
-//!   (`master-reboot-down-after-period`) and its `SCRIPT KILL` on a `BUSY`
-//!   reply are not implemented.
+//! * Sentinel's `SCRIPT KILL` on a `BUSY` reply is not implemented.
 
 use std::net::SocketAddr;
 
@@ -53,7 +56,8 @@ const DOWN_REPORT_VALIDITY: u32 = 5;
 
 impl Core {
     /// Marks or clears SDOWN for the node at `addr`: silent for `down-after`,
-    /// or a master that has reported the replica role for too long.
+    /// a master that has reported the replica role for too long, or a master
+    /// that restarted and gave no `PONG` for `master_reboot_down_after`.
     ///
     /// "Too long" is `down-after` plus two `INFO` periods since the role
     /// last changed (Sentinel's margin: time for two more `INFO` reports).
@@ -62,6 +66,7 @@ impl Core {
     pub(super) fn check_sdown(&mut self, addr: SocketAddr, now: Instant) {
         let down_after = self.settings.down_after;
         let info_period = self.timers.info;
+        let reboot_down_after = self.settings.master_reboot_down_after;
         let is_master = addr == self.master.addr;
         let name = self.settings.name.clone();
         let master_addr = self.master.addr;
@@ -72,7 +77,13 @@ impl Core {
         let demoted_for_long = is_master
             && matches!(node.role(), Some(ReportedRole::Replica(_)))
             && now.saturating_duration_since(node.role_changed_at) > down_after + 2 * info_period;
-        let down = node.is_silent(now, down_after) || demoted_for_long;
+        // A master that restarted and has not served since, for too long.
+        let rebooted_for_long = is_master
+            && node
+                .rebooted_at
+                .zip(reboot_down_after)
+                .is_some_and(|(at, after)| now.saturating_duration_since(at) > after);
+        let down = node.is_silent(now, down_after) || demoted_for_long || rebooted_for_long;
         let what = if is_master {
             events::master(&name, addr)
         } else {

@@ -50,6 +50,10 @@ pub struct Settings {
     pub quorum: u32,
     /// SDOWN after this long without a valid reply.
     pub down_after: Duration,
+    /// A master whose run id changed (it restarted) is SDOWN once this long
+    /// passes without a `PONG` (it may answer `LOADING` meanwhile); `None`:
+    /// off, as Sentinel's `master-reboot-down-after-period 0`.
+    pub master_reboot_down_after: Option<Duration>,
     /// Sentinel's failover-timeout.
     pub failover_timeout: Duration,
     /// Replicas reconfigured at once.

@@ -94,6 +94,10 @@ impl Core {
                 };
                 node.ping_sent = None;
                 node.link_up = link_works(&result);
+                if result.is_ok() {
+                    // PONG: a restarted master serves again.
+                    node.rebooted_at = None;
+                }
                 if valid_ping_reply(&result) {
                     node.last_ok = now;
                     node.unanswered_since = None;
@@ -197,7 +201,9 @@ impl Core {
 
     /// Learns from one node's `INFO`: run id, role, replicas, failover progress.
     ///
-    /// A changed run id is a restart (`+reboot`). `role_changed_at` moves
+    /// A changed run id is a restart (`+reboot`; the master's restart also
+    /// starts the `master-reboot-down-after-period` clock, which the next
+    /// `PONG` stops). `role_changed_at` moves
     /// when the node goes from master to not master or back (`+role-change`),
     /// and at its first `INFO`, which sets the clock without an event. The
     /// master's `slaveN:` lines add replicas not yet known (`+slave`, and the
@@ -209,6 +215,7 @@ impl Core {
         let name = self.settings.name.clone();
         let master_addr = self.master.addr;
         let is_master = addr == master_addr;
+        let reboot_rule = self.settings.master_reboot_down_after.is_some();
         let Some(node) = self.node_mut(addr) else {
             return;
         };
@@ -222,6 +229,9 @@ impl Core {
             && old != new
         {
             emitted.push(("+reboot", what.clone()));
+            if is_master && reboot_rule {
+                node.rebooted_at = Some(now);
+            }
         }
         if report.run_id.is_some() {
             node.run_id = report.run_id.clone();

@@ -190,3 +190,51 @@ fn a_voter_that_moved_is_announced_once_not_at_every_hello() {
         "the voter keeps its configured address"
     );
 }
+
+/// The master's `INFO` under run id `run_id`.
+fn master_info_of(run_id: char) -> OwnedFrame {
+    let id: String = std::iter::repeat_n(run_id, 40).collect();
+    OwnedFrame::BulkString(format!("run_id:{id}\r\nrole:master\r\n").into_bytes())
+}
+
+/// Runs the core for `for_ms` from `from`, the master answering every PING
+/// with `reply`; returns where it stopped.
+fn pinged(core: &mut Core, from: Instant, for_ms: u64, reply: &str) -> Instant {
+    let mut now = from;
+    while now < from + Duration::from_millis(for_ms) {
+        now += Duration::from_millis(250);
+        core.tick(now);
+        let answer = if reply == "PONG" {
+            Ok(OwnedFrame::SimpleString(b"PONG".to_vec()))
+        } else {
+            Err(ProbeError::Refused(reply.to_owned()))
+        };
+        core.observe(addr(MASTER), Sent::Ping, answer, now);
+    }
+    now
+}
+
+#[test]
+fn a_rebooted_master_that_only_answers_loading_is_down_after_the_reboot_period() {
+    for period in [None, Some(Duration::from_millis(2000))] {
+        let (mut core, _) = core_with(&[], false);
+        core.settings.master_reboot_down_after = period;
+        let start = Instant::now();
+        core.observe(addr(MASTER), Sent::Info, Ok(master_info_of('c')), start);
+        let now = pinged(&mut core, start, 1000, "PONG");
+        // It restarts: a new run id, then LOADING for a long time (a valid
+        // reply, so down-after alone never marks it down).
+        core.observe(addr(MASTER), Sent::Info, Ok(master_info_of('e')), now);
+        let loading = "LOADING Redis is loading the dataset in memory";
+        let now = pinged(&mut core, now, 1500, loading);
+        assert!(core.master.sdown_since.is_none(), "within the period");
+        let now = pinged(&mut core, now, 1000, loading);
+        assert_eq!(
+            core.master.sdown_since.is_some(),
+            period.is_some(),
+            "SDOWN past the reboot period only when it is set ({period:?})"
+        );
+        pinged(&mut core, now, 500, "PONG");
+        assert!(core.master.sdown_since.is_none(), "a PONG ends it");
+    }
+}
