@@ -1,7 +1,9 @@
 //! Restarts after a failover: a proxy restarted with its original command
 //! line (still naming the old master) must use what it saved in its data
 //! directory, and an old master that comes back claiming master must be
-//! turned into a replica without ever receiving a write.
+//! turned into a replica without ever receiving a write. And a master that
+//! restarts into a long load is failed over under
+//! `--master-reboot-down-after-ms`.
 
 use std::net::SocketAddr;
 use std::time::{Duration, Instant};
@@ -254,4 +256,63 @@ fn the_old_master_is_converted_when_it_returns() {
         "a proxy logs `{event}`"
     );
     eprintln!("old master converted {took:?} after its restart");
+}
+
+/// A master that restarts into a long load answers `-LOADING` to every PING,
+/// a valid reply, so `--down-after-ms` (a minute here) alone would wait for
+/// it. With `--master-reboot-down-after-ms` its new run id starts a clock
+/// that only a `PONG` stops (from the first INFO that shows the new run
+/// id): past it the master is SDOWN, and with quorum 1 the replica is
+/// promoted.
+#[test]
+fn a_master_rebooted_into_a_long_load_is_failed_over_after_the_reboot_period() {
+    let mut group = Group::builder()
+        .replicas(1)
+        .voters(1)
+        .flag("--quorum", "1")
+        .flag("--down-after-ms", "60000")
+        .flag("--master-reboot-down-after-ms", "1000")
+        .spawn();
+    let old = group.nodes[0].addr();
+    let replica = group.nodes[1].addr();
+    let master = group.node(old);
+    // About 5 s of loading after a restart, answering -LOADING meanwhile
+    // (Redis serves clients during a load every this many bytes read).
+    for (name, value) in [
+        ("key-load-delay", "250"),
+        ("loading-process-events-interval-bytes", "1024"),
+    ] {
+        master
+            .cmd(&["CONFIG", "SET", name, value])
+            .unwrap_or_else(|e| panic!("CONFIG SET {name}: {e}"));
+    }
+    master.cmd(&["CONFIG", "REWRITE"]).expect("CONFIG REWRITE");
+    let keys: Vec<String> = (0..20_000).map(|i| format!("key:{i}")).collect();
+    for chunk in keys.chunks(1000) {
+        let mut args = vec!["MSET"];
+        for key in chunk {
+            args.extend([key.as_str(), "v"]);
+        }
+        master.cmd(&args).expect("MSET");
+    }
+    // SAVE is refused while a replica's sync runs a background save.
+    support::assert_eventually!(Duration::from_secs(20), master.cmd(&["SAVE"]).is_ok());
+    // INFO every second rather than every 10 s, so the new run id is seen
+    // early in the load (Sentinel sees a reboot only in its next INFO too).
+    let proxy = group.proxies[0].sentinel_addr();
+    sentinel_query::<String>(proxy, &["SENTINEL", "DEBUG", "info-period", "1000"])
+        .expect("SENTINEL DEBUG info-period");
+    let restarted = Instant::now();
+    // Returns once the load is over and the node answers PONG.
+    group.node_mut(old).restart();
+    let loaded_after = restarted.elapsed();
+    let new = group.wait_for_new_master(old, FAILOVER_BOUND);
+    assert_eq!(new, replica, "the replica is promoted");
+    let log = group.proxies[0].log();
+    let sdown = format!("+sdown master mymaster {} {}", old.ip(), old.port());
+    assert!(
+        log.lines().any(|l| l.contains(&sdown)),
+        "the proxy logs `{sdown}` for the loading master"
+    );
+    eprintln!("old master loaded {loaded_after:?} after its restart");
 }
