@@ -12,41 +12,28 @@ fn valkeys_primary_names_answer_as_redis_master_names_do() {
     let (mut core, _) = core_with(&[], false);
     let now = Instant::now();
     core.observe(addr(MASTER), Sent::Info, Ok(info_master()), now);
-    for (redis, valkey) in [
+    let down_by_addr: &[&str] = &["127.0.0.1", "6379", "0", "*"];
+    for (redis, valkey, rest) in [
         (
-            &["SENTINEL", "get-master-addr-by-name", "mymaster"][..],
-            &["SENTINEL", "GET-PRIMARY-ADDR-BY-NAME", "mymaster"][..],
+            "get-master-addr-by-name",
+            "GET-PRIMARY-ADDR-BY-NAME",
+            &["mymaster"][..],
         ),
-        (&["SENTINEL", "masters"], &["SENTINEL", "primaries"]),
+        ("masters", "primaries", &[]),
+        ("master", "primary", &["mymaster"]),
+        ("master", "primary", &["nope"]),
         (
-            &["SENTINEL", "master", "mymaster"],
-            &["SENTINEL", "primary", "mymaster"],
-        ),
-        (
-            &["SENTINEL", "master", "nope"],
-            &["SENTINEL", "primary", "nope"],
-        ),
-        (
-            &[
-                "SENTINEL",
-                "is-master-down-by-addr",
-                "127.0.0.1",
-                "6379",
-                "0",
-                "*",
-            ],
-            &[
-                "SENTINEL",
-                "is-primary-down-by-addr",
-                "127.0.0.1",
-                "6379",
-                "0",
-                "*",
-            ],
+            "is-master-down-by-addr",
+            "is-primary-down-by-addr",
+            down_by_addr,
         ),
     ] {
-        let expected = answer(&mut core, redis, now);
+        let ask = |core: &mut _, sub| {
+            let args: Vec<&str> = ["SENTINEL", sub].iter().chain(rest).copied().collect();
+            answer(core, &args, now)
+        };
+        let expected = ask(&mut core, redis);
         assert!(!matches!(expected, OwnedFrame::Error(ref e) if e.contains("Unknown")));
-        assert_eq!(answer(&mut core, valkey, now), expected, "{valkey:?}");
+        assert_eq!(ask(&mut core, valkey), expected, "{valkey} {rest:?}");
     }
 }
