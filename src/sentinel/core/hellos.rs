@@ -143,15 +143,15 @@ impl Core {
         // address is known under that run id the move was taken (a voter's
         // entry stays behind at its configured address, and must not count
         // as a move at every hello).
-        let known_here = self
-            .peers
-            .get(&addr)
-            .is_some_and(|p| p.run_id.as_deref() == Some(run_id));
-        let moved = self
-            .peers
-            .iter()
-            .find(|(a, p)| !known_here && **a != addr && p.run_id.as_deref() == Some(run_id))
-            .map(|(a, _)| *a);
+        let has_run_id = |p: &Peer| p.run_id.as_deref() == Some(run_id);
+        let moved = if self.peers.get(&addr).is_some_and(has_run_id) {
+            None
+        } else {
+            self.peers
+                .iter()
+                .find(|(a, p)| **a != addr && has_run_id(p))
+                .map(|(a, _)| *a)
+        };
         if let Some(old) = moved
             && let Some(mut peer) = self.peers.remove(&old)
         {
