@@ -207,10 +207,7 @@ impl Config {
         };
         let drain_timeout = millis("drain_timeout_ms", s.drain_timeout_ms.unwrap_or(5000), 1)?;
         let hold_timeout = millis("hold_timeout_ms", s.hold_timeout_ms.unwrap_or(15000), 1)?;
-        let idle_release = match s.idle_release_ms.unwrap_or(0) {
-            0 => None,
-            ms => Some(millis("idle_release_ms", ms, 1)?),
-        };
+        let idle_release = millis_or_off("idle_release_ms", s.idle_release_ms)?;
         let max_clients = s.max_clients.unwrap_or(10_000);
         if !(1..=MAX_CLIENTS_LIMIT).contains(&max_clients) {
             return Err(invalid(
@@ -380,10 +377,10 @@ fn core_config(s: &Settings) -> Result<CoreConfig, ConfigError> {
         peers,
         observer: s.observer.unwrap_or(false),
         down_after: millis("down_after_ms", s.down_after_ms.unwrap_or(5000), 10)?,
-        master_reboot_down_after: match s.master_reboot_down_after_ms.unwrap_or(0) {
-            0 => None,
-            ms => Some(millis("master_reboot_down_after_ms", ms, 1)?),
-        },
+        master_reboot_down_after: millis_or_off(
+            "master_reboot_down_after_ms",
+            s.master_reboot_down_after_ms,
+        )?,
         failover_timeout: millis(
             "failover_timeout_ms",
             s.failover_timeout_ms.unwrap_or(60_000),
@@ -567,6 +564,14 @@ fn millis(field: &'static str, ms: u64, min: u64) -> Result<Duration, ConfigErro
         ));
     }
     Ok(Duration::from_millis(ms))
+}
+
+/// A duration in milliseconds where 0 (the default) means off.
+fn millis_or_off(field: &'static str, ms: Option<u64>) -> Result<Option<Duration>, ConfigError> {
+    match ms.unwrap_or(0) {
+        0 => Ok(None),
+        ms => millis(field, ms, 1).map(Some),
+    }
 }
 
 #[cfg(test)]
