@@ -18,6 +18,12 @@ pub(super) struct Line {
     pub(super) args: Vec<String>,
 }
 
+/// Valkey's names for Sentinel directives, with Redis's name for each.
+const VALKEY_NAMES: &[(&str, &str)] = &[(
+    "primary-reboot-down-after-period",
+    "master-reboot-down-after-period",
+)];
+
 impl Line {
     /// The first argument, lowercase (directive names are case-insensitive).
     pub(super) fn directive(&self) -> String {
@@ -27,8 +33,17 @@ impl Line {
     }
 
     /// The second argument, lowercase: the `sentinel` sub-directive.
+    ///
+    /// Valkey's names come back as Redis's (`primary-reboot-down-after-period`
+    /// is `master-reboot-down-after-period`), so both spellings are one
+    /// directive everywhere, repeats included.
     pub(super) fn sub_directive(&self) -> Option<String> {
-        self.args.get(1).map(|a| a.to_ascii_lowercase())
+        let sub = self.args.get(1)?.to_ascii_lowercase();
+        let redis = VALKEY_NAMES
+            .iter()
+            .find(|(valkey, _)| *valkey == sub)
+            .map(|(_, redis)| (*redis).to_owned());
+        Some(redis.unwrap_or(sub))
     }
 
     /// Whether this is a `sentinel monitor` line (in any letter case).

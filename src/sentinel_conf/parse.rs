@@ -249,7 +249,7 @@ impl Reader {
                 self.conf.failover_timeout_ms =
                     at(self.group_number(line, &FAILOVER_TIMEOUT)?, line);
             }
-            "master-reboot-down-after-period" | "primary-reboot-down-after-period" => {
+            "master-reboot-down-after-period" => {
                 self.conf.reboot_down_after_ms =
                     at(self.group_number(line, &REBOOT_DOWN_AFTER)?, line);
             }

@@ -365,4 +365,20 @@ fn the_reboot_down_period_is_carried_over_under_either_name() {
     }
     let (_, s) = round_trip("sentinel monitor m 127.0.0.1 6380 1\n");
     assert_eq!(s.master_reboot_down_after_ms, None, "off unless given");
+    let both = "sentinel monitor m 127.0.0.1 6380 1\n\
+                sentinel master-reboot-down-after-period m 7000\n\
+                sentinel primary-reboot-down-after-period m 8000\n";
+    let (out, s) = round_trip(both);
+    assert_eq!(
+        s.master_reboot_down_after_ms,
+        Some(8000),
+        "the last one counts"
+    );
+    assert!(
+        out.notes
+            .iter()
+            .any(|n| n.starts_with("line 3:") && n.contains("repeats line 2")),
+        "the two spellings are one directive: {:?}",
+        out.notes
+    );
 }
