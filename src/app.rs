@@ -317,6 +317,8 @@ impl CorePlan {
             .unwrap_or_else(|| announce_addr(sentinel_addr, master));
         let (events, _) = tokio::sync::broadcast::channel(EVENT_BUFFER);
         let (api_tx, api_rx) = tokio::sync::mpsc::channel(API_QUEUE);
+        let fault_injection =
+            std::env::var_os("SENTINEL_PROXY_FAULT_INJECTION").is_some_and(|v| v == "1");
         let settings = sentinel::Settings {
             name: config.master_name.clone(),
             quorum: core.quorum,
@@ -326,12 +328,18 @@ impl CorePlan {
             parallel_syncs: core.parallel_syncs,
             observer: core.observer,
             voters: core.peers.clone(),
+            discover_voters: false,
             announce,
-            data_dir: core.data_dir.clone(),
-            fault_injection: std::env::var_os("SENTINEL_PROXY_FAULT_INJECTION")
-                .is_some_and(|v| v == "1"),
+            fault_injection,
+            auth: config.backend_auth.clone(),
         };
-        let core = Core::new(
+        let mut saved = saved;
+        let monitored = saved
+            .as_mut()
+            .map(|s| std::mem::take(&mut s.monitored))
+            .unwrap_or_default();
+        let now = tokio::time::Instant::now();
+        let first = Core::new(
             settings,
             master,
             saved,
@@ -343,20 +351,38 @@ impl CorePlan {
                 );
                 sink
             },
-            tokio::time::Instant::now(),
+            now,
         );
-        info!(myid = %core.myid, %announce, %master, "sentinel core configured");
+        info!(myid = %first.myid, %announce, %master, "sentinel core configured");
         for warning in warnings {
             warn!("{warning}");
         }
+        let mut template = sentinel::groups::Template::new(announce, events.clone());
+        template.observer = core.observer;
+        template.fault_injection = fault_injection;
+        template.auth = config.backend_auth.clone();
+        let mut groups = sentinel::Groups::new(first.myid.clone(), template);
+        groups.insert(first);
+        groups.served.insert(config.master_name.clone());
+        groups.restore_monitored(monitored, now);
+        let served = std::iter::once((
+            config.master_name.clone(),
+            sentinel::Served {
+                committer: Committer::new(writer),
+                status,
+            },
+        ))
+        .collect();
         Ok(CorePlan {
             runner: sentinel::Runner {
-                core,
-                committer: Committer::new(writer),
+                groups,
+                served,
                 hints,
                 api: api_rx,
-                auth: config.backend_auth.clone(),
-                status,
+                store: match &core.data_dir {
+                    Some(dir) => sentinel::Store::DataDir(dir.clone()),
+                    None => sentinel::Store::Memory,
+                },
             },
             listener,
             sentinel_addr,

@@ -9,6 +9,7 @@
 //! reopened on the next job. Dropping the `Link` stops its tasks.
 
 use std::net::SocketAddr;
+use std::sync::Arc;
 use std::time::Duration;
 
 use tokio::sync::mpsc;
@@ -45,6 +46,8 @@ pub enum Report {
     /// The outcome of one job: the last reply (for a `MULTI … EXEC` batch,
     /// `EXEC`'s), or the first failure.
     Reply {
+        /// The group whose core sent the job.
+        group: Arc<str>,
         /// The node the job went to.
         addr: SocketAddr,
         /// What the job was.
@@ -94,6 +97,8 @@ pub struct LinkOptions {
     /// Prefix of the connection names shown in the node's `CLIENT LIST`
     /// (`<prefix>-cmd`, `<prefix>-pubsub`), as Sentinel names its links.
     pub client_name: String,
+    /// The group the link works for, named in its replies.
+    pub group: Arc<str>,
 }
 
 impl Link {
@@ -160,6 +165,7 @@ async fn run_jobs(
             conn = None;
         }
         let report = Report::Reply {
+            group: Arc::clone(&options.group),
             addr,
             sent: job.sent,
             result,

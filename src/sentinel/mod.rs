@@ -37,6 +37,7 @@ pub mod core;
 pub mod effect;
 pub mod events;
 pub mod failover;
+pub mod groups;
 pub mod hello;
 pub mod info;
 pub mod link;
@@ -49,6 +50,7 @@ mod tests;
 
 use std::collections::HashMap;
 use std::net::SocketAddr;
+use std::sync::Arc;
 use std::time::Duration;
 
 use tokio::sync::mpsc;
@@ -58,6 +60,7 @@ use tracing::{info, warn};
 
 pub use self::core::{Core, Settings};
 use self::effect::Target;
+pub use self::groups::Groups;
 use self::link::{Link, LinkOptions, Report};
 use crate::config::Credentials;
 use crate::control::{Commit, Committer, Source};
@@ -69,65 +72,152 @@ const TICK: Duration = Duration::from_millis(100);
 /// Reports that may wait for the core before links block.
 const REPORTS: usize = 1024;
 
-/// What the runner needs besides the core.
-pub struct Runner {
-    /// The core.
-    pub core: Core,
-    /// Where the route is committed.
+/// Where the Sentinel's state is kept across restarts.
+#[derive(Debug, Clone)]
+pub enum Store {
+    /// Nowhere: state lives as long as the process.
+    Memory,
+    /// `--data-dir`: one state file, written atomically ([`persist`]).
+    DataDir(std::path::PathBuf),
+}
+
+/// A served group's data-path side: where its route is committed.
+#[derive(Debug)]
+pub struct Served {
+    /// The group's one switch writer.
     pub committer: Committer,
-    /// Hints from sessions.
-    pub hints: mpsc::Receiver<Hint>,
-    /// Commands from the sentinel port.
-    pub api: mpsc::Receiver<api::Request>,
-    /// Credentials for nodes and peers.
-    pub auth: Credentials,
-    /// Where the status snapshot is published.
+    /// Where the group's status snapshot is published (`/status`).
     pub status: tokio::sync::watch::Sender<crate::status::Status>,
 }
 
+/// The I/O shell around the Sentinel's groups.
+pub struct Runner {
+    /// Every group and what they share.
+    pub groups: Groups,
+    /// The groups with a client endpoint, by name.
+    pub served: HashMap<String, Served>,
+    /// Hints from sessions (about any group: they name a node's address).
+    pub hints: mpsc::Receiver<Hint>,
+    /// Commands from the sentinel port.
+    pub api: mpsc::Receiver<api::Request>,
+    /// Where state is saved.
+    pub store: Store,
+}
+
+/// The links of one group, and the credentials they were opened with.
+#[derive(Default)]
+struct GroupLinks {
+    /// By node or peer address.
+    links: HashMap<SocketAddr, Link>,
+    /// The credentials in use (a `SENTINEL SET auth-pass` reopens the links).
+    auth: Credentials,
+}
+
 impl Source for Runner {
-    /// Runs the core (ticks, link reports, sentinel-port commands, hints)
+    /// Runs the groups (ticks, link reports, sentinel-port commands, hints)
     /// until `stop` is cancelled.
     async fn run(mut self, stop: CancellationToken) {
         let (report_tx, mut reports) = mpsc::channel::<Report>(REPORTS);
-        let mut links: HashMap<SocketAddr, Link> = HashMap::new();
+        let mut links: HashMap<String, GroupLinks> = HashMap::new();
         let mut ticker = tokio::time::interval(TICK);
         ticker.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
-        let link_timeout = (self.core.settings.down_after / 2)
-            .clamp(Duration::from_millis(100), Duration::from_secs(5));
-        let myid = &self.core.myid;
-        let client_name = format!("sentinel-{}-cmd", myid.get(..8).unwrap_or(myid));
         loop {
             tokio::select! {
                 // Stopping: links close with their parent token.
                 _ = stop.cancelled() => break,
                 // Periodic work.
-                _ = ticker.tick() => self.core.tick(Instant::now()),
+                _ = ticker.tick() => {
+                    let now = Instant::now();
+                    for core in self.groups.cores.values_mut() {
+                        core.tick(now);
+                    }
+                }
                 // A reply or a hello from a link.
                 Some(report) = reports.recv() => match report {
-                    Report::Reply { addr, sent, result } => {
-                        self.core.observe(addr, sent, result, Instant::now());
+                    Report::Reply { group, addr, sent, result } => {
+                        if let Some(core) = self.groups.cores.get_mut(&*group) {
+                            core.observe(addr, sent, result, Instant::now());
+                        }
                     }
-                    Report::Hello { payload } => self.core.take_hello(&payload, Instant::now()),
+                    Report::Hello { payload } => {
+                        let now = Instant::now();
+                        for core in self.groups.cores.values_mut() {
+                            core.take_hello(&payload, now);
+                        }
+                    }
                 },
                 // A command on the sentinel port.
                 Some(request) = self.api.recv() => {
-                    let reply = self.core.answer(&request.args, Instant::now());
+                    let mut reply = self.groups.answer(&request.args, Instant::now());
                     // A vote (or an epoch) must be on disk before the
-                    // candidate hears of it: one vote per epoch survives a crash.
-                    self.save();
+                    // candidate hears of it: one vote per epoch survives a
+                    // crash; and a configuration change that cannot be saved
+                    // is refused, as Sentinel refuses it.
+                    let changed = self.groups.dirty;
+                    if let Err(error) = self.save()
+                        && changed
+                        && !matches!(reply, crate::resp::value::OwnedFrame::Error(_))
+                    {
+                        reply = crate::resp::value::OwnedFrame::Error(format!(
+                            "ERR Failed to save config file: {error}"
+                        ));
+                    }
                     let _ = request.reply.send(reply);
                 }
                 // A session saw the master misbehave.
                 Some(hint) = self.hints.recv() => match hint {
-                    Hint::Demoted(addr) | Hint::Unreachable(addr) => self.core.hint(addr),
+                    Hint::Demoted(addr) | Hint::Unreachable(addr) => {
+                        for core in self.groups.cores.values_mut() {
+                            core.hint(addr);
+                        }
+                    }
                 },
             }
-            self.flush(&mut links, &report_tx, &stop, link_timeout, &client_name);
+            self.groups.sync_epochs();
+            self.flush(&mut links, &report_tx, &stop);
             self.publish();
-            self.save();
-            let status = self.core.status(Instant::now());
-            self.status.send_if_modified(|current| {
+            if let Err(error) = self.save() {
+                warn!(%error, "cannot save sentinel state");
+            }
+        }
+    }
+}
+
+impl Runner {
+    /// Hands every group's queued jobs to its links, opening and closing
+    /// links as the groups and their topologies change.
+    fn flush(
+        &mut self,
+        links: &mut HashMap<String, GroupLinks>,
+        reports: &mpsc::Sender<Report>,
+        stop: &CancellationToken,
+    ) {
+        links.retain(|name, _| self.groups.cores.contains_key(name));
+        let client_name = format!(
+            "sentinel-{}",
+            self.groups.myid.get(..8).unwrap_or(&self.groups.myid)
+        );
+        for (name, core) in &mut self.groups.cores {
+            let group = links.entry(name.clone()).or_default();
+            if group.auth != core.settings.auth {
+                group.links.clear();
+                group.auth = core.settings.auth.clone();
+            }
+            flush_group(name, core, group, reports, stop, &client_name);
+        }
+    }
+
+    /// Commits each served group's route when it changed, and publishes its
+    /// status.
+    fn publish(&mut self) {
+        let now = Instant::now();
+        for (name, served) in &mut self.served {
+            let Some(core) = self.groups.cores.get_mut(name) else {
+                continue;
+            };
+            commit_route(core, &mut served.committer, now);
+            let status = core.status(now);
+            served.status.send_if_modified(|current| {
                 let changed = *current != status;
                 if changed {
                     *current = status;
@@ -136,96 +226,101 @@ impl Source for Runner {
             });
         }
     }
+
+    /// Saves the state when it changed, where the store says.
+    fn save(&mut self) -> Result<(), persist::PersistError> {
+        let dirty = self.groups.dirty || self.groups.cores.values().any(|c| c.dirty);
+        if !dirty {
+            return Ok(());
+        }
+        self.groups.dirty = false;
+        for core in self.groups.cores.values_mut() {
+            core.dirty = false;
+        }
+        match &self.store {
+            Store::Memory => Ok(()),
+            Store::DataDir(dir) => match self.groups.saved_state() {
+                Some(state) => persist::save(dir, &state),
+                None => Ok(()),
+            },
+        }
+    }
 }
 
-impl Runner {
-    /// Hands queued jobs to the links, opening and closing links as the
-    /// topology changes.
-    fn flush(
-        &mut self,
-        links: &mut HashMap<SocketAddr, Link>,
-        reports: &mpsc::Sender<Report>,
-        stop: &CancellationToken,
-        timeout: Duration,
-        client_name: &str,
-    ) {
-        let targets = self.core.link_targets();
-        let cut = &self.core.partitioned;
-        links.retain(|addr, _| targets.iter().any(|(a, _)| a == addr) && !cut.contains(addr));
-        for job in std::mem::take(&mut self.core.outbox) {
-            if self.core.partitioned.contains(&job.to) {
-                let lost = std::io::Error::new(std::io::ErrorKind::TimedOut, "simulated partition");
-                let now = Instant::now();
-                self.core.observe(
-                    job.to,
-                    job.sent,
-                    Err(crate::backend::probe::ProbeError::Io(lost)),
-                    now,
-                );
-                continue;
-            }
-            let link = links.entry(job.to).or_insert_with(|| {
-                let options = LinkOptions {
-                    auth: self.auth.clone(),
-                    auth_on_demand: job.target == Target::Peer,
-                    subscribe_hello: job.target == Target::Node,
-                    timeout,
-                    client_name: client_name.to_owned(),
-                };
-                Link::spawn(job.to, options, reports.clone(), stop)
-            });
-            if !link.send(job.sent, job.commands) {
-                warn!(addr = %job.to, "control link queue full; job dropped");
-                // The core waits for a reply that will never come: clear it.
-                self.core.observe(
-                    job.to,
-                    job.sent,
-                    Err(crate::backend::probe::ProbeError::Timeout),
-                    Instant::now(),
-                );
-            }
+/// Hands one group's queued jobs to its links.
+fn flush_group(
+    group: &str,
+    core: &mut Core,
+    links: &mut GroupLinks,
+    reports: &mpsc::Sender<Report>,
+    stop: &CancellationToken,
+    client_name: &str,
+) {
+    let timeout =
+        (core.settings.down_after / 2).clamp(Duration::from_millis(100), Duration::from_secs(5));
+    let targets = core.link_targets();
+    let cut = &core.partitioned;
+    links
+        .links
+        .retain(|addr, _| targets.iter().any(|(a, _)| a == addr) && !cut.contains(addr));
+    let group: Arc<str> = Arc::from(group);
+    for job in std::mem::take(&mut core.outbox) {
+        if core.partitioned.contains(&job.to) {
+            let lost = std::io::Error::new(std::io::ErrorKind::TimedOut, "simulated partition");
+            core.observe(
+                job.to,
+                job.sent,
+                Err(crate::backend::probe::ProbeError::Io(lost)),
+                Instant::now(),
+            );
+            continue;
+        }
+        let link = links.links.entry(job.to).or_insert_with(|| {
+            let options = LinkOptions {
+                auth: core.settings.auth.clone(),
+                auth_on_demand: job.target == Target::Peer,
+                subscribe_hello: job.target == Target::Node,
+                timeout,
+                client_name: client_name.to_owned(),
+                group: Arc::clone(&group),
+            };
+            Link::spawn(job.to, options, reports.clone(), stop)
+        });
+        if !link.send(job.sent, job.commands) {
+            warn!(addr = %job.to, "control link queue full; job dropped");
+            // The core waits for a reply that will never come: clear it.
+            core.observe(
+                job.to,
+                job.sent,
+                Err(crate::backend::probe::ProbeError::Timeout),
+                Instant::now(),
+            );
         }
     }
+}
 
-    /// Commits the route when it changed.
-    fn publish(&mut self) {
-        let now = Instant::now();
-        let (route, epoch) = self.core.route(now);
-        match self.committer.commit(route, epoch) {
-            Commit::Unchanged => {}
-            Commit::Published { topology, switched } => {
-                if switched && let Some(since) = self.core.unavailable_since.take() {
-                    metrics::histogram!(crate::metrics::UNAVAILABLE_SECONDS)
-                        .record(now.saturating_duration_since(since).as_secs_f64());
-                }
-                match route {
-                    Some(addr) => {
-                        info!(master = %addr, config_epoch = epoch, generation = topology.generation, "routing to the master")
-                    }
-                    None => warn!(
-                        reason = self
-                            .core
-                            .fence_reason(now)
-                            .unwrap_or("master role not confirmed"),
-                        "holding commands: no usable master"
-                    ),
-                }
+/// Commits `core`'s route to `committer` when it changed.
+fn commit_route(core: &mut Core, committer: &mut Committer, now: Instant) {
+    let (route, epoch) = core.route(now);
+    match committer.commit(route, epoch) {
+        Commit::Unchanged => {}
+        Commit::Published { topology, switched } => {
+            if switched && let Some(since) = core.unavailable_since.take() {
+                metrics::histogram!(crate::metrics::UNAVAILABLE_SECONDS)
+                    .record(now.saturating_duration_since(since).as_secs_f64());
             }
-            Commit::Stale(stale) => warn!(%stale, "not publishing an older topology"),
+            match route {
+                Some(addr) => {
+                    info!(master = %addr, config_epoch = epoch, generation = topology.generation, "routing to the master")
+                }
+                None => warn!(
+                    reason = core
+                        .fence_reason(now)
+                        .unwrap_or("master role not confirmed"),
+                    "holding commands: no usable master"
+                ),
+            }
         }
-    }
-
-    /// Saves the state when it changed and a data directory is configured.
-    fn save(&mut self) {
-        if !self.core.dirty {
-            return;
-        }
-        self.core.dirty = false;
-        let Some(dir) = self.core.settings.data_dir.clone() else {
-            return;
-        };
-        if let Err(error) = persist::save(&dir, &self.core.saved_state()) {
-            warn!(%error, "cannot save sentinel state");
-        }
+        Commit::Stale(stale) => warn!(%stale, "not publishing an older topology"),
     }
 }

@@ -56,6 +56,36 @@ pub struct SavedState {
     pub leader: Option<String>,
     /// The epoch of the last vote.
     pub leader_epoch: u64,
+    /// The groups started at run time by `SENTINEL MONITOR`, besides the
+    /// one above (absent in files written before there were any).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub monitored: Vec<SavedGroup>,
+}
+
+/// A group started at run time by `SENTINEL MONITOR`: the settings it was
+/// given (and changed with `SENTINEL SET`), and its state.
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct SavedGroup {
+    /// Votes for ODOWN.
+    pub quorum: u32,
+    /// `down-after-milliseconds`.
+    pub down_after_ms: u64,
+    /// `failover-timeout`, in milliseconds.
+    pub failover_timeout_ms: u64,
+    /// `parallel-syncs`.
+    pub parallel_syncs: u32,
+    /// `master-reboot-down-after-period`, in milliseconds; 0 is off.
+    #[serde(default)]
+    pub master_reboot_down_after_ms: u64,
+    /// `auth-user` for the group's nodes.
+    #[serde(default)]
+    pub auth_user: Option<String>,
+    /// `auth-pass` for the group's nodes.
+    #[serde(default)]
+    pub auth_pass: Option<String>,
+    /// Its state (its `myid` and `current_epoch` are the Sentinel's).
+    pub state: SavedState,
 }
 
 /// A peer Sentinel, as learned from its hello.
@@ -137,8 +167,11 @@ pub fn load(dir: &Path) -> Result<Option<SavedState>, PersistError> {
         message: parse_message(&text, &e),
         path: path.clone(),
     })?;
-    let run_ids = std::iter::once(("myid", &state.myid))
-        .chain(state.peers.iter().map(|p| ("peers.run_id", &p.run_id)));
+    let groups = std::iter::once(&state).chain(state.monitored.iter().map(|g| &g.state));
+    let run_ids = groups.flat_map(|state| {
+        std::iter::once(("myid", &state.myid))
+            .chain(state.peers.iter().map(|p| ("peers.run_id", &p.run_id)))
+    });
     for (field, id) in run_ids {
         if !super::hello::is_run_id(id) {
             return Err(PersistError::Parse {
@@ -229,6 +262,7 @@ mod tests {
             ],
             leader: Some("7abd20de715ec32e099ad231bbb65a04bd10533c".into()),
             leader_epoch: 3,
+            monitored: Vec::new(),
         }
     }
 
@@ -252,6 +286,7 @@ mod tests {
             peers: vec![],
             leader: None,
             leader_epoch: 0,
+            monitored: Vec::new(),
             ..state()
         };
         save(dir.path(), &fresh).unwrap();
@@ -413,6 +448,7 @@ mod tests {
             current_epoch: u64::MAX,
             config_epoch: u64::MAX - 1,
             leader_epoch: u64::MAX,
+            monitored: Vec::new(),
             ..state()
         };
         save(dir.path(), &huge).unwrap();

@@ -9,10 +9,12 @@ use tokio::time::Instant;
 
 use super::core::{Core, Settings};
 use super::events::Events;
+use super::groups::{Groups, Template};
 use super::hello::Hello;
 use super::link::Sent;
 use crate::resp::value::OwnedFrame;
 
+mod groups;
 mod names;
 mod reports;
 
@@ -38,9 +40,10 @@ fn core_with(voters: &[&str], observer: bool) -> (Core, broadcast::Receiver<supe
         parallel_syncs: 1,
         observer,
         voters: voters.iter().map(|v| addr(v)).collect(),
+        discover_voters: false,
         announce: addr("127.0.0.1:26379"),
-        data_dir: None,
         fault_injection: true,
+        auth: Default::default(),
     };
     let core = Core::new(
         settings,
@@ -91,12 +94,34 @@ fn promoted_info() -> OwnedFrame {
     )
 }
 
+/// The sentinel port's answer to `args` when `core` is its one group: the
+/// core is lent to a Sentinel of one group for the call.
 fn answer(core: &mut Core, args: &[&str], now: Instant) -> OwnedFrame {
     let args: Vec<Bytes> = args
         .iter()
         .map(|a| Bytes::copy_from_slice(a.as_bytes()))
         .collect();
-    core.answer(&args, now)
+    let (tx, _) = broadcast::channel(16);
+    let mut template = Template::new(core.settings.announce, tx.clone());
+    template.fault_injection = core.settings.fault_injection;
+    let mut groups = Groups::new(core.myid.clone(), template);
+    groups.timers = core.timers;
+    let name = core.settings.name.clone();
+    let stand_in = Core::new(
+        core.settings.clone(),
+        core.master.addr,
+        None,
+        Events::new(tx),
+        now,
+    );
+    groups
+        .cores
+        .insert(name.clone(), std::mem::replace(core, stand_in));
+    let reply = groups.answer(&args, now);
+    if let Some(lent) = groups.cores.remove(&name) {
+        *core = lent;
+    }
+    reply
 }
 
 #[test]

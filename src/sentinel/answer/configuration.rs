@@ -1,11 +1,11 @@
-//! `SENTINEL` configuration commands: RESET, FLUSHCONFIG, CONFIG GET and the
-//! DEBUG timers.
+//! `SENTINEL` configuration commands: RESET, CONFIG GET/SET and the DEBUG
+//! timers.
 //!
 //! RESET forgets what was discovered (replicas, peers that are not voters, a
-//! failover in progress) and lets `INFO` and hellos find it again; FLUSHCONFIG
-//! marks the state dirty so the runner saves it; CONFIG GET shows the announce
-//! and hostname settings Sentinel clients ask for; DEBUG shows or changes the
-//! core's timers, for tests that need fast periods.
+//! failover in progress) and lets `INFO` and hellos find it again; CONFIG
+//! shows and changes the Sentinel's own settings (announce address, host
+//! names); DEBUG shows or changes the periods of every group, for tests that
+//! need fast ones. FLUSHCONFIG is one line in the table (`groups.rs`).
 
 use std::time::Duration;
 
@@ -15,24 +15,16 @@ use super::{error, fields, millis, ok};
 use crate::resp::value::OwnedFrame;
 use crate::sentinel::core::Core;
 use crate::sentinel::events;
+use crate::sentinel::groups::Groups;
 use crate::sentinel::node::Node;
 
 impl Core {
-    /// `SENTINEL RESET pattern`: resets the master when `pattern` is `*` or its
-    /// name; answers how many masters were reset (0 or 1).
-    pub(super) fn reset_matching(&mut self, pattern: &str, now: Instant) -> OwnedFrame {
-        let matched = pattern == "*" || pattern == self.settings.name;
-        if matched {
-            self.reset(now);
-        }
-        OwnedFrame::Integer(i64::from(matched))
-    }
-
     /// `SENTINEL RESET`: forget replicas and discovered peers; they are found
     /// again from `INFO` and hellos within seconds.
-    fn reset(&mut self, now: Instant) {
+    pub(crate) fn reset(&mut self, now: Instant) {
         self.replicas.clear();
-        self.peers.retain(|_, p| p.voter);
+        self.peers
+            .retain(|addr, _| self.settings.voters.contains(addr));
         self.failover = None;
         self.odown_since = None;
         self.master = Node::new(self.master.addr, now);
@@ -42,59 +34,123 @@ impl Core {
             events::master(&self.settings.name, self.master.addr),
         );
     }
+}
 
-    /// `SENTINEL FLUSHCONFIG`: the state is saved at the runner's next flush.
-    pub(super) fn flush_config(&mut self) -> OwnedFrame {
-        self.dirty = true;
-        ok()
+/// A yes/no setting as Sentinel prints it.
+fn yes_no(on: bool) -> String {
+    if on { "yes" } else { "no" }.to_owned()
+}
+
+impl Groups {
+    /// `SENTINEL CONFIG GET pattern` and `SENTINEL CONFIG SET name value`.
+    pub(super) fn config_command(&mut self, words: &[String]) -> OwnedFrame {
+        match words {
+            [op, pattern] if op.eq_ignore_ascii_case("get") => self.config_get(pattern),
+            [op, name, value] if op.eq_ignore_ascii_case("set") => self.config_set(name, value),
+            _ => error("ERR Unknown sentinel subcommand or wrong number of arguments for 'config'"),
+        }
     }
 
-    /// `SENTINEL CONFIG GET pattern`: the settings named by `pattern` (`*` for
-    /// all, otherwise one name in any case).
-    pub(super) fn config_get(&self, pattern: &str) -> OwnedFrame {
-        let announce = self.settings.announce;
+    /// `SENTINEL CONFIG GET pattern`: the settings whose names match the glob
+    /// `pattern` (`*` for all).
+    fn config_get(&self, pattern: &str) -> OwnedFrame {
+        let t = &self.template;
         let known = [
-            ("announce-ip", announce.ip().to_string()),
-            ("announce-port", announce.port().to_string()),
-            ("announce-hostnames", "no".to_owned()),
-            ("resolve-hostnames", "no".to_owned()),
+            ("resolve-hostnames", yes_no(t.resolve_hostnames)),
+            ("announce-hostnames", yes_no(t.announce_hostnames)),
+            ("announce-ip", t.announce.ip().to_string()),
+            ("announce-port", t.announce.port().to_string()),
         ];
+        let pattern = pattern.to_ascii_lowercase();
         let pairs = known
             .into_iter()
-            .filter(|(k, _)| pattern == "*" || pattern.eq_ignore_ascii_case(k))
+            .filter(|(k, _)| crate::sentinel::api::glob_match(pattern.as_bytes(), k.as_bytes()))
             .collect();
         fields(pairs)
     }
 
-    /// `SENTINEL DEBUG`: the timers and their defaults, in milliseconds.
-    pub(super) fn debug_timers(&self) -> OwnedFrame {
-        let t = &self.timers;
-        fields(vec![
-            ("info-period", millis(t.info)),
-            ("ping-period", millis(t.ping)),
-            ("ask-period", millis(t.ask)),
-            ("publish-period", millis(t.publish)),
-            ("default-down-after", millis(self.settings.down_after)),
-            ("tilt-trigger", millis(t.tilt_trigger)),
-            ("tilt-period", millis(t.tilt_period)),
-            ("slave-reconf-timeout", millis(t.reconf_timeout)),
-            (
-                "default-failover-timeout",
-                millis(self.settings.failover_timeout),
-            ),
-        ])
+    /// `SENTINEL CONFIG SET name value`: changes one of the Sentinel's own
+    /// settings, for every group.
+    fn config_set(&mut self, name: &str, value: &str) -> OwnedFrame {
+        let flag = |value: &str| match value.to_ascii_lowercase().as_str() {
+            "yes" => Some(true),
+            "no" => Some(false),
+            _ => None,
+        };
+        let invalid = || {
+            error(format!(
+                "ERR Invalid value '{value}' to SENTINEL CONFIG SET '{name}'"
+            ))
+        };
+        match name.to_ascii_lowercase().as_str() {
+            "resolve-hostnames" => match flag(value) {
+                Some(on) => self.template.resolve_hostnames = on,
+                None => return invalid(),
+            },
+            "announce-hostnames" => match flag(value) {
+                Some(on) => self.template.announce_hostnames = on,
+                None => return invalid(),
+            },
+            "announce-port" => match value.parse::<u16>() {
+                Ok(port) => {
+                    self.template.announce.set_port(port);
+                    self.announce_everywhere();
+                }
+                Err(_) => return invalid(),
+            },
+            "announce-ip" => match value.parse::<std::net::IpAddr>() {
+                Ok(ip) => {
+                    self.template.announce.set_ip(ip);
+                    self.announce_everywhere();
+                }
+                Err(_) if value.is_empty() => {}
+                Err(_) => return invalid(),
+            },
+            _ => {
+                return error(format!(
+                    "ERR Invalid argument '{name}' to SENTINEL CONFIG SET"
+                ));
+            }
+        }
+        self.dirty = true;
+        ok()
     }
 
-    /// `SENTINEL DEBUG name ms [name ms …]`: changes timers, for tests.
-    /// Each pair is applied to a copy, so an invalid one changes nothing; a
-    /// value of 0 counts as 1 ms.
-    pub(super) fn set_timers(&mut self, pairs: &[String]) -> OwnedFrame {
+    /// Every group announces the template's address from now on.
+    fn announce_everywhere(&mut self) {
+        for core in self.cores.values_mut() {
+            core.settings.announce = self.template.announce;
+        }
+    }
+
+    /// `SENTINEL DEBUG`: the periods and the defaults of new groups, in
+    /// milliseconds; `SENTINEL DEBUG name ms [name ms …]` changes them for
+    /// every group. Each pair is applied to a copy, so an invalid one changes
+    /// nothing; a value of 0 counts as 1 ms.
+    pub(super) fn debug_command(&mut self, pairs: &[String]) -> OwnedFrame {
         let mut timers = self.timers;
+        let mut template = self.template.clone();
+        if pairs.is_empty() {
+            return fields(vec![
+                ("info-period", millis(timers.info)),
+                ("ping-period", millis(timers.ping)),
+                ("ask-period", millis(timers.ask)),
+                ("publish-period", millis(timers.publish)),
+                ("default-down-after", millis(template.down_after)),
+                ("tilt-trigger", millis(timers.tilt_trigger)),
+                ("tilt-period", millis(timers.tilt_period)),
+                ("slave-reconf-timeout", millis(timers.reconf_timeout)),
+                (
+                    "default-failover-timeout",
+                    millis(template.failover_timeout),
+                ),
+            ]);
+        }
         for pair in pairs.chunks_exact(2) {
             let Ok(ms) = pair[1].parse::<u64>() else {
                 return error(format!(
-                    "ERR Invalid argument '{}' for SENTINEL DEBUG",
-                    pair[1]
+                    "ERR Invalid argument '{}' for SENTINEL DEBUG '{}'",
+                    pair[1], pair[0]
                 ));
             };
             let d = Duration::from_millis(ms.max(1));
@@ -106,10 +162,17 @@ impl Core {
                 "tilt-trigger" => timers.tilt_trigger = d,
                 "tilt-period" => timers.tilt_period = d,
                 "slave-reconf-timeout" => timers.reconf_timeout = d,
-                other => return error(format!("ERR Unknown timer '{other}'")),
+                "default-down-after" => template.down_after = d,
+                "default-failover-timeout" => template.failover_timeout = d,
+                other => {
+                    return error(format!(
+                        "ERR Unknown option or number of arguments for SENTINEL DEBUG '{other}'"
+                    ));
+                }
             }
         }
-        self.timers = timers;
+        self.template = template;
+        self.set_timers(timers);
         ok()
     }
 }

@@ -1,33 +1,39 @@
-//! Answers to the Sentinel API commands that need the core's state: `SENTINEL …`,
-//! `INFO`, `ROLE` and `PUBLISH` (hello messages from peers). Replies use Redis
-//! Sentinel's field names and formats, so Sentinel-aware clients and real
-//! Sentinels read them unchanged.
+//! Answers to the sentinel port's commands that need the Sentinel's state:
+//! `SENTINEL …`, `INFO`, `ROLE` and `PUBLISH` (hello messages from peers).
+//! Replies use Redis Sentinel's field names and formats, so Sentinel-aware
+//! clients and real Sentinels read them unchanged.
 //!
-//! This file is the entry point ([`Core::answer`]) and the one table of
-//! `SENTINEL` subcommands (`sentinel_command`): every subcommand, its arity
-//! and its handler are listed there and nowhere else. The handlers live by
-//! family:
-//! * `queries.rs`: what the core knows (MASTERS, MASTER, REPLICAS/SLAVES,
-//!   SENTINELS, GET-MASTER-ADDR-BY-NAME, CKQUORUM);
-//! * `configuration.rs`: RESET, FLUSHCONFIG, CONFIG GET and the DEBUG timers;
+//! Two tables, and every subcommand is listed in exactly one of them:
+//! * `groups.rs`: the entry point, [`Groups::answer`]: commands about the
+//!   Sentinel or every group (MYID, MASTERS, MONITOR, REMOVE, SET, RESET,
+//!   FLUSHCONFIG, CONFIG, DEBUG, INFO, ROLE, PUBLISH); a command naming one
+//!   group goes to that group's table;
+//! * this file, [`Core::group_command`]: commands about one group.
+//!
+//! The handlers live by family:
+//! * `queries.rs`: what a group knows (MASTER, REPLICAS/SLAVES, SENTINELS,
+//!   GET-MASTER-ADDR-BY-NAME, CKQUORUM);
+//! * `monitor.rs`: the groups themselves at run time (MONITOR, SET);
+//! * `configuration.rs`: RESET, CONFIG GET/SET and the DEBUG timers;
 //! * `failover.rs`: FAILOVER and, with fault injection, SIMULATE-PARTITION;
-//! * `peer.rs`: what peers send (IS-MASTER-DOWN-BY-ADDR, hellos by PUBLISH);
+//! * `peer.rs`: what peers send (IS-MASTER-DOWN-BY-ADDR);
 //! * `status.rs`: the whole-state reports, `INFO` and the `/status` snapshot.
-//!
-//! MYID and ROLE are one line each and answered where they are listed.
 //!
 //! The core builds RESP2 frames; the sentinel port decides which of them are
 //! maps for RESP3 clients (`core_shape` in the port's encoder).
+//!
+//! [`Groups::answer`]: crate::sentinel::groups::Groups::answer
 
 mod configuration;
 mod failover;
+mod groups;
+mod monitor;
 mod peer;
 mod queries;
 mod status;
 
 use std::time::Duration;
 
-use bytes::Bytes;
 use tokio::time::Instant;
 
 use super::core::Core;
@@ -71,40 +77,15 @@ fn since(now: Instant, t: Option<Instant>) -> String {
 }
 
 impl Core {
-    /// Answers one command sent to the sentinel port.
-    pub fn answer(&mut self, args: &[Bytes], now: Instant) -> OwnedFrame {
-        let Some(name) = args.first() else {
-            return error("ERR empty command");
-        };
-        let words: Vec<String> = args
-            .iter()
-            .map(|a| String::from_utf8_lossy(a).into_owned())
-            .collect();
-        match name.to_ascii_lowercase().as_slice() {
-            b"sentinel" => self.sentinel_command(&words[1..], now),
-            b"info" => OwnedFrame::BulkString(self.info_text(now).into_bytes()),
-            b"role" => OwnedFrame::Array(vec![
-                bulk("sentinel"),
-                OwnedFrame::Array(vec![bulk(self.settings.name.clone())]),
-            ]),
-            b"publish" => self.publish_hello(&words, now),
-            _ => {
-                let rest: Vec<String> = words[1..].iter().map(|w| format!("'{w}'")).collect();
-                error(format!(
-                    "ERR unknown command '{}', with args beginning with: {}",
-                    words[0],
-                    rest.join(" ")
-                ))
-            }
-        }
-    }
-
-    /// `SENTINEL <subcommand> …`: the table of every subcommand, matched on
-    /// its lower-case name and its word count (`args[0]` is the subcommand).
-    /// A name or arity not listed is Sentinel's "unknown subcommand" error.
-    /// Valkey's names (`PRIMARY`, `PRIMARIES`, `GET-PRIMARY-ADDR-BY-NAME`,
-    /// `IS-PRIMARY-DOWN-BY-ADDR`) are answered like Redis's.
-    fn sentinel_command(&mut self, args: &[String], now: Instant) -> OwnedFrame {
+    /// `SENTINEL <subcommand> …` about this group: the table of every
+    /// subcommand that concerns one group, matched on its lower-case name and
+    /// its word count (`args[0]` is the subcommand). The Sentinel's own table
+    /// ([`Groups::answer`](crate::sentinel::groups::Groups::answer), in
+    /// `groups.rs`) hands these over once it has found the group. A name or
+    /// arity not listed is Sentinel's "unknown subcommand" error. Valkey's
+    /// names (`PRIMARY`, `GET-PRIMARY-ADDR-BY-NAME`, `IS-PRIMARY-DOWN-BY-ADDR`)
+    /// are answered like Redis's.
+    pub fn group_command(&mut self, args: &[String], now: Instant) -> OwnedFrame {
         let Some(sub) = args.first() else {
             return error("ERR wrong number of arguments for 'sentinel' command");
         };
@@ -115,8 +96,6 @@ impl Core {
         }
         match (sub.as_str(), args.len()) {
             // Queries.
-            ("myid", 1) => bulk(self.myid.clone()),
-            ("masters" | "primaries", 1) => OwnedFrame::Array(vec![self.master_fields(now)]),
             ("master" | "primary", 2) => self.if_named(named(args), |core| core.master_fields(now)),
             ("replicas" | "slaves", 2) => self.if_named(named(args), |core| core.replica_list(now)),
             ("sentinels", 2) => self.if_named(named(args), |core| core.sentinel_list(now)),
@@ -133,12 +112,6 @@ impl Core {
             ("simulate-partition", _) if self.settings.fault_injection => {
                 self.simulate_partition(&args[1..])
             }
-            // Configuration.
-            ("reset", 2) => self.reset_matching(&args[1], now),
-            ("flushconfig", 1) => self.flush_config(),
-            ("config", 3) if args[1].eq_ignore_ascii_case("get") => self.config_get(&args[2]),
-            ("debug", 1) => self.debug_timers(),
-            ("debug", n) if n % 2 == 1 => self.set_timers(&args[1..]),
             _ => error(format!(
                 "ERR Unknown sentinel subcommand or wrong number of arguments for '{sub}'"
             )),

@@ -2,32 +2,18 @@
 //!
 //! `SENTINEL IS-MASTER-DOWN-BY-ADDR` asks this proxy whether it sees the
 //! master down (for the asker's ODOWN) and, with a run id, for its vote in an
-//! epoch; `PUBLISH __sentinel__:hello …` delivers a hello, as real Sentinels
-//! send them to Sentinels as well as to Redis. Across a simulated partition a
-//! request is refused as if it never arrived.
+//! epoch. Across a simulated partition a request is refused as if it never
+//! arrived. (Hellos that peers `PUBLISH` to the sentinel port are taken by
+//! the Sentinel's table, `groups.rs`, for whichever group they name.)
 
 use tokio::time::Instant;
 
 use super::{bulk, error};
 use crate::resp::value::OwnedFrame;
 use crate::sentinel::core::Core;
-use crate::sentinel::{hello, node};
+use crate::sentinel::node;
 
 impl Core {
-    /// `PUBLISH channel payload`: takes a hello on Sentinel's hello channel
-    /// and answers 1 (one receiver); any other channel is refused, as
-    /// Sentinel refuses it.
-    pub(super) fn publish_hello(&mut self, words: &[String], now: Instant) -> OwnedFrame {
-        match words {
-            [_, channel, payload] if channel == hello::CHANNEL => {
-                self.take_hello(payload, now);
-                OwnedFrame::Integer(1)
-            }
-            [_, _, _] => error("ERR Only HELLO messages are accepted by Sentinel instances."),
-            _ => error("ERR wrong number of arguments for 'publish' command"),
-        }
-    }
-
     /// `SENTINEL is-master-down-by-addr ip port epoch runid`: this proxy's view
     /// of the master and, when `runid` is not `*`, its vote.
     pub(super) fn is_master_down(&mut self, args: &[String], now: Instant) -> OwnedFrame {

@@ -78,11 +78,10 @@ impl Core {
         }
     }
 
-    /// `INFO`: the server and sentinel sections, as Sentinel prints them.
-    /// The master's status is `odown`, `sdown` or `ok`; `sentinels` counts
-    /// the peers heard from plus this proxy; `sentinel_fenced` says why the
-    /// data path may not use the master now, `none` when it may.
-    pub fn info_text(&self, now: Instant) -> String {
+    /// This group's line in `INFO`'s sentinel section, as the `index`th
+    /// master: its status (`odown`, `sdown` or `ok`), the announced master,
+    /// the replicas, and the Sentinels (the peers heard from plus this one).
+    pub fn info_master_line(&self, index: usize) -> String {
         let (addr, _) = self.announced_master();
         let status = if self.odown_since.is_some() {
             "odown"
@@ -92,21 +91,8 @@ impl Core {
             "ok"
         };
         let sentinels = self.peers.values().filter(|p| p.run_id.is_some()).count() + 1;
-        let fence = self.fence_reason(now).unwrap_or("none");
         format!(
-            "# Server\r\nredis_version:7.0.0\r\nredis_mode:sentinel\r\nrun_id:{}\r\n\
-             tcp_port:{}\r\nsentinel_proxy_version:{}\r\n\r\n\
-             # Sentinel\r\nsentinel_masters:1\r\nsentinel_tilt:{}\r\n\
-             sentinel_running_scripts:0\r\nsentinel_scripts_queue_length:0\r\n\
-             sentinel_simulate_failure_flags:0\r\nsentinel_current_epoch:{}\r\n\
-             sentinel_fenced:{}\r\n\
-             master0:name={},status={status},address={addr},slaves={},sentinels={sentinels}\r\n",
-            self.myid,
-            self.settings.announce.port(),
-            env!("CARGO_PKG_VERSION"),
-            u8::from(self.tilt_since.is_some()),
-            self.current_epoch,
-            fence,
+            "master{index}:name={},status={status},address={addr},slaves={},sentinels={sentinels}\r\n",
             self.settings.name,
             self.replicas.len(),
         )

@@ -152,7 +152,8 @@ impl Core {
     ///
     /// A higher `epoch` is adopted first (`+new-epoch`). The vote is granted
     /// (`+vote-for-leader`) when this proxy is not an observer, `candidate`
-    /// is itself or a voter known by run id, no vote was cast in `epoch` or
+    /// is itself or a voter known by run id (any asker when every Sentinel
+    /// votes, as in Sentinel: `Settings::discover_voters`), no vote was cast in `epoch` or
     /// later, and `epoch` is not behind the current epoch. Otherwise the
     /// earlier vote is returned unchanged, whatever its epoch; the caller
     /// compares epochs. A vote for another also holds off this proxy's own
@@ -166,6 +167,7 @@ impl Core {
         }
         let eligible = !self.settings.observer
             && (candidate == self.myid
+                || self.settings.discover_voters
                 || self
                     .peers
                     .values()

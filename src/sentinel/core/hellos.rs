@@ -130,13 +130,13 @@ impl Core {
     ///
     /// A moved peer's old entry is removed, except a voter's, which stays at
     /// its configured address; the move is announced once, when its new
-    /// address is first heard under its run id. A new entry is a voter only if `addr` is a
-    /// configured voter. A new or changed run id is announced (`+sentinel`)
+    /// address is first heard under its run id. A new entry is a voter if `addr` is a
+    /// configured voter, or every Sentinel votes (`Settings::discover_voters`). A new or changed run id is announced (`+sentinel`)
     /// and marks the state for saving. Every hello also counts as hearing
     /// from the peer: it refreshes `last_heard` and `last_hello_heard` and
     /// clears `hello_owed`, which fencing needs (see `route`).
     fn learn_peer(&mut self, addr: SocketAddr, run_id: &str, now: Instant) {
-        let voter = self.settings.voters.contains(&addr);
+        let voter = self.settings.discover_voters || self.settings.voters.contains(&addr);
         let name = self.settings.name.clone();
         let master = self.master.addr;
         // The same run id at a new address: the peer moved. Once its new

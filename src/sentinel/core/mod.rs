@@ -29,7 +29,6 @@ mod stages;
 
 use std::collections::BTreeMap;
 use std::net::SocketAddr;
-use std::path::PathBuf;
 use std::time::Duration;
 
 use tokio::time::Instant;
@@ -62,13 +61,17 @@ pub struct Settings {
     pub observer: bool,
     /// The configured voters besides this proxy.
     pub voters: Vec<SocketAddr>,
+    /// Sentinel's membership: every Sentinel heard from votes, not only the
+    /// configured ones (groups created by `SENTINEL MONITOR`, and every
+    /// group when the proxy stands in for `redis-sentinel`).
+    pub discover_voters: bool,
     /// The sentinel-port address announced in hellos.
     pub announce: SocketAddr,
-    /// Where state is saved, if anywhere.
-    pub data_dir: Option<PathBuf>,
     /// Accept `SENTINEL SIMULATE-PARTITION` (tests only: set by the
     /// `SENTINEL_PROXY_FAULT_INJECTION=1` environment variable).
     pub fault_injection: bool,
+    /// Credentials for the group's nodes (`SENTINEL SET auth-user/auth-pass`).
+    pub auth: crate::config::Credentials,
 }
 
 /// Sentinel's periods. Fixed in production; `SENTINEL DEBUG` may change them.
@@ -218,7 +221,7 @@ impl Core {
             let Ok(addr) = peer.addr.parse::<SocketAddr>() else {
                 continue;
             };
-            let voter = self.settings.voters.contains(&addr);
+            let voter = self.settings.discover_voters || self.settings.voters.contains(&addr);
             let entry = self
                 .peers
                 .entry(addr)
@@ -272,6 +275,7 @@ impl Core {
                 .collect(),
             leader: self.vote.as_ref().map(|v| v.leader.clone()),
             leader_epoch: self.vote.as_ref().map_or(0, |v| v.epoch),
+            monitored: Vec::new(),
         }
     }
 

@@ -1,0 +1,190 @@
+//! The sentinel port's commands as the whole Sentinel answers them: the one
+//! table that decides, for each command, whether it is about one group (and
+//! which), about every group, or about the Sentinel itself.
+//!
+//! * About one group, named in the command (`SENTINEL MASTER name`, `REPLICAS`,
+//!   `SENTINELS`, `CKQUORUM`, `FAILOVER`, `GET-MASTER-ADDR-BY-NAME`, `SET`,
+//!   `REMOVE`): the group's core answers, through [`Core::answer`]'s table; an
+//!   unknown name is Sentinel's "No such master" error.
+//! * About every group: `MASTERS`, `INFO`, `ROLE`, `RESET pattern`,
+//!   `DEBUG`, `SIMULATE-PARTITION`, and the peer protocol, which names a group
+//!   by its master's address (`IS-MASTER-DOWN-BY-ADDR`) or inside a hello
+//!   (`PUBLISH`).
+//! * About the Sentinel: `MYID`, `MONITOR`, `FLUSHCONFIG`, `CONFIG`.
+
+use bytes::Bytes;
+use tokio::time::Instant;
+
+use super::{bulk, error, ok};
+use crate::resp::value::OwnedFrame;
+use crate::sentinel::api::glob_match;
+use crate::sentinel::groups::Groups;
+use crate::sentinel::{hello, node};
+
+/// Sentinel's reply to a command naming an unknown group.
+const NO_SUCH_MASTER: &str = "ERR No such master with that name";
+
+impl Groups {
+    /// Answers one command sent to the sentinel port.
+    pub fn answer(&mut self, args: &[Bytes], now: Instant) -> OwnedFrame {
+        let Some(name) = args.first() else {
+            return error("ERR empty command");
+        };
+        let words: Vec<String> = args
+            .iter()
+            .map(|a| String::from_utf8_lossy(a).into_owned())
+            .collect();
+        let reply = match name.to_ascii_lowercase().as_slice() {
+            b"sentinel" => self.sentinel_command(&words[1..], now),
+            b"info" => OwnedFrame::BulkString(self.info_text(now).into_bytes()),
+            b"role" => OwnedFrame::Array(vec![
+                bulk("sentinel"),
+                OwnedFrame::Array(self.cores.keys().map(|n| bulk(n.clone())).collect()),
+            ]),
+            b"publish" => self.publish(&words, now),
+            _ => {
+                let rest: Vec<String> = words[1..].iter().map(|w| format!("'{w}'")).collect();
+                error(format!(
+                    "ERR unknown command '{}', with args beginning with: {}",
+                    words[0],
+                    rest.join(" ")
+                ))
+            }
+        };
+        self.sync_epochs();
+        reply
+    }
+
+    /// `SENTINEL <subcommand> …` at the Sentinel's level; `words[0]` is the
+    /// subcommand.
+    fn sentinel_command(&mut self, words: &[String], now: Instant) -> OwnedFrame {
+        let Some(sub) = words.first() else {
+            return error("ERR wrong number of arguments for 'sentinel' command");
+        };
+        let sub = sub.to_ascii_lowercase();
+        match (sub.as_str(), words.len()) {
+            ("myid", 1) => bulk(self.myid.clone()),
+            ("masters" | "primaries", 1) => OwnedFrame::Array(
+                self.cores
+                    .values()
+                    .map(|core| core.master_fields(now))
+                    .collect(),
+            ),
+            ("monitor", 5) => self.monitor_command(&words[1..], now),
+            ("remove", 2) => match self.remove(&words[1]) {
+                Ok(()) => ok(),
+                Err(e) => error(e.to_string()),
+            },
+            ("set", _) => self.set_command(&words[1..]),
+            ("reset", 2) => {
+                let pattern = words[1].as_bytes();
+                let mut reset = 0;
+                for (name, core) in &mut self.cores {
+                    if glob_match(pattern, name.as_bytes()) {
+                        core.reset(now);
+                        reset += 1;
+                    }
+                }
+                OwnedFrame::Integer(reset)
+            }
+            ("flushconfig", 1) => {
+                self.dirty = true;
+                ok()
+            }
+            ("is-master-down-by-addr" | "is-primary-down-by-addr", 5) => {
+                let addr = words[2]
+                    .parse::<u16>()
+                    .ok()
+                    .and_then(|port| node::address(&words[1], port));
+                let group = self
+                    .cores
+                    .values_mut()
+                    .find(|core| Some(core.master.addr) == addr);
+                match group {
+                    Some(core) => core.group_command(words, now),
+                    None if addr.is_none() => error("ERR invalid epoch or address"),
+                    // Sentinel's answer about a master it does not monitor:
+                    // not down, no vote.
+                    None => OwnedFrame::Array(vec![
+                        OwnedFrame::Integer(0),
+                        bulk("*"),
+                        OwnedFrame::Integer(0),
+                    ]),
+                }
+            }
+            ("debug", n) if n % 2 == 1 => self.debug_command(&words[1..]),
+            ("simulate-partition", _) if self.template.fault_injection => {
+                let mut reply = ok();
+                for core in self.cores.values_mut() {
+                    reply = core.group_command(words, now);
+                }
+                reply
+            }
+            ("config", _) => self.config_command(&words[1..]),
+            (
+                "master" | "primary" | "replicas" | "slaves" | "sentinels" | "ckquorum"
+                | "failover",
+                2,
+            ) => match self.cores.get_mut(&words[1]) {
+                Some(core) => core.group_command(words, now),
+                None => error(NO_SUCH_MASTER),
+            },
+            ("get-master-addr-by-name" | "get-primary-addr-by-name", 2) => {
+                match self.cores.get_mut(&words[1]) {
+                    Some(core) => core.group_command(words, now),
+                    None => OwnedFrame::Null,
+                }
+            }
+            _ => error(format!(
+                "ERR Unknown sentinel subcommand or wrong number of arguments for '{sub}'"
+            )),
+        }
+    }
+
+    /// `PUBLISH __sentinel__:hello payload`: a hello from a peer, taken by
+    /// the group it names (hellos about other names are dropped there).
+    fn publish(&mut self, words: &[String], now: Instant) -> OwnedFrame {
+        match words {
+            [_, channel, payload] if channel == hello::CHANNEL => {
+                for core in self.cores.values_mut() {
+                    core.take_hello(payload, now);
+                }
+                OwnedFrame::Integer(1)
+            }
+            [_, _, _] => error("ERR Only HELLO messages are accepted by Sentinel instances."),
+            _ => error("ERR wrong number of arguments for 'publish' command"),
+        }
+    }
+
+    /// `INFO`: the server section and the sentinel section with one line per
+    /// group, as Sentinel prints them. `sentinel_fenced` is this proxy's own
+    /// addition: why the data path may not use the master of the group that
+    /// serves clients now (the first group when none does), `none` when it may.
+    pub fn info_text(&self, now: Instant) -> String {
+        let fenced = self
+            .served
+            .iter()
+            .find_map(|name| self.cores.get(name))
+            .or_else(|| self.cores.values().next())
+            .and_then(|core| core.fence_reason(now))
+            .unwrap_or("none");
+        let mut text = format!(
+            "# Server\r\nredis_version:7.0.0\r\nredis_mode:sentinel\r\nrun_id:{}\r\n\
+             tcp_port:{}\r\nsentinel_proxy_version:{}\r\n\r\n\
+             # Sentinel\r\nsentinel_masters:{}\r\nsentinel_tilt:{}\r\n\
+             sentinel_running_scripts:0\r\nsentinel_scripts_queue_length:0\r\n\
+             sentinel_simulate_failure_flags:0\r\nsentinel_current_epoch:{}\r\n\
+             sentinel_fenced:{fenced}\r\n",
+            self.myid,
+            self.template.announce.port(),
+            env!("CARGO_PKG_VERSION"),
+            self.cores.len(),
+            u8::from(self.tilt()),
+            self.current_epoch(),
+        );
+        for (i, core) in self.cores.values().enumerate() {
+            text.push_str(&core.info_master_line(i));
+        }
+        text
+    }
+}

@@ -1,0 +1,321 @@
+//! Every group this Sentinel monitors, and what the groups share.
+//!
+//! Redis Sentinel monitors any number of masters, each under a name; so does
+//! the proxy. Each group is a [`Core`]: its own master, replicas, peers,
+//! votes, config epoch and failover. What belongs to the Sentinel rather than
+//! to one group lives here:
+//! * the run id, the same in every group's hellos;
+//! * the current epoch: one per Sentinel, as in Sentinel, so an epoch used in
+//!   one group's election is never reused in another's ([`Groups::sync_epochs`]);
+//! * the periods `SENTINEL DEBUG` changes, for every group at once;
+//! * what a group created at run time by `SENTINEL MONITOR` starts with
+//!   ([`Template`]: Sentinel's defaults, this proxy's announce address);
+//! * which groups serve clients on an endpoint of their own ([`Groups::served`]):
+//!   those were configured at start-up and are not removed at run time.
+//!
+//! Pure, like the core: no I/O. The runner (the module root) owns the links,
+//! carries out each core's jobs, and saves what [`Groups::dirty`] and the
+//! cores' own flags say changed.
+
+use std::collections::{BTreeMap, BTreeSet};
+use std::net::SocketAddr;
+use std::time::Duration;
+
+use tokio::sync::broadcast;
+use tokio::time::Instant;
+
+use super::api::Event;
+use super::core::{Core, Settings, Timers};
+use super::events::Events;
+use super::persist::{SavedGroup, SavedState};
+use super::scripts::Scripts;
+use crate::config::Credentials;
+
+/// A duration in whole milliseconds, as saved.
+fn millis(d: Duration) -> u64 {
+    u64::try_from(d.as_millis()).unwrap_or(u64::MAX)
+}
+
+/// Sentinel's `down-after-milliseconds` for a group created at run time.
+pub const DEFAULT_DOWN_AFTER: Duration = Duration::from_millis(30_000);
+
+/// Sentinel's `failover-timeout` for a group created at run time.
+pub const DEFAULT_FAILOVER_TIMEOUT: Duration = Duration::from_millis(180_000);
+
+/// Sentinel's `parallel-syncs` for a group created at run time.
+pub const DEFAULT_PARALLEL_SYNCS: u32 = 1;
+
+/// What every group created at run time starts with, besides its name,
+/// master and quorum.
+#[derive(Debug, Clone)]
+pub struct Template {
+    /// The sentinel-port address announced in hellos.
+    pub announce: SocketAddr,
+    /// This Sentinel never votes or leads.
+    pub observer: bool,
+    /// Accept `SENTINEL SIMULATE-PARTITION` (tests only).
+    pub fault_injection: bool,
+    /// Credentials for the group's nodes until `SENTINEL SET auth-pass`.
+    pub auth: Credentials,
+    /// Where every group's events are published.
+    pub events: broadcast::Sender<Event>,
+    /// `down-after-milliseconds` of a new group (`SENTINEL DEBUG
+    /// default-down-after`).
+    pub down_after: Duration,
+    /// `failover-timeout` of a new group.
+    pub failover_timeout: Duration,
+    /// `SENTINEL SET` may not change script paths (Sentinel's
+    /// `deny-scripts-reconfig`, on by default).
+    pub deny_scripts_reconfig: bool,
+    /// Sentinel's `resolve-hostnames`: addresses may be host names.
+    pub resolve_hostnames: bool,
+    /// Sentinel's `announce-hostnames`: names, not IPs, in hellos and replies.
+    pub announce_hostnames: bool,
+}
+
+impl Template {
+    /// Sentinel's defaults, announcing `announce`, publishing on `events`.
+    pub fn new(announce: SocketAddr, events: broadcast::Sender<Event>) -> Template {
+        Template {
+            announce,
+            observer: false,
+            fault_injection: false,
+            auth: Credentials::default(),
+            events,
+            down_after: DEFAULT_DOWN_AFTER,
+            failover_timeout: DEFAULT_FAILOVER_TIMEOUT,
+            deny_scripts_reconfig: true,
+            resolve_hostnames: false,
+            announce_hostnames: false,
+        }
+    }
+}
+
+/// Why `SENTINEL MONITOR` refused a group, in Sentinel's words.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum MonitorError {
+    /// A group of that name is monitored already.
+    #[error("ERR Duplicated master name")]
+    Duplicate,
+    /// The quorum is zero.
+    #[error("ERR Quorum must be 1 or greater.")]
+    Quorum,
+}
+
+/// Why `SENTINEL REMOVE` refused.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum RemoveError {
+    /// No group of that name.
+    #[error("ERR No such master with that name")]
+    Unknown,
+    /// The group serves clients on an endpoint configured at start-up.
+    #[error("ERR master {0} serves clients on this proxy; remove it from the configuration")]
+    Served(String),
+}
+
+/// The groups of one Sentinel.
+#[derive(Debug)]
+pub struct Groups {
+    /// This Sentinel's run id, shared by every group.
+    pub myid: String,
+    /// The groups by name.
+    pub cores: BTreeMap<String, Core>,
+    /// What a group created at run time starts with.
+    pub template: Template,
+    /// The periods of every group (`SENTINEL DEBUG`).
+    pub timers: Timers,
+    /// Groups with a client endpoint of their own.
+    pub served: BTreeSet<String>,
+    /// A group was added or removed, or a setting changed: save.
+    pub dirty: bool,
+}
+
+impl Groups {
+    /// No groups yet, under `myid`.
+    pub fn new(myid: String, template: Template) -> Groups {
+        Groups {
+            myid,
+            cores: BTreeMap::new(),
+            template,
+            timers: Timers::default(),
+            served: BTreeSet::new(),
+            dirty: false,
+        }
+    }
+
+    /// Adds `core` as configured at start-up; its run id becomes the
+    /// Sentinel's (the first group's, when restored from a saved state).
+    pub fn insert(&mut self, mut core: Core) {
+        if self.cores.is_empty() {
+            self.myid = core.myid.clone();
+        } else {
+            core.myid = self.myid.clone();
+        }
+        core.timers = self.timers;
+        self.cores.insert(core.settings.name.clone(), core);
+        self.sync_epochs();
+    }
+
+    /// `SENTINEL MONITOR name ip port quorum`: starts monitoring a new group
+    /// with Sentinel's defaults. Its peers are every Sentinel heard from, as
+    /// in Sentinel: a group made at run time has no list of voters.
+    pub fn monitor(
+        &mut self,
+        name: &str,
+        master: SocketAddr,
+        quorum: u32,
+        now: Instant,
+    ) -> Result<(), MonitorError> {
+        if self.cores.contains_key(name) {
+            return Err(MonitorError::Duplicate);
+        }
+        if quorum == 0 {
+            return Err(MonitorError::Quorum);
+        }
+        let t = &self.template;
+        let settings = Settings {
+            name: name.to_owned(),
+            quorum,
+            down_after: t.down_after,
+            master_reboot_down_after: None,
+            failover_timeout: t.failover_timeout,
+            parallel_syncs: DEFAULT_PARALLEL_SYNCS,
+            observer: t.observer,
+            voters: Vec::new(),
+            discover_voters: true,
+            announce: t.announce,
+            fault_injection: t.fault_injection,
+            auth: t.auth.clone(),
+        };
+        let mut events = Events::new(t.events.clone());
+        events.scripts = Scripts::default();
+        let mut core = Core::new(settings, master, None, events, now);
+        core.myid = self.myid.clone();
+        core.current_epoch = self.current_epoch();
+        core.timers = self.timers;
+        let description = format!("{} quorum {quorum}", super::events::master(name, master));
+        core.events.emit("+monitor", description);
+        self.cores.insert(name.to_owned(), core);
+        self.dirty = true;
+        Ok(())
+    }
+
+    /// `SENTINEL REMOVE name`: stops monitoring the group (its links close
+    /// when the runner next looks).
+    pub fn remove(&mut self, name: &str) -> Result<(), RemoveError> {
+        if self.served.contains(name) {
+            return Err(RemoveError::Served(name.to_owned()));
+        }
+        let Some(mut core) = self.cores.remove(name) else {
+            return Err(RemoveError::Unknown);
+        };
+        let description = super::events::master(name, core.master.addr);
+        core.events.emit("-monitor", description);
+        self.dirty = true;
+        Ok(())
+    }
+
+    /// The Sentinel's current epoch: the highest any group has seen.
+    pub fn current_epoch(&self) -> u64 {
+        self.cores
+            .values()
+            .map(|c| c.current_epoch)
+            .max()
+            .unwrap_or(0)
+    }
+
+    /// Raises every group's current epoch to the Sentinel's, as Sentinel
+    /// keeps one current epoch for all its masters.
+    pub fn sync_epochs(&mut self) {
+        let epoch = self.current_epoch();
+        for core in self.cores.values_mut() {
+            if core.current_epoch < epoch {
+                core.current_epoch = epoch;
+                core.dirty = true;
+            }
+        }
+    }
+
+    /// Sets the periods of every group.
+    pub fn set_timers(&mut self, timers: Timers) {
+        self.timers = timers;
+        for core in self.cores.values_mut() {
+            core.timers = timers;
+        }
+    }
+
+    /// The state to save in `--data-dir`: the first served group's at the
+    /// top (the file's layout before there were several groups), every group
+    /// started at run time under `monitored`; `None` with no group at all.
+    pub fn saved_state(&self) -> Option<SavedState> {
+        let primary = self
+            .served
+            .iter()
+            .find_map(|name| self.cores.get(name))
+            .or_else(|| self.cores.values().next())?;
+        let mut state = primary.saved_state();
+        state.myid = self.myid.clone();
+        state.current_epoch = self.current_epoch();
+        state.monitored = self
+            .cores
+            .values()
+            .filter(|core| core.settings.name != primary.settings.name)
+            .map(|core| {
+                let s = &core.settings;
+                SavedGroup {
+                    quorum: s.quorum,
+                    down_after_ms: millis(s.down_after),
+                    failover_timeout_ms: millis(s.failover_timeout),
+                    parallel_syncs: s.parallel_syncs,
+                    master_reboot_down_after_ms: s.master_reboot_down_after.map_or(0, millis),
+                    auth_user: s.auth.user.clone(),
+                    auth_pass: s.auth.pass.clone(),
+                    state: core.saved_state(),
+                }
+            })
+            .collect();
+        Some(state)
+    }
+
+    /// Starts again the groups a previous run started with `SENTINEL
+    /// MONITOR`, from their saved settings and state.
+    pub fn restore_monitored(&mut self, saved: Vec<SavedGroup>, now: Instant) {
+        for group in saved {
+            let name = group.state.master_name.clone();
+            let Ok(master) = group.state.master.parse::<SocketAddr>() else {
+                tracing::warn!(group = %name, master = %group.state.master, "saved group has no usable master address; not monitored");
+                continue;
+            };
+            if self
+                .monitor(&name, master, group.quorum.max(1), now)
+                .is_err()
+            {
+                continue;
+            }
+            let Some(core) = self.cores.remove(&name) else {
+                continue;
+            };
+            let mut settings = core.settings;
+            settings.down_after = Duration::from_millis(group.down_after_ms.max(1));
+            settings.failover_timeout = Duration::from_millis(group.failover_timeout_ms.max(1));
+            settings.parallel_syncs = group.parallel_syncs.max(1);
+            settings.master_reboot_down_after = (group.master_reboot_down_after_ms > 0)
+                .then(|| Duration::from_millis(group.master_reboot_down_after_ms));
+            settings.auth = Credentials {
+                user: group.auth_user,
+                pass: group.auth_pass,
+            };
+            let mut state = group.state;
+            state.myid = self.myid.clone();
+            let events = Events::new(self.template.events.clone());
+            self.insert(Core::new(settings, master, Some(state), events, now));
+        }
+        self.dirty = false;
+    }
+
+    /// Whether any group is in TILT (the clock or the process stalled; every
+    /// group sees the same stall).
+    pub fn tilt(&self) -> bool {
+        self.cores.values().any(|c| c.tilt_since.is_some())
+    }
+}
