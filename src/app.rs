@@ -419,7 +419,7 @@ impl CorePlan {
 
 /// The address to announce when none is configured: the sentinel port's, with
 /// a wildcard IP replaced by the local address used to reach the master.
-fn announce_addr(bound: SocketAddr, master: SocketAddr) -> SocketAddr {
+pub(crate) fn announce_addr(bound: SocketAddr, master: SocketAddr) -> SocketAddr {
     if !bound.ip().is_unspecified() {
         return bound;
     }

@@ -47,7 +47,10 @@
 //!
 //! Around them:
 //! * [`config`]: flags and file, validated once; [`sentinel_conf`]: reading a
-//!   redis-sentinel `sentinel.conf` (the `import` subcommand).
+//!   redis-sentinel `sentinel.conf` (the `import` subcommand) and, for the
+//!   stand-in, reading and rewriting it as Sentinel does.
+//! * [`standin`]: the proxy as a drop-in `redis-sentinel` (`--sentinel-conf`):
+//!   the built-in Sentinel alone, its state in the `sentinel.conf` it rewrites.
 //! * [`app`]: wiring, runtimes, graceful shutdown; [`telemetry`]: logs;
 //!   [`demo`]: the local lab; [`build`]: version text.
 //!
@@ -72,6 +75,7 @@ pub mod resp;
 pub mod secret;
 pub mod sentinel;
 pub mod sentinel_conf;
+pub mod standin;
 pub mod status;
 pub mod switch;
 pub mod telemetry;

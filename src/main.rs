@@ -12,6 +12,9 @@ const EXIT_USAGE: u8 = 2;
 
 fn main() -> ExitCode {
     let cli = Cli::parse();
+    if let Some(file) = &cli.sentinel_conf {
+        return stand_in(file);
+    }
     match &cli.command {
         Some(Command::Healthcheck { addr }) => return healthcheck(&cli, addr.as_deref()),
         Some(Command::ImportSentinelConf { file }) => return import_sentinel_conf(file),
@@ -93,6 +96,50 @@ async fn run(config: Config) -> anyhow::Result<()> {
     tracing::info!(signal = which, "shutting down: draining sessions");
     app.shutdown().await;
     Ok(())
+}
+
+/// `--sentinel-conf FILE`: runs as a drop-in `redis-sentinel` until SIGTERM
+/// or SIGINT.
+fn stand_in(file: &std::path::Path) -> ExitCode {
+    telemetry::init(sentinel_proxy::config::LogFormat::Text, "info");
+    let prepared = match sentinel_proxy::standin::prepare(file) {
+        Ok(prepared) => prepared,
+        Err(error) => {
+            eprintln!("sentinel-proxy: error: {error:#}");
+            return ExitCode::from(EXIT_USAGE);
+        }
+    };
+    let runtime = match tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+    {
+        Ok(rt) => rt,
+        Err(error) => {
+            eprintln!("sentinel-proxy: error: cannot start the runtime: {error}");
+            return ExitCode::FAILURE;
+        }
+    };
+    let outcome: anyhow::Result<()> = runtime.block_on(async {
+        let mut term = signal(SignalKind::terminate())?;
+        let mut int = signal(SignalKind::interrupt())?;
+        let stop = tokio_util::sync::CancellationToken::new();
+        let running = tokio::spawn(prepared.run(stop.clone()));
+        let which = tokio::select! {
+            _ = term.recv() => "SIGTERM",
+            _ = int.recv() => "SIGINT",
+        };
+        tracing::info!(signal = which, "stopping");
+        stop.cancel();
+        let _ = running.await;
+        Ok(())
+    });
+    match outcome {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(error) => {
+            eprintln!("sentinel-proxy: error: {error:#}");
+            ExitCode::FAILURE
+        }
+    }
 }
 
 /// `healthcheck`: GET /healthz on the running proxy's metrics endpoint.

@@ -18,6 +18,12 @@ pub struct Cli {
     #[arg(short, long, value_name = "FILE", global = true)]
     pub config: Option<PathBuf>,
 
+    /// Stand in for redis-sentinel: read this Redis Sentinel config file,
+    /// monitor every group it names, and rewrite it as Sentinel does (no
+    /// client endpoint; the other settings do not apply).
+    #[arg(long, value_name = "FILE", conflicts_with = "config")]
+    pub sentinel_conf: Option<PathBuf>,
+
     /// Settings given as flags (they override the file).
     #[command(flatten)]
     pub settings: Settings,

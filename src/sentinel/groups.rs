@@ -313,6 +313,98 @@ impl Groups {
         self.dirty = false;
     }
 
+    /// The Sentinel's state as `sentinel.conf` directives, in the order
+    /// Sentinel writes them: its own settings, then each group's monitor
+    /// line, settings that differ from Sentinel's defaults, epochs, known
+    /// replicas and Sentinels, and last the current epoch.
+    pub fn conf_lines(&self) -> Vec<Vec<String>> {
+        let mut lines: Vec<Vec<String>> = Vec::new();
+        let mut line = |words: &[&str]| {
+            lines.push(
+                std::iter::once("sentinel")
+                    .chain(words.iter().copied())
+                    .map(str::to_owned)
+                    .collect(),
+            );
+        };
+        let t = &self.template;
+        line(&["myid", &self.myid]);
+        if !t.deny_scripts_reconfig {
+            line(&["deny-scripts-reconfig", "no"]);
+        }
+        if t.resolve_hostnames {
+            line(&["resolve-hostnames", "yes"]);
+        }
+        if t.announce_hostnames {
+            line(&["announce-hostnames", "yes"]);
+        }
+        for (name, core) in &self.cores {
+            let s = &core.settings;
+            let (master, config_epoch) = core.announced_master();
+            let (ip, port) = (master.ip().to_string(), master.port().to_string());
+            line(&["monitor", name, &ip, &port, &s.quorum.to_string()]);
+            if s.down_after != DEFAULT_DOWN_AFTER {
+                line(&[
+                    "down-after-milliseconds",
+                    name,
+                    &millis(s.down_after).to_string(),
+                ]);
+            }
+            if s.failover_timeout != DEFAULT_FAILOVER_TIMEOUT {
+                line(&[
+                    "failover-timeout",
+                    name,
+                    &millis(s.failover_timeout).to_string(),
+                ]);
+            }
+            if s.parallel_syncs != DEFAULT_PARALLEL_SYNCS {
+                line(&["parallel-syncs", name, &s.parallel_syncs.to_string()]);
+            }
+            if let Some(period) = s.master_reboot_down_after {
+                line(&[
+                    "master-reboot-down-after-period",
+                    name,
+                    &millis(period).to_string(),
+                ]);
+            }
+            for (key, script) in [
+                ("notification-script", &core.events.scripts.notification),
+                (
+                    "client-reconfig-script",
+                    &core.events.scripts.client_reconfig,
+                ),
+            ] {
+                if let Some(path) = script {
+                    line(&[key, name, &path.to_string_lossy()]);
+                }
+            }
+            if let Some(user) = &s.auth.user {
+                line(&["auth-user", name, user]);
+            }
+            if let Some(pass) = &s.auth.pass {
+                line(&["auth-pass", name, pass]);
+            }
+            line(&["config-epoch", name, &config_epoch.to_string()]);
+            let leader_epoch = core.vote.as_ref().map_or(0, |v| v.epoch);
+            line(&["leader-epoch", name, &leader_epoch.to_string()]);
+            let replicas = std::iter::once(core.master.addr)
+                .chain(core.replicas.keys().copied())
+                .filter(|a| *a != master);
+            for replica in replicas {
+                let (ip, port) = (replica.ip().to_string(), replica.port().to_string());
+                line(&["known-replica", name, &ip, &port]);
+            }
+            for peer in core.peers.values() {
+                if let Some(run_id) = &peer.run_id {
+                    let (ip, port) = (peer.addr.ip().to_string(), peer.addr.port().to_string());
+                    line(&["known-sentinel", name, &ip, &port, run_id]);
+                }
+            }
+        }
+        line(&["current-epoch", &self.current_epoch().to_string()]);
+        lines
+    }
+
     /// Whether any group is in TILT (the clock or the process stalled; every
     /// group sees the same stall).
     pub fn tilt(&self) -> bool {

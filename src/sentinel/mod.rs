@@ -79,6 +79,9 @@ pub enum Store {
     Memory,
     /// `--data-dir`: one state file, written atomically ([`persist`]).
     DataDir(std::path::PathBuf),
+    /// `--sentinel-conf`: the Sentinel's own config file, rewritten in place
+    /// as Sentinel rewrites it ([`crate::sentinel_conf::standin::rewrite`]).
+    SentinelConf(std::path::PathBuf),
 }
 
 /// A served group's data-path side: where its route is committed.
@@ -228,7 +231,7 @@ impl Runner {
     }
 
     /// Saves the state when it changed, where the store says.
-    fn save(&mut self) -> Result<(), persist::PersistError> {
+    fn save(&mut self) -> Result<(), String> {
         let dirty = self.groups.dirty || self.groups.cores.values().any(|c| c.dirty);
         if !dirty {
             return Ok(());
@@ -240,9 +243,18 @@ impl Runner {
         match &self.store {
             Store::Memory => Ok(()),
             Store::DataDir(dir) => match self.groups.saved_state() {
-                Some(state) => persist::save(dir, &state),
+                Some(state) => persist::save(dir, &state).map_err(|e| e.to_string()),
                 None => Ok(()),
             },
+            Store::SentinelConf(path) => {
+                let old = match std::fs::read_to_string(path) {
+                    Ok(text) => text,
+                    Err(e) if e.kind() == std::io::ErrorKind::NotFound => String::new(),
+                    Err(e) => return Err(e.to_string()),
+                };
+                let text = crate::sentinel_conf::standin::rewrite(&old, &self.groups.conf_lines());
+                persist::write_atomically(path, &text).map_err(|e| e.to_string())
+            }
         }
     }
 }

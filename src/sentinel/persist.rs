@@ -226,6 +226,28 @@ pub fn save(dir: &Path, state: &SavedState) -> Result<(), PersistError> {
         })
 }
 
+/// Replaces the file at `path` with `text`, atomically and durably: a
+/// temporary file beside it is written, fsynced and renamed over it, and the
+/// directory is fsynced. On error the old file is left as it was.
+pub fn write_atomically(path: &Path, text: &str) -> io::Result<()> {
+    let dir = match path.parent() {
+        Some(dir) if !dir.as_os_str().is_empty() => dir,
+        _ => Path::new("."),
+    };
+    let mut tmp_name = path.file_name().unwrap_or_default().to_owned();
+    tmp_name.push(".tmp");
+    let tmp = dir.join(tmp_name);
+    let written = File::create(&tmp).and_then(|mut file| {
+        file.write_all(text.as_bytes())?;
+        file.sync_all()
+    });
+    if let Err(error) = written.and_then(|()| fs::rename(&tmp, path)) {
+        let _ = fs::remove_file(&tmp);
+        return Err(error);
+    }
+    File::open(dir).and_then(|d| d.sync_all())
+}
+
 /// Creates (or truncates) `path`, writes the header and `body`, and fsyncs it.
 fn write_synced(path: &Path, body: &str) -> io::Result<()> {
     let mut file = File::create(path)?;

@@ -67,6 +67,7 @@ mod map;
 mod notes;
 pub(crate) mod parse;
 mod render;
+pub mod standin;
 mod values;
 
 #[cfg(test)]

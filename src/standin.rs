@@ -1,0 +1,238 @@
+//! The proxy standing in for `redis-sentinel`: `sentinel-proxy
+//! --sentinel-conf FILE` reads a Redis Sentinel config file, monitors every
+//! group it names, answers the sentinel port, and rewrites the file as
+//! Sentinel does whenever its state changes, so tooling written for
+//! `redis-sentinel` (and Redis's own Sentinel test suite) drives it unchanged.
+//!
+//! In this mode there is no client endpoint and no metrics endpoint: it is a
+//! Sentinel. Every Sentinel heard from votes (Sentinel's membership), groups
+//! are added and changed at run time with `SENTINEL MONITOR/SET/REMOVE`, and
+//! the file is the state that survives a restart.
+//!
+//! As Sentinel does, it resolves the file's path before it changes to the
+//! file's `dir`, and it writes its run id into the file at start-up.
+
+use std::net::{SocketAddr, ToSocketAddrs};
+use std::path::{Path, PathBuf};
+
+use anyhow::Context as _;
+use tokio::net::TcpListener;
+use tokio_util::sync::CancellationToken;
+use tracing::{info, warn};
+
+use crate::control::Source as _;
+use crate::sentinel::events::Events;
+use crate::sentinel::groups::{Groups, Template};
+use crate::sentinel::persist::{SavedPeer, SavedState};
+use crate::sentinel::scripts::Scripts;
+use crate::sentinel::{self, Core, Settings, node};
+use crate::sentinel_conf::standin::{self, ConfGroup, StandIn};
+
+/// Sentinel's port when the file names none.
+const DEFAULT_PORT: u16 = 26379;
+
+/// Sentinel-port commands that may wait for the core.
+const API_QUEUE: usize = 256;
+
+/// Sentinel events buffered for slow subscribers before they are dropped.
+const EVENT_BUFFER: usize = 1024;
+
+/// Most clients of the sentinel port at once (Sentinel's `maxclients`).
+const MAX_CLIENTS: usize = 10_000;
+
+/// A stand-in ready to run: its config read, its port bound.
+pub struct Prepared {
+    runner: sentinel::Runner,
+    listener: std::net::TcpListener,
+    api_tx: tokio::sync::mpsc::Sender<sentinel::api::Request>,
+    events: tokio::sync::broadcast::Sender<sentinel::api::Event>,
+    requirepass: Option<String>,
+    /// Kept so the runner's hint channel stays open (no sessions here).
+    _hints: crate::switch::HintSender,
+}
+
+/// Reads `file`, changes to its `dir`, and binds the sentinel port.
+pub fn prepare(file: &Path) -> anyhow::Result<Prepared> {
+    let path: PathBuf = std::path::absolute(file)
+        .with_context(|| format!("sentinel-conf: cannot resolve {}", file.display()))?;
+    let text = std::fs::read_to_string(&path)
+        .with_context(|| format!("sentinel-conf: cannot read {}", path.display()))?;
+    let conf = standin::read(&text).with_context(|| format!("sentinel-conf {}", path.display()))?;
+    if let Some(dir) = &conf.dir {
+        std::env::set_current_dir(dir).with_context(|| format!("dir: cannot change to {dir}"))?;
+    }
+    let bind = conf.bind.as_deref().unwrap_or("0.0.0.0");
+    let port = conf.port.unwrap_or(DEFAULT_PORT);
+    let listen = node::address(bind, port)
+        .with_context(|| format!("bind: '{bind}' is not an IP address"))?;
+    let listener = std::net::TcpListener::bind(listen)
+        .with_context(|| format!("port: cannot listen on {listen}"))?;
+    listener.set_nonblocking(true)?;
+    let bound = listener.local_addr()?;
+    let first_master = conf.groups.iter().find_map(|g| master_addr(g, &conf));
+    let announce = announce(&conf, bound, first_master);
+    let (events, _) = tokio::sync::broadcast::channel(EVENT_BUFFER);
+    let (api_tx, api_rx) = tokio::sync::mpsc::channel(API_QUEUE);
+    let (hints_tx, hints) = crate::switch::hints();
+    let groups = groups(&conf, announce, &events)?;
+    info!(myid = %groups.myid, %announce, groups = groups.cores.len(), config = %path.display(), "standing in for redis-sentinel");
+    Ok(Prepared {
+        runner: sentinel::Runner {
+            groups,
+            served: Default::default(),
+            hints,
+            api: api_rx,
+            store: sentinel::Store::SentinelConf(path),
+        },
+        listener,
+        api_tx,
+        events,
+        requirepass: conf.requirepass.clone(),
+        _hints: hints_tx,
+    })
+}
+
+impl Prepared {
+    /// Runs the sentinel port and the groups until `stop` is cancelled.
+    pub async fn run(self, stop: CancellationToken) {
+        let server = match TcpListener::from_std(self.listener) {
+            Ok(listener) => Some(tokio::spawn(sentinel::api::serve(
+                listener,
+                self.api_tx,
+                self.events,
+                sentinel::api::Options {
+                    requirepass: self.requirepass,
+                    max_clients: MAX_CLIENTS,
+                },
+                stop.clone(),
+            ))),
+            Err(error) => {
+                tracing::error!(%error, "cannot serve the sentinel port");
+                None
+            }
+        };
+        self.runner.run(stop).await;
+        if let Some(server) = server {
+            let _ = server.await;
+        }
+    }
+}
+
+/// The address hellos announce: `announce-ip`/`announce-port` when set, else
+/// the bound port with the local address that reaches the first master.
+fn announce(conf: &StandIn, bound: SocketAddr, master: Option<SocketAddr>) -> SocketAddr {
+    let ip = conf
+        .announce_ip
+        .as_deref()
+        .and_then(|ip| ip.parse().ok())
+        .unwrap_or_else(|| crate::app::announce_addr(bound, master.unwrap_or(bound)).ip());
+    SocketAddr::new(ip, conf.announce_port.unwrap_or(bound.port()))
+}
+
+/// A group's master address: its IP, or its host name resolved now.
+fn master_addr(group: &ConfGroup, _conf: &StandIn) -> Option<SocketAddr> {
+    node::address(&group.host, group.port).or_else(|| {
+        (group.host.as_str(), group.port)
+            .to_socket_addrs()
+            .ok()
+            .and_then(|mut addrs| addrs.next())
+    })
+}
+
+/// Every group of the file, with the state Sentinel wrote for it.
+fn groups(
+    conf: &StandIn,
+    announce: SocketAddr,
+    events: &tokio::sync::broadcast::Sender<sentinel::api::Event>,
+) -> anyhow::Result<Groups> {
+    let mut template = Template::new(announce, events.clone());
+    template.deny_scripts_reconfig = conf.deny_scripts_reconfig.unwrap_or(true);
+    template.resolve_hostnames = conf.resolve_hostnames;
+    template.announce_hostnames = conf.announce_hostnames;
+    template.fault_injection =
+        std::env::var_os("SENTINEL_PROXY_FAULT_INJECTION").is_some_and(|v| v == "1");
+    let myid = conf
+        .myid
+        .clone()
+        .filter(|id| sentinel::hello::is_run_id(id))
+        .unwrap_or_else(sentinel::hello::new_run_id);
+    let mut groups = Groups::new(myid.clone(), template);
+    let now = tokio::time::Instant::now();
+    for group in &conf.groups {
+        let Some(master) = master_addr(group, conf) else {
+            warn!(group = %group.name, host = %group.host, "cannot resolve the master's address; not monitored");
+            continue;
+        };
+        let ms = |v: Option<u64>, default: std::time::Duration| {
+            v.map_or(default, std::time::Duration::from_millis)
+        };
+        let settings = Settings {
+            name: group.name.clone(),
+            quorum: group.quorum,
+            down_after: ms(group.down_after_ms, sentinel::groups::DEFAULT_DOWN_AFTER),
+            master_reboot_down_after: group
+                .reboot_down_after_ms
+                .filter(|p| *p > 0)
+                .map(std::time::Duration::from_millis),
+            failover_timeout: ms(
+                group.failover_timeout_ms,
+                sentinel::groups::DEFAULT_FAILOVER_TIMEOUT,
+            ),
+            parallel_syncs: group
+                .parallel_syncs
+                .unwrap_or(sentinel::groups::DEFAULT_PARALLEL_SYNCS),
+            observer: false,
+            voters: Vec::new(),
+            discover_voters: true,
+            announce,
+            fault_injection: groups.template.fault_injection,
+            auth: crate::config::Credentials {
+                user: group.auth_user.clone(),
+                pass: group.auth_pass.clone(),
+            },
+        };
+        let saved = SavedState {
+            myid: myid.clone(),
+            current_epoch: conf.current_epoch,
+            master_name: group.name.clone(),
+            master: master.to_string(),
+            config_epoch: group.config_epoch,
+            replicas: group
+                .replicas
+                .iter()
+                .filter_map(|(host, port)| node::address(host, *port))
+                .map(|a| a.to_string())
+                .collect(),
+            peers: group
+                .sentinels
+                .iter()
+                .filter(|(_, _, id)| sentinel::hello::is_run_id(id))
+                .filter_map(|(host, port, id)| {
+                    node::address(host, *port).map(|a| SavedPeer {
+                        addr: a.to_string(),
+                        run_id: id.clone(),
+                    })
+                })
+                .collect(),
+            // Sentinel saves the epoch of its last vote, not whom it voted
+            // for: enough never to vote twice in that epoch.
+            leader: (group.leader_epoch > 0).then(|| "*".to_owned()),
+            leader_epoch: group.leader_epoch,
+            monitored: Vec::new(),
+        };
+        let mut sink = Events::new(events.clone());
+        sink.scripts = Scripts::new(
+            group.notification_script.clone().map(PathBuf::from),
+            group.client_reconfig_script.clone().map(PathBuf::from),
+        );
+        let mut core = Core::new(settings, master, Some(saved), sink, now);
+        // Restored peers heard from before the restart vote again.
+        for peer in core.peers.values_mut() {
+            peer.voter = true;
+        }
+        groups.insert(core);
+    }
+    // The run id (and anything the file lacked) is written at once.
+    groups.dirty = true;
+    Ok(groups)
+}
