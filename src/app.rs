@@ -332,6 +332,8 @@ impl CorePlan {
             announce,
             fault_injection,
             auth: config.backend_auth.clone(),
+            renamed_commands: Default::default(),
+            resolve_hostnames: false,
         };
         let mut saved = saved;
         let monitored = saved

@@ -101,13 +101,14 @@ async fn run(config: Config) -> anyhow::Result<()> {
 /// `--sentinel-conf FILE`: runs as a drop-in `redis-sentinel` until SIGTERM
 /// or SIGINT.
 fn stand_in(file: &std::path::Path) -> ExitCode {
-    telemetry::init(sentinel_proxy::config::LogFormat::Text, "info");
-    let prepared = match sentinel_proxy::standin::prepare(file) {
+    use sentinel_proxy::standin::{self, Failed};
+    let prepared = match standin::prepare(file) {
         Ok(prepared) => prepared,
-        Err(error) => {
-            eprintln!("sentinel-proxy: error: {error:#}");
+        Err(Failed::Unlogged(error)) => {
+            eprintln!("sentinel-proxy: error: {error}");
             return ExitCode::from(EXIT_USAGE);
         }
+        Err(Failed::Logged) => return ExitCode::from(EXIT_USAGE),
     };
     let runtime = match tokio::runtime::Builder::new_current_thread()
         .enable_all()

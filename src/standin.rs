@@ -12,7 +12,7 @@
 //! As Sentinel does, it resolves the file's path before it changes to the
 //! file's `dir`, and it writes its run id into the file at start-up.
 
-use std::net::{SocketAddr, ToSocketAddrs};
+use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
 
 use anyhow::Context as _;
@@ -51,16 +51,50 @@ pub struct Prepared {
     _hints: crate::switch::HintSender,
 }
 
-/// Reads `file`, changes to its `dir`, and binds the sentinel port.
-pub fn prepare(file: &Path) -> anyhow::Result<Prepared> {
-    let path: PathBuf = std::path::absolute(file)
-        .with_context(|| format!("sentinel-conf: cannot resolve {}", file.display()))?;
-    let text = std::fs::read_to_string(&path)
-        .with_context(|| format!("sentinel-conf: cannot read {}", path.display()))?;
-    let conf = standin::read(&text).with_context(|| format!("sentinel-conf {}", path.display()))?;
+/// Reads `file`, changes to its `dir`, starts logging to its `logfile` (or
+/// stderr), and binds the sentinel port. An error once logging has started
+/// is logged there, and comes back as [`Failed::Logged`].
+pub fn prepare(file: &Path) -> Result<Prepared, Failed> {
+    let path: PathBuf = std::path::absolute(file).map_err(|e| {
+        Failed::Unlogged(format!(
+            "sentinel-conf: cannot resolve {}: {e}",
+            file.display()
+        ))
+    })?;
+    let text = std::fs::read_to_string(&path).map_err(|e| {
+        Failed::Unlogged(format!(
+            "sentinel-conf: cannot read {}: {e}",
+            path.display()
+        ))
+    })?;
+    let conf = standin::read(&text)
+        .map_err(|e| Failed::Unlogged(format!("sentinel-conf {}: {e}", path.display())))?;
     if let Some(dir) = &conf.dir {
-        std::env::set_current_dir(dir).with_context(|| format!("dir: cannot change to {dir}"))?;
+        std::env::set_current_dir(dir)
+            .map_err(|e| Failed::Unlogged(format!("dir: cannot change to {dir}: {e}")))?;
     }
+    match &conf.logfile {
+        Some(logfile) => crate::telemetry::init_file(Path::new(logfile), "info")
+            .map_err(|e| Failed::Unlogged(format!("logfile: cannot open {logfile}: {e}")))?,
+        None => crate::telemetry::init(crate::config::LogFormat::Text, "info"),
+    }
+    bind_and_build(path, conf).map_err(|error| {
+        tracing::error!("{error:#}");
+        Failed::Logged
+    })
+}
+
+/// Why the stand-in could not start.
+#[derive(Debug)]
+pub enum Failed {
+    /// Before logging started: the message is for stderr.
+    Unlogged(String),
+    /// Already written to the log.
+    Logged,
+}
+
+/// Binds the sentinel port and builds the groups of `conf`.
+fn bind_and_build(path: PathBuf, conf: StandIn) -> anyhow::Result<Prepared> {
     let bind = conf.bind.as_deref().unwrap_or("0.0.0.0");
     let port = conf.port.unwrap_or(DEFAULT_PORT);
     let listen = node::address(bind, port)
@@ -131,12 +165,7 @@ fn announce(conf: &StandIn, bound: SocketAddr, master: Option<SocketAddr>) -> So
 
 /// A group's master address: its IP, or its host name resolved now.
 fn master_addr(group: &ConfGroup, _conf: &StandIn) -> Option<SocketAddr> {
-    node::address(&group.host, group.port).or_else(|| {
-        (group.host.as_str(), group.port)
-            .to_socket_addrs()
-            .ok()
-            .and_then(|mut addrs| addrs.next())
-    })
+    node::resolve(&group.host, group.port, true)
 }
 
 /// Every group of the file, with the state Sentinel wrote for it.
@@ -190,6 +219,12 @@ fn groups(
                 user: group.auth_user.clone(),
                 pass: group.auth_pass.clone(),
             },
+            resolve_hostnames: conf.resolve_hostnames,
+            renamed_commands: group
+                .renamed_commands
+                .iter()
+                .map(|(from, to)| (from.to_ascii_uppercase(), to.clone()))
+                .collect(),
         };
         let saved = SavedState {
             myid: myid.clone(),

@@ -20,3 +20,20 @@ pub fn init(format: LogFormat, filter: &str) {
         LogFormat::Json => builder.json().try_init(),
     };
 }
+
+/// Installs the global subscriber writing text lines to `path` (appended),
+/// as Redis writes to its `logfile`; for the stand-in Sentinel, whose
+/// callers read its stderr as a crash report.
+pub fn init_file(path: &std::path::Path, filter: &str) -> std::io::Result<()> {
+    let file = std::fs::OpenOptions::new()
+        .create(true)
+        .append(true)
+        .open(path)?;
+    let filter = EnvFilter::try_new(filter).unwrap_or_else(|_| EnvFilter::new("info"));
+    let _ = tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_writer(std::sync::Mutex::new(file))
+        .with_ansi(false)
+        .try_init();
+    Ok(())
+}

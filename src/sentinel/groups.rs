@@ -186,6 +186,8 @@ impl Groups {
             announce: t.announce,
             fault_injection: t.fault_injection,
             auth: t.auth.clone(),
+            renamed_commands: Default::default(),
+            resolve_hostnames: t.resolve_hostnames,
         };
         let mut events = Events::new(t.events.clone());
         events.scripts = Scripts::default();
@@ -270,6 +272,7 @@ impl Groups {
                     master_reboot_down_after_ms: s.master_reboot_down_after.map_or(0, millis),
                     auth_user: s.auth.user.clone(),
                     auth_pass: s.auth.pass.clone(),
+                    renamed_commands: s.renamed_commands.clone(),
                     state: core.saved_state(),
                 }
             })
@@ -305,6 +308,7 @@ impl Groups {
                 user: group.auth_user,
                 pass: group.auth_pass,
             };
+            settings.renamed_commands = group.renamed_commands;
             let mut state = group.state;
             state.myid = self.myid.clone();
             let events = Events::new(self.template.events.clone());
@@ -399,6 +403,9 @@ impl Groups {
                     let (ip, port) = (peer.addr.ip().to_string(), peer.addr.port().to_string());
                     line(&["known-sentinel", name, &ip, &port, run_id]);
                 }
+            }
+            for (from, to) in &s.renamed_commands {
+                line(&["rename-command", name, from, to]);
             }
         }
         line(&["current-epoch", &self.current_epoch().to_string()]);

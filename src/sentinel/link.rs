@@ -99,6 +99,16 @@ pub struct LinkOptions {
     pub client_name: String,
     /// The group the link works for, named in its replies.
     pub group: Arc<str>,
+    /// Commands the node knows under other names (`CLIENT`, `SUBSCRIBE`),
+    /// by upper-case original name.
+    pub renamed: std::collections::BTreeMap<String, String>,
+}
+
+impl LinkOptions {
+    /// `command`'s name as the node knows it.
+    fn name<'a>(&'a self, command: &'a str) -> &'a str {
+        self.renamed.get(command).map_or(command, String::as_str)
+    }
 }
 
 impl Link {
@@ -214,7 +224,10 @@ async fn open(addr: SocketAddr, options: &LinkOptions) -> Result<Probe, ProbeErr
     // A name helps operators read CLIENT LIST; a node that refuses it
     // (a peer without CLIENT) is still usable.
     let name = format!("{}-cmd", options.client_name);
-    match probe.call(&["CLIENT", "SETNAME", name.as_str()]).await {
+    match probe
+        .call(&[options.name("CLIENT"), "SETNAME", name.as_str()])
+        .await
+    {
         Ok(_) | Err(ProbeError::Refused(_)) => Ok(probe),
         Err(error) => Err(error),
     }
@@ -260,8 +273,12 @@ async fn listen_for_hellos(
 ) -> Result<(), ProbeError> {
     let mut probe = Probe::connect(addr, &options.auth, options.timeout).await?;
     let name = format!("{}-pubsub", options.client_name);
-    probe.call(&["CLIENT", "SETNAME", name.as_str()]).await?;
-    probe.send(&["SUBSCRIBE", hello::CHANNEL]).await?;
+    probe
+        .call(&[options.name("CLIENT"), "SETNAME", name.as_str()])
+        .await?;
+    probe
+        .send(&[options.name("SUBSCRIBE"), hello::CHANNEL])
+        .await?;
     loop {
         let frame = probe.read_frame().await?;
         let OwnedFrame::Array(items) = frame else {

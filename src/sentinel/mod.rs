@@ -114,6 +114,9 @@ struct GroupLinks {
     links: HashMap<SocketAddr, Link>,
     /// The credentials in use (a `SENTINEL SET auth-pass` reopens the links).
     auth: Credentials,
+    /// The renamed commands in use (a `SENTINEL SET rename-command` reopens
+    /// the links, whose own commands are renamed too).
+    renamed: std::collections::BTreeMap<String, String>,
 }
 
 impl Source for Runner {
@@ -202,9 +205,10 @@ impl Runner {
         );
         for (name, core) in &mut self.groups.cores {
             let group = links.entry(name.clone()).or_default();
-            if group.auth != core.settings.auth {
+            if group.auth != core.settings.auth || group.renamed != core.settings.renamed_commands {
                 group.links.clear();
                 group.auth = core.settings.auth.clone();
+                group.renamed = core.settings.renamed_commands.clone();
             }
             flush_group(name, core, group, reports, stop, &client_name);
         }
@@ -276,7 +280,12 @@ fn flush_group(
         .links
         .retain(|addr, _| targets.iter().any(|(a, _)| a == addr) && !cut.contains(addr));
     let group: Arc<str> = Arc::from(group);
-    for job in std::mem::take(&mut core.outbox) {
+    for mut job in std::mem::take(&mut core.outbox) {
+        for command in &mut job.commands {
+            if let Some(name) = command.first_mut() {
+                *name = core.settings.command_name(name).to_owned();
+            }
+        }
         if core.partitioned.contains(&job.to) {
             let lost = std::io::Error::new(std::io::ErrorKind::TimedOut, "simulated partition");
             core.observe(
@@ -295,6 +304,7 @@ fn flush_group(
                 timeout,
                 client_name: client_name.to_owned(),
                 group: Arc::clone(&group),
+                renamed: core.settings.renamed_commands.clone(),
             };
             Link::spawn(job.to, options, reports.clone(), stop)
         });

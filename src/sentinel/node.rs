@@ -20,6 +20,27 @@ pub fn address(ip: &str, port: u16) -> Option<SocketAddr> {
         .map(|ip| SocketAddr::new(ip, port))
 }
 
+/// The socket address of `host` and `port`: `host` is an IP address, or,
+/// when `names` allows it (Sentinel's `resolve-hostnames yes`), a host name
+/// resolved now (its first IPv4 address, else its first address). The
+/// lookup blocks: names are for `/etc/hosts` or a fast local resolver.
+pub fn resolve(host: &str, port: u16, names: bool) -> Option<SocketAddr> {
+    if let Some(addr) = address(host, port) {
+        return Some(addr);
+    }
+    if !names || host.is_empty() {
+        return None;
+    }
+    let found: Vec<SocketAddr> = std::net::ToSocketAddrs::to_socket_addrs(&(host, port))
+        .ok()?
+        .collect();
+    found
+        .iter()
+        .find(|a| a.is_ipv4())
+        .or_else(|| found.first())
+        .copied()
+}
+
 /// A Redis server of the group (the master or a replica).
 #[derive(Debug)]
 pub struct Node {
@@ -124,10 +145,12 @@ impl Node {
         }
     }
 
-    /// Whether it replicates from `master` according to its last `INFO`.
-    pub fn follows(&self, master: SocketAddr) -> bool {
-        self.replicating()
-            .is_some_and(|(host, port, _)| port == master.port() && same_ip(host, master))
+    /// Whether it replicates from `master` according to its last `INFO`
+    /// (a master named by host name counts when `names` allows resolving it).
+    pub fn follows(&self, master: SocketAddr, names: bool) -> bool {
+        self.replicating().is_some_and(|(host, port, _)| {
+            port == master.port() && resolve(host, port, names) == Some(master)
+        })
     }
 
     /// How long it has failed to answer: since its last valid reply when the
@@ -156,12 +179,6 @@ impl Node {
     pub fn is_silent(&self, now: Instant, down_after: Duration) -> bool {
         self.silent_for(now) > down_after
     }
-}
-
-/// Whether `host` (as a replica reports its master) is the IP of `addr`.
-pub fn same_ip(host: &str, addr: SocketAddr) -> bool {
-    host.parse::<std::net::IpAddr>()
-        .is_ok_and(|ip| ip == addr.ip())
 }
 
 /// Another sentinel: a proxy or a Redis Sentinel.

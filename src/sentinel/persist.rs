@@ -84,6 +84,9 @@ pub struct SavedGroup {
     /// `auth-pass` for the group's nodes.
     #[serde(default)]
     pub auth_pass: Option<String>,
+    /// `rename-command`s: original (upper case) to the name the nodes know.
+    #[serde(default, skip_serializing_if = "std::collections::BTreeMap::is_empty")]
+    pub renamed_commands: std::collections::BTreeMap<String, String>,
     /// Its state (its `myid` and `current_epoch` are the Sentinel's).
     pub state: SavedState,
 }

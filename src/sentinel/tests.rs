@@ -44,6 +44,8 @@ fn core_with(voters: &[&str], observer: bool) -> (Core, broadcast::Receiver<supe
         announce: addr("127.0.0.1:26379"),
         fault_injection: true,
         auth: Default::default(),
+        renamed_commands: Default::default(),
+        resolve_hostnames: false,
     };
     let core = Core::new(
         settings,

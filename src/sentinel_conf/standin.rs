@@ -56,6 +56,8 @@ pub struct ConfGroup {
     pub replicas: Vec<(String, u16)>,
     /// `sentinel known-sentinel`: `(host, port, run id)`.
     pub sentinels: Vec<(String, u16, String)>,
+    /// `sentinel rename-command`: `(original, renamed)`.
+    pub renamed_commands: Vec<(String, String)>,
 }
 
 /// What a `sentinel.conf` says, for a stand-in Sentinel.
@@ -67,6 +69,8 @@ pub struct StandIn {
     pub bind: Option<String>,
     /// `dir`: the working directory.
     pub dir: Option<String>,
+    /// `logfile`: where logs go (relative to `dir`); empty or absent: stderr.
+    pub logfile: Option<String>,
     /// `sentinel myid`.
     pub myid: Option<String>,
     /// `sentinel current-epoch`.
@@ -131,6 +135,7 @@ fn read_line(conf: &mut StandIn, line: &Line) -> Result<(), ImportError> {
         "port" => conf.port = Some(parse_port(line, &arg(1))?),
         "bind" => conf.bind = args.get(1).cloned(),
         "dir" => conf.dir = args.get(1).cloned(),
+        "logfile" => conf.logfile = args.get(1).cloned().filter(|f| !f.is_empty()),
         "requirepass" => conf.requirepass = args.get(1).cloned().filter(|p| !p.is_empty()),
         "sentinel" => {
             let sub = line.sub_directive().unwrap_or_default();
@@ -186,6 +191,10 @@ fn read_group_line(conf: &mut StandIn, line: &Line, sub: &str) -> Result<(), Imp
         "auth-pass" => group.auth_pass = Some(value),
         "notification-script" => group.notification_script = Some(value),
         "client-reconfig-script" => group.client_reconfig_script = Some(value),
+        "rename-command" => {
+            let renamed = args.get(4).cloned().unwrap_or_default();
+            group.renamed_commands.push((value, renamed));
+        }
         "config-epoch" => group.config_epoch = number()?,
         "leader-epoch" => group.leader_epoch = number()?,
         "known-replica" | "known-slave" => {

@@ -84,7 +84,12 @@ impl Groups {
         };
         match name.to_ascii_lowercase().as_str() {
             "resolve-hostnames" => match flag(value) {
-                Some(on) => self.template.resolve_hostnames = on,
+                Some(on) => {
+                    self.template.resolve_hostnames = on;
+                    for core in self.cores.values_mut() {
+                        core.settings.resolve_hostnames = on;
+                    }
+                }
                 None => return invalid(),
             },
             "announce-hostnames" => match flag(value) {

@@ -36,7 +36,7 @@ impl Groups {
             .collect();
         let reply = match name.to_ascii_lowercase().as_slice() {
             b"sentinel" => self.sentinel_command(&words[1..], now),
-            b"info" => OwnedFrame::BulkString(self.info_text(now).into_bytes()),
+            b"info" => OwnedFrame::BulkString(self.info_text(&words[1..], now).into_bytes()),
             b"role" => OwnedFrame::Array(vec![
                 bulk("sentinel"),
                 OwnedFrame::Array(self.cores.keys().map(|n| bulk(n.clone())).collect()),
@@ -136,7 +136,7 @@ impl Groups {
                 }
             }
             _ => error(format!(
-                "ERR Unknown sentinel subcommand or wrong number of arguments for '{sub}'"
+                "ERR unknown subcommand '{sub}'. Try SENTINEL HELP."
             )),
         }
     }
@@ -154,37 +154,5 @@ impl Groups {
             [_, _, _] => error("ERR Only HELLO messages are accepted by Sentinel instances."),
             _ => error("ERR wrong number of arguments for 'publish' command"),
         }
-    }
-
-    /// `INFO`: the server section and the sentinel section with one line per
-    /// group, as Sentinel prints them. `sentinel_fenced` is this proxy's own
-    /// addition: why the data path may not use the master of the group that
-    /// serves clients now (the first group when none does), `none` when it may.
-    pub fn info_text(&self, now: Instant) -> String {
-        let fenced = self
-            .served
-            .iter()
-            .find_map(|name| self.cores.get(name))
-            .or_else(|| self.cores.values().next())
-            .and_then(|core| core.fence_reason(now))
-            .unwrap_or("none");
-        let mut text = format!(
-            "# Server\r\nredis_version:7.0.0\r\nredis_mode:sentinel\r\nrun_id:{}\r\n\
-             tcp_port:{}\r\nsentinel_proxy_version:{}\r\n\r\n\
-             # Sentinel\r\nsentinel_masters:{}\r\nsentinel_tilt:{}\r\n\
-             sentinel_running_scripts:0\r\nsentinel_scripts_queue_length:0\r\n\
-             sentinel_simulate_failure_flags:0\r\nsentinel_current_epoch:{}\r\n\
-             sentinel_fenced:{fenced}\r\n",
-            self.myid,
-            self.template.announce.port(),
-            env!("CARGO_PKG_VERSION"),
-            self.cores.len(),
-            u8::from(self.tilt()),
-            self.current_epoch(),
-        );
-        for (i, core) in self.cores.values().enumerate() {
-            text.push_str(&core.info_master_line(i));
-        }
-        text
     }
 }

@@ -17,7 +17,9 @@
 //! * `configuration.rs`: RESET, CONFIG GET/SET and the DEBUG timers;
 //! * `failover.rs`: FAILOVER and, with fault injection, SIMULATE-PARTITION;
 //! * `peer.rs`: what peers send (IS-MASTER-DOWN-BY-ADDR);
-//! * `status.rs`: the whole-state reports, `INFO` and the `/status` snapshot.
+//! * `status.rs`: a group's whole-state reports: its `INFO` line and the
+//!   `/status` snapshot;
+//! * `info.rs`: `INFO`, by section.
 //!
 //! The core builds RESP2 frames; the sentinel port decides which of them are
 //! maps for RESP3 clients (`core_shape` in the port's encoder).
@@ -27,6 +29,7 @@
 mod configuration;
 mod failover;
 mod groups;
+mod info;
 mod monitor;
 mod peer;
 mod queries;
@@ -113,7 +116,7 @@ impl Core {
                 self.simulate_partition(&args[1..])
             }
             _ => error(format!(
-                "ERR Unknown sentinel subcommand or wrong number of arguments for '{sub}'"
+                "ERR unknown subcommand '{sub}'. Try SENTINEL HELP."
             )),
         }
     }

@@ -35,7 +35,7 @@ impl Groups {
             Ok(p) if p > 0 => p,
             _ => return error("ERR Invalid port"),
         };
-        let Some(master) = node::address(ip, port) else {
+        let Some(master) = node::resolve(ip, port, self.template.resolve_hostnames) else {
             return error("ERR Invalid IP address or hostname specified");
         };
         match self.monitor(name, master, quorum, now) {
@@ -60,7 +60,11 @@ impl Groups {
         let mut rest = pairs;
         let mut reply = ok();
         while let [option, tail @ ..] = rest {
-            let needed = 1;
+            let needed = if option.eq_ignore_ascii_case("rename-command") {
+                2
+            } else {
+                1
+            };
             if tail.len() < needed {
                 reply = error(format!(
                     "ERR Unknown option or number of arguments for SENTINEL SET '{option}'"
@@ -118,6 +122,19 @@ fn set_option(core: &mut Core, option: &str, values: &[String], deny_scripts: bo
         }
         "auth-user" => {
             settings.auth.user = (!value.is_empty()).then(|| value.to_owned());
+        }
+        "rename-command" => {
+            let [from, to] = values else {
+                return Err(bad());
+            };
+            if from.is_empty() || to.is_empty() {
+                return Err(bad());
+            }
+            let from = from.to_ascii_uppercase();
+            settings.renamed_commands.remove(&from);
+            if !from.eq_ignore_ascii_case(to) {
+                settings.renamed_commands.insert(from, to.clone());
+            }
         }
         "notification-script" | "client-reconfig-script" => {
             if deny_scripts {

@@ -27,7 +27,9 @@
 //!   framing, asking the core, delivering events, back-pressure);
 //! * `session.rs`: the connection-level commands, pure (no I/O);
 //! * `encode.rs`: RESP2/RESP3 encoding of frames and the shapes of core replies;
-//! * `glob.rs`: `PSUBSCRIBE` pattern matching.
+//! * `glob.rs`: `PSUBSCRIBE` pattern matching;
+//! * `commands.rs`: the commands the port knows (`COMMAND COUNT/LIST`) and
+//!   their arities.
 //!
 //! Invariants:
 //! * replies leave in request order; a client waits for the core at most
@@ -37,6 +39,7 @@
 //!   lags behind the event channel) is disconnected rather than buffered;
 //! * nothing here panics on network input.
 
+mod commands;
 mod connection;
 mod encode;
 mod glob;

@@ -148,6 +148,13 @@ impl Session {
             return Step::Answered;
         }
         let rest = &args[1..];
+        if let Some(sub) = rest.first().filter(|_| &name[..] == b"sentinel") {
+            let sub = String::from_utf8_lossy(&sub.to_ascii_lowercase()).into_owned();
+            if super::commands::arity_ok("sentinel", &sub, args.len()) == Some(false) {
+                put_arity(out, &format!("sentinel|{}", shown(sub.as_bytes())));
+                return Step::Answered;
+            }
+        }
         match &name[..] {
             b"ping" => self.ping(rest, out),
             b"quit" => {
@@ -162,6 +169,7 @@ impl Session {
             b"unsubscribe" => self.unsubscribe(Kind::Channel, rest, out),
             b"punsubscribe" => self.unsubscribe(Kind::Pattern, rest, out),
             b"reset" => self.reset(rest, requirepass, out),
+            b"command" => self.put(out, &super::commands::answer(rest), Shape::Plain),
             _ => return Step::Core,
         }
         Step::Answered

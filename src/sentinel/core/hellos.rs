@@ -110,7 +110,11 @@ impl Core {
             self.events
                 .emit("+new-epoch", self.current_epoch.to_string());
         }
-        let Some(announced) = node::address(&hello.master_ip, hello.master_port) else {
+        let Some(announced) = node::resolve(
+            &hello.master_ip,
+            hello.master_port,
+            self.settings.resolve_hostnames,
+        ) else {
             return;
         };
         if hello.master_config_epoch > self.config_epoch {

@@ -72,6 +72,21 @@ pub struct Settings {
     pub fault_injection: bool,
     /// Credentials for the group's nodes (`SENTINEL SET auth-user/auth-pass`).
     pub auth: crate::config::Credentials,
+    /// Sentinel's `resolve-hostnames`: addresses in `INFO`, hellos and
+    /// commands may be host names, resolved when read.
+    pub resolve_hostnames: bool,
+    /// Commands the group's nodes know under other names (`SENTINEL SET
+    /// rename-command`), by upper-case original name.
+    pub renamed_commands: std::collections::BTreeMap<String, String>,
+}
+
+impl Settings {
+    /// `command`'s name as the group's nodes know it.
+    pub fn command_name<'a>(&'a self, command: &'a str) -> &'a str {
+        self.renamed_commands
+            .get(&command.to_ascii_uppercase())
+            .map_or(command, String::as_str)
+    }
 }
 
 /// Sentinel's periods. Fixed in production; `SENTINEL DEBUG` may change them.

@@ -216,6 +216,7 @@ impl Core {
         let master_addr = self.master.addr;
         let is_master = addr == master_addr;
         let reboot_rule = self.settings.master_reboot_down_after.is_some();
+        let names = self.settings.resolve_hostnames;
         let Some(node) = self.node_mut(addr) else {
             return;
         };
@@ -261,7 +262,7 @@ impl Core {
             report
                 .replicas
                 .iter()
-                .filter_map(|r| node::address(&r.ip, r.port))
+                .filter_map(|r| node::resolve(&r.ip, r.port, names))
                 .collect()
         } else {
             Vec::new()
@@ -326,7 +327,9 @@ impl Core {
                 return;
             }
             "+convert-to-slave"
-        } else if node.replicating().is_some() && !node.follows(master) {
+        } else if node.replicating().is_some()
+            && !node.follows(master, self.settings.resolve_hostnames)
+        {
             if now.saturating_duration_since(node.replication_changed_at) <= failover_timeout
                 || node.sdown_since.is_some()
             {

@@ -302,7 +302,7 @@ impl Core {
                 let Some(node) = self.replicas.get_mut(&addr) else {
                     return;
                 };
-                if !node.follows(promoted) {
+                if !node.follows(promoted, self.settings.resolve_hostnames) {
                     return;
                 }
                 let link_up = node.replicating().is_some_and(|(_, _, up)| up);
