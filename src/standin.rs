@@ -73,10 +73,16 @@ pub fn prepare(file: &Path) -> Result<Prepared, Failed> {
         std::env::set_current_dir(dir)
             .map_err(|e| Failed::Unlogged(format!("dir: cannot change to {dir}: {e}")))?;
     }
+    // Redis's log levels, as the proxy's.
+    let level = match conf.loglevel.as_deref() {
+        Some("debug" | "verbose") => "debug",
+        Some("warning") => "warn",
+        _ => "info",
+    };
     match &conf.logfile {
-        Some(logfile) => crate::telemetry::init_file(Path::new(logfile), "info")
+        Some(logfile) => crate::telemetry::init_file(Path::new(logfile), level)
             .map_err(|e| Failed::Unlogged(format!("logfile: cannot open {logfile}: {e}")))?,
-        None => crate::telemetry::init(crate::config::LogFormat::Text, "info"),
+        None => crate::telemetry::init(crate::config::LogFormat::Text, level),
     }
     bind_and_build(path, conf).map_err(|error| {
         tracing::error!("{error:#}");
@@ -178,6 +184,12 @@ fn groups(
     template.deny_scripts_reconfig = conf.deny_scripts_reconfig.unwrap_or(true);
     template.resolve_hostnames = conf.resolve_hostnames;
     template.announce_hostnames = conf.announce_hostnames;
+    template.announce_ip = conf.announce_ip.as_deref().and_then(|ip| ip.parse().ok());
+    template.announce_port = conf.announce_port;
+    template.sentinel_auth = crate::config::Credentials {
+        user: conf.sentinel_user.clone(),
+        pass: conf.sentinel_pass.clone(),
+    };
     template.fault_injection =
         std::env::var_os("SENTINEL_PROXY_FAULT_INJECTION").is_some_and(|v| v == "1");
     let myid = conf

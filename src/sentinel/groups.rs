@@ -71,6 +71,13 @@ pub struct Template {
     pub resolve_hostnames: bool,
     /// Sentinel's `announce-hostnames`: names, not IPs, in hellos and replies.
     pub announce_hostnames: bool,
+    /// `announce-ip` as configured (`announce` holds the address in use).
+    pub announce_ip: Option<std::net::IpAddr>,
+    /// `announce-port` as configured.
+    pub announce_port: Option<u16>,
+    /// `sentinel-user`/`sentinel-pass`: what this Sentinel logs in to other
+    /// Sentinels with; unset, the nodes' credentials are offered.
+    pub sentinel_auth: Credentials,
 }
 
 impl Template {
@@ -87,6 +94,9 @@ impl Template {
             deny_scripts_reconfig: true,
             resolve_hostnames: false,
             announce_hostnames: false,
+            announce_ip: None,
+            announce_port: None,
+            sentinel_auth: Credentials::default(),
         }
     }
 }
@@ -409,6 +419,18 @@ impl Groups {
             }
         }
         line(&["current-epoch", &self.current_epoch().to_string()]);
+        if let Some(ip) = t.announce_ip {
+            line(&["announce-ip", &ip.to_string()]);
+        }
+        if let Some(port) = t.announce_port {
+            line(&["announce-port", &port.to_string()]);
+        }
+        if let Some(user) = &t.sentinel_auth.user {
+            line(&["sentinel-user", user]);
+        }
+        if let Some(pass) = &t.sentinel_auth.pass {
+            line(&["sentinel-pass", pass]);
+        }
         lines
     }
 

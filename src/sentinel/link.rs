@@ -199,28 +199,40 @@ async fn run_job(
     let Some(probe) = conn.as_mut() else {
         return Err(ProbeError::Closed);
     };
-    let mut last = OwnedFrame::Null;
+    // Every command of a job is sent even after one is refused: a refused
+    // command inside `MULTI` (`-LOADING`) must not leave the connection in
+    // the transaction; `EXEC` ends it (with `EXECABORT`). The job's outcome
+    // is its first refusal, else its last reply.
+    let mut outcome = Ok(OwnedFrame::Null);
     for command in commands {
-        last = match probe.call(command).await {
+        let reply = match probe.call(command).await {
             Err(ProbeError::Refused(message))
                 if message.starts_with("NOAUTH") && options.auth.pass.is_some() =>
             {
                 authenticate(probe, &options.auth).await?;
-                probe.call(command).await?
+                probe.call(command).await
             }
-            other => other?,
+            other => other,
         };
+        match reply {
+            Ok(frame) => {
+                if outcome.is_ok() {
+                    outcome = Ok(frame);
+                }
+            }
+            Err(ProbeError::Refused(message)) => {
+                if outcome.is_ok() {
+                    outcome = Err(ProbeError::Refused(message));
+                }
+            }
+            Err(error) => return Err(error),
+        }
     }
-    Ok(last)
+    outcome
 }
 
 async fn open(addr: SocketAddr, options: &LinkOptions) -> Result<Probe, ProbeError> {
-    let auth = if options.auth_on_demand {
-        Credentials::default()
-    } else {
-        options.auth.clone()
-    };
-    let mut probe = Probe::connect(addr, &auth, options.timeout).await?;
+    let mut probe = connect(addr, options).await?;
     // A name helps operators read CLIENT LIST; a node that refuses it
     // (a peer without CLIENT) is still usable.
     let name = format!("{}-cmd", options.client_name);
@@ -231,6 +243,22 @@ async fn open(addr: SocketAddr, options: &LinkOptions) -> Result<Probe, ProbeErr
         Ok(_) | Err(ProbeError::Refused(_)) => Ok(probe),
         Err(error) => Err(error),
     }
+}
+
+/// Connects to `addr` and, unless the link authenticates on demand, sends
+/// `AUTH` and ignores a refusal, as Sentinel does: a password the node no
+/// longer wants (its user deleted, `requirepass` cleared) must not keep the
+/// link down while the node accepts it without one. A node that does want
+/// one refuses the link's next command instead.
+async fn connect(addr: SocketAddr, options: &LinkOptions) -> Result<Probe, ProbeError> {
+    let mut probe = Probe::connect(addr, &Credentials::default(), options.timeout).await?;
+    if !options.auth_on_demand {
+        match authenticate(&mut probe, &options.auth).await {
+            Ok(()) | Err(ProbeError::Refused(_)) => {}
+            Err(error) => return Err(error),
+        }
+    }
+    Ok(probe)
 }
 
 async fn authenticate(probe: &mut Probe, auth: &Credentials) -> Result<(), ProbeError> {
@@ -271,7 +299,7 @@ async fn listen_for_hellos(
     options: &LinkOptions,
     reports: &mpsc::Sender<Report>,
 ) -> Result<(), ProbeError> {
-    let mut probe = Probe::connect(addr, &options.auth, options.timeout).await?;
+    let mut probe = connect(addr, options).await?;
     let name = format!("{}-pubsub", options.client_name);
     probe
         .call(&[options.name("CLIENT"), "SETNAME", name.as_str()])
@@ -281,8 +309,12 @@ async fn listen_for_hellos(
         .await?;
     loop {
         let frame = probe.read_frame().await?;
-        let OwnedFrame::Array(items) = frame else {
-            continue;
+        let items = match frame {
+            OwnedFrame::Array(items) => items,
+            // The subscription was refused (`NOAUTH`): start over, as
+            // Sentinel drops a link whose SUBSCRIBE fails.
+            OwnedFrame::Error(message) => return Err(ProbeError::Refused(message)),
+            _ => continue,
         };
         if items.len() == 3
             && value::as_str(&items[0]) == Some("message")

@@ -114,6 +114,8 @@ struct GroupLinks {
     links: HashMap<SocketAddr, Link>,
     /// The credentials in use (a `SENTINEL SET auth-pass` reopens the links).
     auth: Credentials,
+    /// The credentials offered to peers (`sentinel-user`/`sentinel-pass`).
+    peer_auth: Credentials,
     /// The renamed commands in use (a `SENTINEL SET rename-command` reopens
     /// the links, whose own commands are renamed too).
     renamed: std::collections::BTreeMap<String, String>,
@@ -203,11 +205,21 @@ impl Runner {
             "sentinel-{}",
             self.groups.myid.get(..8).unwrap_or(&self.groups.myid)
         );
+        let sentinel_auth = &self.groups.template.sentinel_auth;
         for (name, core) in &mut self.groups.cores {
             let group = links.entry(name.clone()).or_default();
-            if group.auth != core.settings.auth || group.renamed != core.settings.renamed_commands {
+            let peer_auth = if sentinel_auth.pass.is_some() {
+                sentinel_auth
+            } else {
+                &core.settings.auth
+            };
+            if group.auth != core.settings.auth
+                || group.peer_auth != *peer_auth
+                || group.renamed != core.settings.renamed_commands
+            {
                 group.links.clear();
                 group.auth = core.settings.auth.clone();
+                group.peer_auth = peer_auth.clone();
                 group.renamed = core.settings.renamed_commands.clone();
             }
             flush_group(name, core, group, reports, stop, &client_name);
@@ -298,7 +310,10 @@ fn flush_group(
         }
         let link = links.links.entry(job.to).or_insert_with(|| {
             let options = LinkOptions {
-                auth: core.settings.auth.clone(),
+                auth: match job.target {
+                    Target::Node => links.auth.clone(),
+                    Target::Peer => links.peer_auth.clone(),
+                },
                 auth_on_demand: job.target == Target::Peer,
                 subscribe_hello: job.target == Target::Node,
                 timeout,

@@ -71,6 +71,8 @@ pub struct StandIn {
     pub dir: Option<String>,
     /// `logfile`: where logs go (relative to `dir`); empty or absent: stderr.
     pub logfile: Option<String>,
+    /// `loglevel` (`debug`, `verbose`, `notice`, `warning`).
+    pub loglevel: Option<String>,
     /// `sentinel myid`.
     pub myid: Option<String>,
     /// `sentinel current-epoch`.
@@ -85,6 +87,10 @@ pub struct StandIn {
     pub announce_ip: Option<String>,
     /// `sentinel announce-port`.
     pub announce_port: Option<u16>,
+    /// `sentinel sentinel-user`: the user this Sentinel logs in to others as.
+    pub sentinel_user: Option<String>,
+    /// `sentinel sentinel-pass`.
+    pub sentinel_pass: Option<String>,
     /// `requirepass`: the password clients of the sentinel port give.
     pub requirepass: Option<String>,
     /// The groups, in file order.
@@ -136,6 +142,7 @@ fn read_line(conf: &mut StandIn, line: &Line) -> Result<(), ImportError> {
         "bind" => conf.bind = args.get(1).cloned(),
         "dir" => conf.dir = args.get(1).cloned(),
         "logfile" => conf.logfile = args.get(1).cloned().filter(|f| !f.is_empty()),
+        "loglevel" => conf.loglevel = args.get(1).map(|l| l.to_ascii_lowercase()),
         "requirepass" => conf.requirepass = args.get(1).cloned().filter(|p| !p.is_empty()),
         "sentinel" => {
             let sub = line.sub_directive().unwrap_or_default();
@@ -152,6 +159,12 @@ fn read_line(conf: &mut StandIn, line: &Line) -> Result<(), ImportError> {
                     conf.announce_port = Some(number(&arg(2))?)
                         .and_then(|p| u16::try_from(p).ok())
                         .filter(|p| *p > 0);
+                }
+                "sentinel-user" => {
+                    conf.sentinel_user = args.get(2).cloned().filter(|u| !u.is_empty())
+                }
+                "sentinel-pass" => {
+                    conf.sentinel_pass = args.get(2).cloned().filter(|p| !p.is_empty())
                 }
                 "monitor" => {}
                 _ => read_group_line(conf, line, &sub)?,

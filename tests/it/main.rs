@@ -11,6 +11,7 @@ mod core;
 mod core_election;
 mod core_events;
 mod core_fencing;
+mod core_groups;
 mod core_interop;
 mod core_observers;
 mod core_partition;

@@ -47,7 +47,9 @@ impl Groups {
         match words {
             [op, pattern] if op.eq_ignore_ascii_case("get") => self.config_get(pattern),
             [op, name, value] if op.eq_ignore_ascii_case("set") => self.config_set(name, value),
-            _ => error("ERR Unknown sentinel subcommand or wrong number of arguments for 'config'"),
+            _ => {
+                error("ERR Only SENTINEL CONFIG GET <option> / SET <option> <value> are supported.")
+            }
         }
     }
 
@@ -58,8 +60,19 @@ impl Groups {
         let known = [
             ("resolve-hostnames", yes_no(t.resolve_hostnames)),
             ("announce-hostnames", yes_no(t.announce_hostnames)),
-            ("announce-ip", t.announce.ip().to_string()),
-            ("announce-port", t.announce.port().to_string()),
+            (
+                "announce-ip",
+                t.announce_ip.map_or(String::new(), |ip| ip.to_string()),
+            ),
+            ("announce-port", t.announce_port.unwrap_or(0).to_string()),
+            (
+                "sentinel-user",
+                t.sentinel_auth.user.clone().unwrap_or_default(),
+            ),
+            (
+                "sentinel-pass",
+                t.sentinel_auth.pass.clone().unwrap_or_default(),
+            ),
         ];
         let pattern = pattern.to_ascii_lowercase();
         let pairs = known
@@ -98,19 +111,29 @@ impl Groups {
             },
             "announce-port" => match value.parse::<u16>() {
                 Ok(port) => {
-                    self.template.announce.set_port(port);
-                    self.announce_everywhere();
+                    self.template.announce_port = (port > 0).then_some(port);
+                    if port > 0 {
+                        self.template.announce.set_port(port);
+                        self.announce_everywhere();
+                    }
                 }
                 Err(_) => return invalid(),
             },
             "announce-ip" => match value.parse::<std::net::IpAddr>() {
                 Ok(ip) => {
+                    self.template.announce_ip = Some(ip);
                     self.template.announce.set_ip(ip);
                     self.announce_everywhere();
                 }
-                Err(_) if value.is_empty() => {}
+                Err(_) if value.is_empty() => self.template.announce_ip = None,
                 Err(_) => return invalid(),
             },
+            "sentinel-user" => {
+                self.template.sentinel_auth.user = (!value.is_empty()).then(|| value.to_owned());
+            }
+            "sentinel-pass" => {
+                self.template.sentinel_auth.pass = (!value.is_empty()).then(|| value.to_owned());
+            }
             _ => {
                 return error(format!(
                     "ERR Invalid argument '{name}' to SENTINEL CONFIG SET"

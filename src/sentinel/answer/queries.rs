@@ -27,11 +27,13 @@ use crate::sentinel::node::{Node, Peer};
 
 impl Core {
     /// `SENTINEL REPLICAS` (`SLAVES`): one field list per known replica, in
-    /// address order.
+    /// address order, except those whose `INFO` says `replica_announced:0`
+    /// (they stay in `num-slaves`, as in Sentinel).
     pub(super) fn replica_list(&self, now: Instant) -> OwnedFrame {
         OwnedFrame::Array(
             self.replicas
                 .values()
+                .filter(|n| !matches!(n.role(), Some(ReportedRole::Replica(r)) if !r.announced))
                 .map(|n| self.replica_fields(n, now))
                 .collect(),
         )

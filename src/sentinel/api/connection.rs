@@ -27,7 +27,7 @@ use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
 use tracing::{debug, warn};
 
-use super::encode::{core_shape, put_core_reply, put_error};
+use super::encode::{Shape, core_shape, put_core_reply, put_error};
 use super::session::{Session, Step};
 use super::{Event, MAX_OUTPUT, MAX_REQUEST, Request, replies};
 use crate::resp::ProtocolError;
@@ -55,8 +55,13 @@ pub(super) struct Shared {
     pub(super) core: mpsc::Sender<Request>,
     /// Events for subscribers; a receiver exists only while a client subscribes.
     pub(super) events: broadcast::Sender<Event>,
-    /// The password clients must present, if any.
-    pub(super) requirepass: Option<String>,
+    /// Who may log in (`ACL SETUSER`, `requirepass`).
+    pub(super) users: std::sync::Mutex<super::acl::Users>,
+    /// Which user each client is logged in as, by client id (for `CLIENT
+    /// KILL USER` and `ACL DELUSER`).
+    pub(super) logged_in: std::sync::Mutex<std::collections::HashMap<u64, String>>,
+    /// Orders to close clients, by id; every connection listens.
+    pub(super) kills: broadcast::Sender<std::sync::Arc<[u64]>>,
     /// How long a client waits for the core ([`CORE_TIMEOUT`](super::CORE_TIMEOUT), shorter in tests).
     pub(super) core_timeout: Duration,
 }
@@ -95,8 +100,12 @@ pub(super) async fn accept_loop(
         let _ = stream.set_nodelay(true);
         last_id += 1;
         let (shared, stop, id) = (Arc::clone(&shared), stop.clone(), last_id);
+        let kills = shared.kills.subscribe();
         connections.spawn(async move {
-            let end = Connection::new(id).run(stream, &shared, &stop).await;
+            let end = Connection::new(id, kills).run(stream, &shared, &stop).await;
+            if let Ok(mut logged_in) = shared.logged_in.lock() {
+                logged_in.remove(&id);
+            }
             debug!(%peer, id, ?end, "sentinel port: connection closed");
             drop(permit);
         });
@@ -129,6 +138,9 @@ enum End {
     SlowSubscriber,
     /// The event channel closed (cannot happen while [`Shared`] holds a sender).
     EventsClosed,
+    /// Closed by `CLIENT KILL` or `ACL DELUSER` (the reply to the client
+    /// that asked is written first).
+    Killed,
 }
 
 impl End {
@@ -136,7 +148,7 @@ impl End {
     fn flushes(self) -> bool {
         matches!(
             self,
-            End::InputClosed | End::Quit | End::Protocol | End::Stopped
+            End::InputClosed | End::Quit | End::Protocol | End::Stopped | End::Killed
         )
     }
 }
@@ -164,17 +176,23 @@ struct Connection {
     session: Session,
     /// Events, only while the session has subscriptions.
     events: Option<broadcast::Receiver<Event>>,
+    /// Orders to close clients.
+    kills: broadcast::Receiver<Arc<[u64]>>,
+    /// The user last recorded in [`Shared::logged_in`] for this client.
+    recorded_user: Option<String>,
 }
 
 impl Connection {
     /// A connection for client `id`, with empty buffers.
-    fn new(id: u64) -> Connection {
+    fn new(id: u64, kills: broadcast::Receiver<Arc<[u64]>>) -> Connection {
         Connection {
             input: BytesMut::new(),
             output: BytesMut::new(),
             scanner: RequestScanner::default(),
             session: Session::new(id),
             events: None,
+            kills,
+            recorded_user: None,
         }
     }
 
@@ -215,6 +233,12 @@ impl Connection {
                         break end;
                     }
                 }
+                // `CLIENT KILL` or `ACL DELUSER` on another connection.
+                order = self.kills.recv() => {
+                    if let Ok(ids) = order && ids.contains(&self.session.id()) {
+                        break End::Killed;
+                    }
+                }
             }
         };
         if end.flushes() && !self.output.is_empty() {
@@ -238,12 +262,41 @@ impl Connection {
                     return Some(End::Protocol);
                 }
             };
-            let step = self
-                .session
-                .handle(&args, shared.requirepass.as_deref(), &mut self.output);
+            let step = match shared.users.lock() {
+                Ok(mut users) => self.session.handle(&args, &mut users, &mut self.output),
+                Err(_) => {
+                    put_error(&mut self.output, "ERR sentinel port unavailable");
+                    return Some(End::Protocol);
+                }
+            };
+            self.record_user(shared);
             match step {
                 Step::Answered => {}
                 Step::Close => return Some(End::Quit),
+                Step::Kill { users, skip, count } => {
+                    let victims: Vec<u64> = match shared.logged_in.lock() {
+                        Ok(logged_in) => logged_in
+                            .iter()
+                            .filter(|(id, user)| Some(**id) != skip && users.contains(user))
+                            .map(|(id, _)| *id)
+                            .collect(),
+                        Err(_) => Vec::new(),
+                    };
+                    if count {
+                        let killed = i64::try_from(victims.len()).unwrap_or(i64::MAX);
+                        put_core_reply(
+                            &mut self.output,
+                            Some(&mut OwnedFrame::Integer(killed)),
+                            Shape::Plain,
+                            self.session.protocol,
+                        );
+                    }
+                    let me = victims.contains(&self.session.id());
+                    let _ = shared.kills.send(victims.into());
+                    if me {
+                        return Some(End::Killed);
+                    }
+                }
                 Step::Core => {
                     let shape = core_shape(&args);
                     let mut frame = ask_core(&shared.core, args, shared.core_timeout).await;
@@ -258,6 +311,20 @@ impl Connection {
             self.follow_subscriptions(&shared.events);
         }
         None
+    }
+
+    /// Keeps [`Shared::logged_in`] up to date with the session's user.
+    fn record_user(&mut self, shared: &Shared) {
+        if self.session.user == self.recorded_user {
+            return;
+        }
+        self.recorded_user = self.session.user.clone();
+        if let Ok(mut logged_in) = shared.logged_in.lock() {
+            match &self.recorded_user {
+                Some(user) => logged_in.insert(self.session.id(), user.clone()),
+                None => logged_in.remove(&self.session.id()),
+            };
+        }
     }
 
     /// Takes the next complete request off `input`: its words, name first.

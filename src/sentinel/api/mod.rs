@@ -39,6 +39,7 @@
 //!   lags behind the event channel) is disconnected rather than buffered;
 //! * nothing here panics on network input.
 
+mod acl;
 mod commands;
 mod connection;
 mod encode;
@@ -64,6 +65,9 @@ pub const MAX_REQUEST: usize = 1024 * 1024;
 
 /// Pending output at which a subscriber is disconnected rather than buffered.
 pub const MAX_OUTPUT: usize = 1024 * 1024;
+
+/// `CLIENT KILL` orders a connection may fall behind on before it misses one.
+const KILL_ORDERS: usize = 64;
 
 /// How long a client waits for the core to answer one command.
 pub const CORE_TIMEOUT: Duration = Duration::from_secs(5);
@@ -137,10 +141,13 @@ pub async fn serve(
     options: Options,
     stop: CancellationToken,
 ) {
+    let (kills, _) = broadcast::channel(KILL_ORDERS);
     let shared = Arc::new(Shared {
         core,
         events,
-        requirepass: options.requirepass,
+        users: std::sync::Mutex::new(acl::Users::new(options.requirepass.as_deref())),
+        logged_in: Default::default(),
+        kills,
         core_timeout: CORE_TIMEOUT,
     });
     accept_loop(listener, shared, options.max_clients, stop).await;

@@ -1,6 +1,7 @@
 //! The connection-level commands of the sentinel port, answered without the
-//! core: PING, QUIT, AUTH, HELLO, CLIENT SETNAME/GETNAME/ID, RESET and the
-//! pub/sub commands (SUBSCRIBE, PSUBSCRIBE, UNSUBSCRIBE, PUNSUBSCRIBE).
+//! core: PING, QUIT, AUTH, HELLO, CLIENT SETNAME/GETNAME/ID/KILL, ACL, COMMAND,
+//! RESET and the pub/sub commands (SUBSCRIBE, PSUBSCRIBE, UNSUBSCRIBE,
+//! PUNSUBSCRIBE).
 //!
 //! A [`Session`] is one client's state (id, name, authentication, protocol,
 //! subscriptions) and [`Session::handle`] answers one request into an output
@@ -18,11 +19,11 @@ use std::collections::BTreeSet;
 
 use bytes::{BufMut, Bytes, BytesMut};
 
+use super::acl::{DEFAULT_USER, Users};
 use super::encode::{Protocol, Shape, put_bulk, put_error, put_frame, put_header};
 use super::glob::glob_match;
 use super::{Event, replies};
 use crate::resp::value::OwnedFrame;
-use crate::secret::same_secret;
 
 /// Commands a client may send before authenticating.
 const BEFORE_AUTH: &[&[u8]] = &[b"auth", b"hello", b"quit", b"reset"];
@@ -43,7 +44,7 @@ const WHILE_SUBSCRIBED: &[&[u8]] = &[
 pub(super) const MAX_ECHOED: usize = 128;
 
 /// What the connection does after a request was handled.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, Eq)]
 pub(super) enum Step {
     /// The reply is in the output buffer.
     Answered,
@@ -51,6 +52,18 @@ pub(super) enum Step {
     Close,
     /// Send the request to the core and write its answer.
     Core,
+    /// Close the connections logged in as one of `users` (`CLIENT KILL
+    /// USER`, `ACL DELUSER`), except client `skip`; with `count`, the reply
+    /// is the number closed (the connection knows who is logged in as whom),
+    /// else it is in the output buffer already.
+    Kill {
+        /// Whose connections.
+        users: Vec<String>,
+        /// A client spared (`SKIPME yes`: the caller).
+        skip: Option<u64>,
+        /// Reply with the number of connections closed.
+        count: bool,
+    },
 }
 
 /// Channels (exact names) or patterns (globs).
@@ -86,8 +99,12 @@ pub(super) struct Session {
     id: u64,
     /// `CLIENT SETNAME`, if any.
     pub(super) name: Option<Bytes>,
-    /// Whether AUTH succeeded (only consulted when a password is required).
-    pub(super) authenticated: bool,
+    /// The user logged in, once there is one: the default user from the
+    /// first command on when it needs no password, else the user of a
+    /// successful `AUTH`/`HELLO … AUTH`.
+    pub(super) user: Option<String>,
+    /// Whether the first command was seen (the default user is decided then).
+    admitted: bool,
     /// The RESP version replies are written in.
     pub(super) protocol: Protocol,
     /// Subscribed channels.
@@ -103,6 +120,11 @@ impl Session {
             id,
             ..Session::default()
         }
+    }
+
+    /// The client's id.
+    pub(super) fn id(&self) -> u64 {
+        self.id
     }
 
     /// Channels plus patterns: the count Redis reports in confirmations.
@@ -123,17 +145,18 @@ impl Session {
 
     /// Handles one request (`args[0]` is the command name), appending the reply
     /// to `out` unless the core must answer.
-    pub(super) fn handle(
-        &mut self,
-        args: &[Bytes],
-        requirepass: Option<&str>,
-        out: &mut BytesMut,
-    ) -> Step {
+    pub(super) fn handle(&mut self, args: &[Bytes], users: &mut Users, out: &mut BytesMut) -> Step {
         let Some(first) = args.first() else {
             return Step::Answered;
         };
+        if !self.admitted {
+            self.admitted = true;
+            if users.open_by_default() {
+                self.user = Some(DEFAULT_USER.to_owned());
+            }
+        }
         let name = first.to_ascii_lowercase();
-        if requirepass.is_some() && !self.authenticated && !BEFORE_AUTH.contains(&&name[..]) {
+        if self.user.is_none() && !BEFORE_AUTH.contains(&&name[..]) {
             out.put_slice(replies::NOAUTH);
             return Step::Answered;
         }
@@ -161,14 +184,15 @@ impl Session {
                 out.put_slice(replies::OK);
                 return Step::Close;
             }
-            b"auth" => self.auth(rest, requirepass, out),
-            b"hello" => self.hello(rest, requirepass, out),
-            b"client" => self.client(rest, out),
+            b"auth" => self.auth(rest, users, out),
+            b"hello" => self.hello(rest, users, out),
+            b"client" => return self.client(rest, out),
+            b"acl" => return self.acl(rest, users, out),
             b"subscribe" => self.subscribe(Kind::Channel, rest, out),
             b"psubscribe" => self.subscribe(Kind::Pattern, rest, out),
             b"unsubscribe" => self.unsubscribe(Kind::Channel, rest, out),
             b"punsubscribe" => self.unsubscribe(Kind::Pattern, rest, out),
-            b"reset" => self.reset(rest, requirepass, out),
+            b"reset" => self.reset(rest, out),
             b"command" => self.put(out, &super::commands::answer(rest), Shape::Plain),
             _ => return Step::Core,
         }
@@ -199,15 +223,17 @@ impl Session {
     }
 
     /// `AUTH [user] password`.
-    fn auth(&mut self, rest: &[Bytes], requirepass: Option<&str>, out: &mut BytesMut) {
-        let accepted = match (rest, requirepass) {
-            ([_], None) => return out.put_slice(replies::AUTH_UNCONFIGURED),
-            ([pass], Some(password)) => same_secret(pass, password.as_bytes()),
-            ([user, pass], _) => credentials_ok(requirepass, user, pass),
+    fn auth(&mut self, rest: &[Bytes], users: &Users, out: &mut BytesMut) {
+        let (user, pass) = match rest {
+            [_] if !users.default_has_password() => {
+                return out.put_slice(replies::AUTH_UNCONFIGURED);
+            }
+            [pass] => (DEFAULT_USER.as_bytes(), pass),
+            [user, pass] => (&user[..], pass),
             _ => return put_arity(out, "auth"),
         };
-        if accepted {
-            self.authenticated = true;
+        if users.login(user, pass) {
+            self.user = Some(String::from_utf8_lossy(user).into_owned());
             out.put_slice(replies::OK);
         } else {
             out.put_slice(replies::WRONGPASS);
@@ -217,7 +243,7 @@ impl Session {
     /// `HELLO [protover [AUTH user pass] [SETNAME name]]`. Like Redis, the
     /// protocol changes only once everything else succeeded, and the reply is
     /// already in the new one.
-    fn hello(&mut self, rest: &[Bytes], requirepass: Option<&str>, out: &mut BytesMut) {
+    fn hello(&mut self, rest: &[Bytes], users: &Users, out: &mut BytesMut) {
         let (protocol, options) = match rest.split_first() {
             None => (self.protocol, rest),
             Some((version, options)) => match parse_version(version) {
@@ -230,12 +256,12 @@ impl Session {
             Err(refusal) => return refusal.put(out),
         };
         if let Some((user, pass)) = auth {
-            if !credentials_ok(requirepass, user, pass) {
+            if !users.login(user, pass) {
                 return out.put_slice(replies::WRONGPASS);
             }
-            self.authenticated = true;
+            self.user = Some(String::from_utf8_lossy(user).into_owned());
         }
-        if requirepass.is_some() && !self.authenticated {
+        if self.user.is_none() {
             return out.put_slice(replies::NOAUTH_HELLO);
         }
         if let Some(name) = setname {
@@ -266,16 +292,22 @@ impl Session {
         ])
     }
 
-    /// `CLIENT SETNAME | GETNAME | ID`; other subcommands are unknown here.
-    fn client(&mut self, rest: &[Bytes], out: &mut BytesMut) {
+    /// `CLIENT SETNAME | GETNAME | ID | KILL USER name [SKIPME yes|no]`;
+    /// other subcommands are unknown here.
+    fn client(&mut self, rest: &[Bytes], out: &mut BytesMut) -> Step {
         let Some((sub, args)) = rest.split_first() else {
-            return put_arity(out, "client");
+            put_arity(out, "client");
+            return Step::Answered;
         };
         let sub_lower = sub.to_ascii_lowercase();
+        if &sub_lower[..] == b"kill" {
+            return self.client_kill(args, out);
+        }
         match (&sub_lower[..], args) {
             (b"setname", [name]) => {
                 if !valid_name(name) {
-                    return out.put_slice(replies::BAD_NAME);
+                    out.put_slice(replies::BAD_NAME);
+                    return Step::Answered;
                 }
                 self.name = (!name.is_empty()).then(|| name.clone());
                 out.put_slice(replies::OK);
@@ -298,6 +330,98 @@ impl Session {
                 &format!("ERR unknown subcommand '{}'. Try CLIENT HELP.", shown(sub)),
             ),
         }
+        Step::Answered
+    }
+
+    /// `CLIENT KILL USER name [SKIPME yes|no]`: the connection closes the
+    /// user's connections and answers how many (the caller's own too, unless
+    /// `SKIPME yes`, the default; its reply is written first).
+    fn client_kill(&self, args: &[Bytes], out: &mut BytesMut) -> Step {
+        if let [_addr] = args {
+            // The old `CLIENT KILL ip:port` form: clients are not known by
+            // address here.
+            put_error(out, "ERR No such client");
+            return Step::Answered;
+        }
+        let mut user = None;
+        let mut skip = Some(self.id);
+        let mut pairs = args.chunks_exact(2);
+        for pair in &mut pairs {
+            let value = &pair[1];
+            match &pair[0].to_ascii_lowercase()[..] {
+                b"user" => user = Some(String::from_utf8_lossy(value).into_owned()),
+                b"skipme" if value.eq_ignore_ascii_case(b"yes") => skip = Some(self.id),
+                b"skipme" if value.eq_ignore_ascii_case(b"no") => skip = None,
+                _ => {
+                    put_error(out, "ERR syntax error");
+                    return Step::Answered;
+                }
+            }
+        }
+        match (user, pairs.remainder().is_empty()) {
+            (Some(user), true) => Step::Kill {
+                users: vec![user],
+                skip,
+                count: true,
+            },
+            _ => {
+                put_error(out, "ERR syntax error");
+                Step::Answered
+            }
+        }
+    }
+
+    /// `ACL SETUSER | DELUSER | WHOAMI | USERS` (see [`Users`]).
+    fn acl(&self, rest: &[Bytes], users: &mut Users, out: &mut BytesMut) -> Step {
+        let Some((sub, args)) = rest.split_first() else {
+            put_arity(out, "acl");
+            return Step::Answered;
+        };
+        let sub_lower = sub.to_ascii_lowercase();
+        match (&sub_lower[..], args) {
+            (b"setuser", [name, rules @ ..]) => {
+                match users.set_user(&String::from_utf8_lossy(name), rules) {
+                    Ok(()) => out.put_slice(replies::OK),
+                    Err(error) => put_error(out, &error),
+                }
+            }
+            (b"deluser", names) if !names.is_empty() => match users.delete(names) {
+                Ok(deleted) => {
+                    let count = i64::try_from(deleted.len()).unwrap_or(i64::MAX);
+                    self.put(out, &OwnedFrame::Integer(count), Shape::Plain);
+                    return Step::Kill {
+                        users: deleted,
+                        skip: None,
+                        count: false,
+                    };
+                }
+                Err(error) => put_error(out, &error),
+            },
+            (b"whoami", []) => {
+                let name = self.user.clone().unwrap_or_default();
+                self.put(
+                    out,
+                    &OwnedFrame::BulkString(name.into_bytes()),
+                    Shape::Plain,
+                );
+            }
+            (b"users", []) => {
+                let names = users
+                    .names()
+                    .into_iter()
+                    .map(|n| OwnedFrame::BulkString(n.into_bytes()))
+                    .collect();
+                self.put(out, &OwnedFrame::Array(names), Shape::Plain);
+            }
+            (b"setuser" | b"deluser" | b"whoami" | b"users", _) => {
+                put_arity(out, &format!("acl|{}", shown(&sub_lower)))
+            }
+            _ => put_error(
+                out,
+                &format!("ERR unknown subcommand '{}'. Try ACL HELP.", shown(sub)),
+            ),
+        }
+        Step::Answered
     }
 
     /// `SUBSCRIBE` / `PSUBSCRIBE`: one confirmation per name, even a repeated one.
@@ -349,15 +473,13 @@ impl Session {
     }
 
     /// `RESET`: back to a fresh connection (same id), RESP2 included. Like
-    /// Redis, a password-protected client must authenticate again.
-    fn reset(&mut self, rest: &[Bytes], requirepass: Option<&str>, out: &mut BytesMut) {
+    /// Redis, the client is logged in as the default user again if it needs
+    /// no password, else must authenticate again.
+    fn reset(&mut self, rest: &[Bytes], out: &mut BytesMut) {
         if !rest.is_empty() {
             return put_arity(out, "reset");
         }
-        *self = Session {
-            authenticated: requirepass.is_none(),
-            ..Session::new(self.id)
-        };
+        *self = Session::new(self.id);
         out.put_slice(replies::RESET);
     }
 
@@ -446,13 +568,6 @@ fn hello_options(mut options: &[Bytes]) -> Result<HelloOptions<'_>, Refusal> {
         };
     }
     Ok((auth, setname))
-}
-
-/// Whether `user`/`pass` log in as the default user: with no password
-/// configured, the default user accepts any password (Redis's `nopass`).
-fn credentials_ok(requirepass: Option<&str>, user: &[u8], pass: &[u8]) -> bool {
-    let password_ok = requirepass.is_none_or(|password| same_secret(pass, password.as_bytes()));
-    user == b"default" && password_ok
 }
 
 /// Redis accepts client names made of printable ASCII without spaces.

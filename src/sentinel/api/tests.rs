@@ -17,7 +17,8 @@ fn exec(session: &mut Session, requirepass: Option<&str>, line: &str) -> (Step, 
         .map(|w| Bytes::copy_from_slice(w.as_bytes()))
         .collect();
     let mut out = BytesMut::new();
-    let step = session.handle(&args, requirepass, &mut out);
+    let mut users = super::acl::Users::new(requirepass);
+    let step = session.handle(&args, &mut users, &mut out);
     (step, String::from_utf8_lossy(&out).into_owned())
 }
 
@@ -110,7 +111,7 @@ fn hello_answers_a_flat_map_in_resp2() {
         "HELLO 2 AUTH default pw SETNAME app",
     );
     assert_eq!(out, expected);
-    assert!(session.authenticated);
+    assert_eq!(session.user.as_deref(), Some("default"));
     assert_eq!(session.name.as_deref(), Some(&b"app"[..]));
 }
 
@@ -152,7 +153,7 @@ fn hello_3_with_auth_and_setname() {
         (
             session.protocol,
             session.name.as_ref(),
-            session.authenticated
+            session.user.is_some()
         ),
         (Protocol::Resp2, None, false)
     );
@@ -195,7 +196,7 @@ fn hello_refusals() {
             .1
             .starts_with("-WRONGPASS")
     );
-    assert!(!session.authenticated);
+    assert!(session.user.is_none());
 }
 
 #[test]
@@ -220,7 +221,7 @@ fn client_setname_getname_id() {
     assert_eq!(exec(&mut session, None, "CLIENT ID").1, ":42\r\n");
     assert_eq!(
         exec(&mut session, None, "CLIENT KILL 1.2.3.4:5").1,
-        "-ERR unknown subcommand 'KILL'. Try CLIENT HELP.\r\n"
+        "-ERR No such client\r\n"
     );
     assert_eq!(
         exec(&mut session, None, "CLIENT ID x").1,
@@ -498,3 +499,66 @@ fn options_never_print_the_password() {
 
 /// Tests over loopback: a real listener, a fake core, a raw client socket.
 mod over_tcp;
+
+/// The ACL as Redis Sentinel's suite drives it: a user with a password, the
+/// default user off for new connections (not for this one), `CLIENT KILL
+/// USER` and `ACL DELUSER` handed to the connection with whom to close.
+#[test]
+fn acl_users_and_kills() {
+    let mut users = super::acl::Users::new(None);
+    let mut session = Session::new(3);
+    let mut run = |session: &mut Session, line: &str| {
+        let args: Vec<Bytes> = line
+            .split(' ')
+            .map(|w| Bytes::copy_from_slice(w.as_bytes()))
+            .collect();
+        let mut out = BytesMut::new();
+        let step = session.handle(&args, &mut users, &mut out);
+        (step, String::from_utf8_lossy(&out).into_owned())
+    };
+    assert_eq!(
+        run(&mut session, "ACL SETUSER testuser >secret +@all on").1,
+        "+OK\r\n"
+    );
+    assert_eq!(run(&mut session, "ACL SETUSER default off").1, "+OK\r\n");
+    assert_eq!(
+        run(&mut session, "ACL WHOAMI").1,
+        "$7\r\ndefault\r\n",
+        "still logged in"
+    );
+    assert_eq!(
+        run(&mut session, "CLIENT KILL USER default SKIPME no").0,
+        Step::Kill {
+            users: vec!["default".into()],
+            skip: None,
+            count: true
+        }
+    );
+    let mut fresh = Session::new(4);
+    assert!(run(&mut fresh, "PING").1.starts_with("-NOAUTH"));
+    assert!(
+        run(&mut fresh, "AUTH testuser wrong")
+            .1
+            .starts_with("-WRONGPASS")
+    );
+    assert_eq!(run(&mut fresh, "AUTH testuser secret").1, "+OK\r\n");
+    assert_eq!(run(&mut fresh, "ACL WHOAMI").1, "$8\r\ntestuser\r\n");
+    assert_eq!(run(&mut fresh, "ACL SETUSER default on").1, "+OK\r\n");
+    let (step, out) = run(&mut fresh, "ACL DELUSER testuser");
+    assert_eq!(out, ":1\r\n");
+    assert_eq!(
+        step,
+        Step::Kill {
+            users: vec!["testuser".into()],
+            skip: None,
+            count: false
+        }
+    );
+    let mut later = Session::new(5);
+    assert_eq!(run(&mut later, "ACL WHOAMI").1, "$7\r\ndefault\r\n");
+    assert!(
+        run(&mut later, "AUTH secret")
+            .1
+            .starts_with("-ERR AUTH <password> called without")
+    );
+}

@@ -119,7 +119,13 @@ impl Core {
                         node.link_up = true;
                         if let Some(text) = value::as_str(&frame) {
                             let report = info::parse(text);
-                            self.take_info(addr, report, now);
+                            // A reply that is no INFO at all (a `+QUEUED` from
+                            // a connection left in MULTI) teaches nothing.
+                            let is_info = report.run_id.is_some()
+                                || !matches!(report.role, info::ReportedRole::Unknown);
+                            if is_info {
+                                self.take_info(addr, report, now);
+                            }
                         }
                     }
                     Err(_) => node.link_up = false,

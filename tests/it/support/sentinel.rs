@@ -41,6 +41,11 @@ pub struct SentinelOptions {
     pub auth_pass: Option<String>,
     /// More config file lines.
     pub extra_config: Vec<String>,
+    /// Run `sentinel-proxy --sentinel-conf FILE` in `redis-sentinel`'s place.
+    pub stand_in: bool,
+    /// Write the `sentinel monitor` lines; without them the sentinel starts
+    /// with no group, to be configured with `SENTINEL MONITOR` at run time.
+    pub monitor: bool,
 }
 
 impl Default for SentinelOptions {
@@ -52,6 +57,8 @@ impl Default for SentinelOptions {
             failover_timeout_ms: 10_000,
             auth_pass: None,
             extra_config: Vec::new(),
+            stand_in: false,
+            monitor: true,
         }
     }
 }
@@ -74,8 +81,16 @@ impl Sentinel {
             .tempdir()
             .expect("create temporary directory for redis-sentinel");
         let config_path = dir.path().join("sentinel.conf");
-        let (program, mut args) = sentinel_command();
-        args.insert(0, config_path.clone().into());
+        let (program, mut args) = if opts.stand_in {
+            (
+                super::proxy::binary_path(),
+                vec![OsString::from("--sentinel-conf")],
+            )
+        } else {
+            sentinel_command()
+        };
+        let args_before_config = args.len();
+        args.insert(args_before_config, config_path.clone().into());
 
         let mut process =
             ServerProcess::new("redis-sentinel", program, args, dir, "sentinel.log", None);
@@ -271,7 +286,6 @@ fn sentinel_command() -> (PathBuf, Vec<OsString>) {
 }
 
 fn render_config(opts: &SentinelOptions, master: SocketAddr, port: u16, dir: &Path) -> String {
-    let name = &opts.master_name;
     let mut lines = vec![
         format!("port {port}"),
         "bind 127.0.0.1".to_owned(),
@@ -279,6 +293,20 @@ fn render_config(opts: &SentinelOptions, master: SocketAddr, port: u16, dir: &Pa
         "daemonize no".to_owned(),
         format!("dir {}", quote(dir)),
         format!("logfile {}", quote(&dir.join("sentinel.log"))),
+    ];
+    if opts.monitor {
+        lines.extend(monitor_lines(opts, master));
+    }
+    lines.extend(opts.extra_config.iter().cloned());
+    let mut text = lines.join("\n");
+    text.push('\n');
+    text
+}
+
+/// The `sentinel` lines that make a sentinel monitor `master`.
+fn monitor_lines(opts: &SentinelOptions, master: SocketAddr) -> Vec<String> {
+    let name = &opts.master_name;
+    let mut lines = vec![
         format!(
             "sentinel monitor {name} {} {} {}",
             master.ip(),
@@ -298,10 +326,7 @@ fn render_config(opts: &SentinelOptions, master: SocketAddr, port: u16, dir: &Pa
     if let Some(password) = &opts.auth_pass {
         lines.push(format!("sentinel auth-pass {name} {password}"));
     }
-    lines.extend(opts.extra_config.iter().cloned());
-    let mut text = lines.join("\n");
-    text.push('\n');
-    text
+    lines
 }
 
 /// Shape and timing of a [`Topology`].
@@ -317,6 +342,9 @@ pub struct TopologyOptions {
     /// `requirepass`/`masterauth` of every node and `auth-pass` of every
     /// sentinel.
     pub password: Option<String>,
+    /// How many of the sentinels (the first ones) are `sentinel-proxy
+    /// --sentinel-conf` stand-ins rather than `redis-sentinel`.
+    pub stand_ins: usize,
 }
 
 impl TopologyOptions {
@@ -329,6 +357,7 @@ impl TopologyOptions {
             down_after_ms: 1000,
             failover_timeout_ms: 10_000,
             password: None,
+            stand_ins: 0,
         }
     }
 }
@@ -381,10 +410,16 @@ impl Topology {
             down_after_ms: opts.down_after_ms,
             failover_timeout_ms: opts.failover_timeout_ms,
             auth_pass: opts.password.clone(),
-            extra_config: Vec::new(),
+            ..SentinelOptions::default()
         };
         let sentinels: Vec<Sentinel> = (0..opts.sentinels)
-            .map(|_| Sentinel::spawn(master_addr, sentinel_opts.clone()))
+            .map(|i| {
+                let opts = SentinelOptions {
+                    stand_in: i < opts.stand_ins,
+                    ..sentinel_opts.clone()
+                };
+                Sentinel::spawn(master_addr, opts)
+            })
             .collect();
         let others = opts.sentinels.saturating_sub(1);
         for sentinel in &sentinels {

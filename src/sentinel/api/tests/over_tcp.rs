@@ -58,7 +58,9 @@ async fn start_with(
     let shared = Arc::new(Shared {
         core: core_tx,
         events: events.clone(),
-        requirepass: requirepass.map(str::to_owned),
+        users: std::sync::Mutex::new(crate::sentinel::api::acl::Users::new(requirepass)),
+        logged_in: Default::default(),
+        kills: broadcast::channel(8).0,
         core_timeout: Duration::from_millis(200),
     });
     let stop = CancellationToken::new();
@@ -217,6 +219,33 @@ async fn auth_without_requirepass_uses_redis_words() {
         &mut client,
         "AUTH pw\r\n",
         "-ERR AUTH <password> called without any password configured for the default user. Are you sure your configuration is correct?\r\n",
+    )
+    .await;
+}
+
+/// `CLIENT KILL USER default SKIPME no` answers how many it closes, the
+/// caller included, and then closes them all, the caller last; a new
+/// connection is then refused while the default user is off.
+#[tokio::test]
+async fn client_kill_user_answers_then_closes_every_connection_of_the_user() {
+    let server = start(Core::Answers, None, 8).await;
+    let mut bystander = server.connect().await;
+    roundtrip(&mut bystander, "PING\r\n", "+PONG\r\n").await;
+    let mut admin = server.connect().await;
+    roundtrip(&mut admin, "ACL SETUSER default off\r\n", "+OK\r\n").await;
+    roundtrip(
+        &mut admin,
+        "CLIENT KILL USER default SKIPME no\r\n",
+        ":2\r\n",
+    )
+    .await;
+    expect_closed(&mut admin).await;
+    expect_closed(&mut bystander).await;
+    let mut late = server.connect().await;
+    roundtrip(
+        &mut late,
+        "PING\r\n",
+        "-NOAUTH Authentication required.\r\n",
     )
     .await;
 }

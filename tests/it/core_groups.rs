@@ -1,0 +1,235 @@
+//! Several groups in one process, configured at run time as Sentinel is:
+//! `SENTINEL MONITOR/SET` on a proxy that already serves clients, the same
+//! on `sentinel-proxy --sentinel-conf` standing in for `redis-sentinel`, and
+//! a mixed set of stand-ins and a real `redis-sentinel` that only run-time
+//! commands configured.
+
+use std::net::SocketAddr;
+use std::time::{Duration, Instant};
+
+use crate::core::{FAILOVER_BOUND, sentinel_query};
+use crate::support::{self, Proxy, RedisServer, Sentinel, SentinelOptions};
+
+/// A master and one replica in sync with it.
+fn pair() -> (RedisServer, RedisServer) {
+    let master = RedisServer::spawn();
+    let replica = RedisServer::builder().replica_of(master.addr()).spawn();
+    support::assert_eventually!(Duration::from_secs(20), replica.master_link_up());
+    (master, replica)
+}
+
+/// `SENTINEL <args…>` on `sentinel`, which must answer `+OK`.
+fn ok(sentinel: SocketAddr, args: &[&str]) {
+    let reply: String =
+        sentinel_query(sentinel, args).unwrap_or_else(|e| panic!("{args:?} on {sentinel}: {e}"));
+    assert_eq!(reply, "OK", "{args:?} on {sentinel}");
+}
+
+/// The master `sentinel` names for `name`.
+fn master_of(sentinel: SocketAddr, name: &str) -> Option<SocketAddr> {
+    let reply: Option<Vec<String>> =
+        sentinel_query(sentinel, &["SENTINEL", "GET-MASTER-ADDR-BY-NAME", name]).ok()?;
+    match reply?.as_slice() {
+        [ip, port] => format!("{ip}:{port}").parse().ok(),
+        _ => None,
+    }
+}
+
+/// One field of `SENTINEL MASTER name` on `sentinel`.
+fn master_field(sentinel: SocketAddr, name: &str, field: &str) -> Option<String> {
+    let fields: Vec<String> = sentinel_query(sentinel, &["SENTINEL", "MASTER", name]).ok()?;
+    fields
+        .chunks(2)
+        .find(|pair| pair[0] == field)
+        .map(|pair| pair[1].clone())
+}
+
+/// Starts monitoring `master` as `name` with quorum `quorum` and fast timings.
+fn monitor(sentinel: SocketAddr, name: &str, master: SocketAddr, quorum: u32) {
+    let (ip, port) = (master.ip().to_string(), master.port().to_string());
+    ok(
+        sentinel,
+        &["SENTINEL", "MONITOR", name, &ip, &port, &quorum.to_string()],
+    );
+    ok(
+        sentinel,
+        &[
+            "SENTINEL",
+            "SET",
+            name,
+            "down-after-milliseconds",
+            "1000",
+            "failover-timeout",
+            "5000",
+        ],
+    );
+}
+
+/// A proxy serving one group adds a second with `SENTINEL MONITOR`; the
+/// second group's master is killed and its replica promoted while clients
+/// of the first group's endpoint are served without a pause or an error;
+/// after a restart the proxy still monitors the second group, from its data
+/// directory, under its new master and with the settings `SENTINEL SET`
+/// gave it.
+#[test]
+fn a_group_added_at_run_time_fails_over_while_the_served_group_keeps_serving() {
+    let (served_master, _served_replica) = pair();
+    let (mut other_master, other_replica) = pair();
+    let data = tempfile::tempdir().expect("data dir");
+    let data_dir = data.path().display().to_string();
+    let master_arg = served_master.addr().to_string();
+    let args = [
+        "--master",
+        master_arg.as_str(),
+        "--quorum",
+        "1",
+        "--down-after-ms",
+        "1000",
+        "--data-dir",
+        data_dir.as_str(),
+    ];
+    let mut proxy = Proxy::spawn(&args);
+    crate::core::Group::wait_serving(&proxy);
+    let sentinel = proxy.sentinel_addr();
+    monitor(sentinel, "other", other_master.addr(), 1);
+    support::assert_eventually!(
+        Duration::from_secs(20),
+        master_field(sentinel, "other", "num-slaves").as_deref() == Some("1")
+    );
+
+    // Clients of the served group write through the failover of the other.
+    let mut conn = support::redis_conn_with_timeout(proxy.addr(), None, Duration::from_secs(2))
+        .expect("connect to the proxy");
+    let mut longest = Duration::ZERO;
+    let mut writes = 0u64;
+    other_master.kill9();
+    let killed = Instant::now();
+    let mut last = Instant::now();
+    while master_of(sentinel, "other") != Some(other_replica.addr()) {
+        assert!(
+            killed.elapsed() < FAILOVER_BOUND,
+            "the other group did not fail over:\n{}",
+            proxy.log()
+        );
+        let _: i64 = ::redis::cmd("INCR")
+            .arg("served")
+            .query(&mut conn)
+            .expect("a write to the served group during the other's failover");
+        writes += 1;
+        longest = longest.max(last.elapsed());
+        last = Instant::now();
+    }
+    eprintln!(
+        "other group failed over in {:?}; {writes} writes to the served group, longest gap {longest:?}",
+        killed.elapsed()
+    );
+    assert!(
+        longest < Duration::from_millis(250),
+        "the served group paused for {longest:?} while the other failed over"
+    );
+    let served: i64 = ::redis::cmd("GET")
+        .arg("served")
+        .query(&mut conn)
+        .expect("GET");
+    assert_eq!(served, writes as i64, "every acknowledged write is there");
+
+    proxy.sigterm();
+    assert!(proxy.wait_exit(Duration::from_secs(15)).is_some());
+    let proxy = Proxy::spawn(&args);
+    let sentinel = proxy.sentinel_addr();
+    assert_eq!(master_of(sentinel, "other"), Some(other_replica.addr()));
+    assert_eq!(
+        master_field(sentinel, "other", "failover-timeout").as_deref(),
+        Some("5000")
+    );
+    assert_eq!(master_of(sentinel, "mymaster"), Some(served_master.addr()));
+}
+
+/// `sentinel-proxy --sentinel-conf FILE` in `redis-sentinel`'s place: it
+/// starts with no group, is given one at run time, fails it over, rewrites
+/// its file with the new master (keeping the operator's comments), and
+/// comes back from that file as itself after a restart.
+#[test]
+fn the_stand_in_rewrites_its_sentinel_conf_and_restarts_from_it() {
+    let (mut master, replica) = pair();
+    let mut stand_in = Sentinel::spawn(
+        master.addr(),
+        SentinelOptions {
+            stand_in: true,
+            monitor: false,
+            extra_config: vec!["# kept by every rewrite".to_owned()],
+            ..SentinelOptions::default()
+        },
+    );
+    let addr = stand_in.addr();
+    monitor(addr, "mymaster", master.addr(), 1);
+    support::assert_eventually!(
+        Duration::from_secs(20),
+        master_field(addr, "mymaster", "num-slaves").as_deref() == Some("1")
+    );
+    let myid: String = sentinel_query(addr, &["SENTINEL", "MYID"]).expect("MYID");
+    master.kill9();
+    support::assert_eventually!(
+        FAILOVER_BOUND,
+        master_of(addr, "mymaster") == Some(replica.addr())
+    );
+    let expected = format!(
+        "sentinel monitor mymaster {} {} 1",
+        replica.addr().ip(),
+        replica.addr().port()
+    );
+    support::assert_eventually!(Duration::from_secs(5), {
+        std::fs::read_to_string(stand_in.config_path()).is_ok_and(|c| c.contains(&expected))
+    });
+    let conf = std::fs::read_to_string(stand_in.config_path()).expect("read sentinel.conf");
+    assert!(conf.contains("# kept by every rewrite"), "{conf}");
+    assert!(conf.contains(&format!("sentinel myid {myid}")), "{conf}");
+
+    stand_in.restart();
+    let again: String = sentinel_query(addr, &["SENTINEL", "MYID"]).expect("MYID");
+    assert_eq!(again, myid, "the same Sentinel after a restart");
+    assert_eq!(master_of(addr, "mymaster"), Some(replica.addr()));
+    assert_eq!(
+        master_field(addr, "mymaster", "down-after-milliseconds").as_deref(),
+        Some("1000")
+    );
+}
+
+/// Two stand-ins and one real `redis-sentinel`, none of which was told about
+/// the group at start: `SENTINEL MONITOR/SET` on each makes them find each
+/// other, agree that the killed master is down, elect a leader and promote
+/// the replica, and all three name the new master.
+#[test]
+fn a_mixed_set_configured_at_run_time_fails_over_together() {
+    let (mut master, replica) = pair();
+    let sentinels: Vec<Sentinel> = [true, true, false]
+        .into_iter()
+        .map(|stand_in| {
+            Sentinel::spawn(
+                master.addr(),
+                SentinelOptions {
+                    stand_in,
+                    monitor: false,
+                    ..SentinelOptions::default()
+                },
+            )
+        })
+        .collect();
+    for sentinel in &sentinels {
+        monitor(sentinel.addr(), "mymaster", master.addr(), 2);
+    }
+    for sentinel in &sentinels {
+        support::assert_eventually!(
+            Duration::from_secs(30),
+            master_field(sentinel.addr(), "mymaster", "num-other-sentinels").as_deref()
+                == Some("2")
+        );
+    }
+    master.kill9();
+    for sentinel in &sentinels {
+        support::assert_eventually!(
+            FAILOVER_BOUND,
+            master_of(sentinel.addr(), "mymaster") == Some(replica.addr())
+        );
+    }
+}
