@@ -1,18 +1,21 @@
 #!/usr/bin/env bash
 # Runs Redis's own Sentinel test suite (Redis 7.0.15's runtest-sentinel: 14
-# units, 00-base .. 13-info-command) once with Debian's redis-sentinel and once
-# with the proxy's Sentinel core in its place, and prints both outcomes side by
-# side. In the proxy pass the suite's src/redis-sentinel is scripts/redis-sentinel,
-# which runs `sentinel-proxy --sentinel-conf FILE`.
+# units, 00-base .. 13-info-command) with Debian's redis-sentinel, with the
+# proxy's Sentinel core in its place, and with a mixed set, and prints the
+# outcomes side by side. In the proxy pass the suite's src/redis-sentinel is
+# scripts/redis-sentinel, which runs `sentinel-proxy --sentinel-conf FILE`; in
+# the mixed pass Sentinels 1 and 3 of the suite's five are Debian's
+# redis-sentinel and the other three are the proxy, so they must interoperate.
 #
-#   scripts/sentinel-conformance.sh [--suite DIR] [--only real|proxy] [--proxy BIN]
-#                                   [--timeout SECS] [RUNTEST-SENTINEL ARGS...]
+#   scripts/sentinel-conformance.sh [--suite DIR] [--only real|proxy|mixed]
+#                                   [--proxy BIN] [--timeout SECS] [RUNTEST-SENTINEL ARGS...]
 #
 # --suite    the Redis source tree holding runtest-sentinel and tests/ (default:
 #            the REDIS_SUITE variable, else redis-7.0.15 in ../shared/peer beside
 #            this checkout or beside the repository it was cloned from). Each
 #            pass runs in its own copy of it.
-# --only     run one pass: real (Debian's redis-sentinel) or proxy.
+# --only     run one pass: real (Debian's redis-sentinel), proxy or mixed
+#            (repeatable: --only proxy --only mixed).
 # --proxy    the proxy binary (default: the SENTINEL_PROXY_BIN variable, else
 #            target/release/sentinel-proxy, built when missing).
 # --timeout  seconds after which a pass is stopped (default 900).
@@ -35,8 +38,9 @@
 #
 # The logs go to target/sentinel-conformance/: PASS.log for each pass and, for
 # a pass with errors, each instance's log.txt, err.txt and config file in PASS/.
-# The script exits 0 when the proxy pass (with --only real: the real pass) ends
-# with "GOOD! No errors.". The last line is always `sentinel-conformance: ...`.
+# The script exits 0 when every pass that runs the proxy (with --only real: the
+# real pass) ends with "GOOD! No errors.". The last line is always
+# `sentinel-conformance: ...`.
 set -euo pipefail
 export LC_ALL=C
 
@@ -52,7 +56,8 @@ if [ -z "$suite" ]; then
         fi
     done
 fi
-passes=(real proxy)
+passes=(real proxy mixed)
+only=()
 proxy_bin=${SENTINEL_PROXY_BIN:-}
 pass_timeout=900
 suite_args=()
@@ -62,17 +67,19 @@ while [ $# -gt 0 ]; do
         --suite) suite=$2; shift 2 ;;
         --only)
             case $2 in
-                real|proxy) passes=("$2") ;;
-                *) echo "sentinel-conformance.sh: --only takes real or proxy" >&2; exit 2 ;;
+                real|proxy|mixed) only+=("$2") ;;
+                *) echo "sentinel-conformance.sh: --only takes real, proxy or mixed" >&2; exit 2 ;;
             esac
             shift 2 ;;
         --proxy) proxy_bin=$2; shift 2 ;;
         --timeout) pass_timeout=$2; shift 2 ;;
-        -h|--help) sed -n '2,39p' "${BASH_SOURCE[0]}" | sed 's/^# \{0,1\}//'; exit 0 ;;
+        -h|--help) sed -n '2,43p' "${BASH_SOURCE[0]}" | sed 's/^# \{0,1\}//'; exit 0 ;;
         --) shift; suite_args+=("$@"); break ;;
         *) suite_args+=("$1"); shift ;;
     esac
 done
+
+[ ${#only[@]} -eq 0 ] || passes=("${only[@]}")
 
 need() {
     command -v "$1" >/dev/null 2>&1
@@ -99,7 +106,7 @@ if [ -z "$suite" ] || [ ! -x "$suite/runtest-sentinel" ]; then
 fi
 # The wrapper runs in the suite's directory: the binary's path must be absolute.
 [ -z "$proxy_bin" ] || proxy_bin=$(readlink -f "$proxy_bin")
-if [[ " ${passes[*]} " == *" proxy "* ]] && [ -z "$proxy_bin" ]; then
+if [[ " ${passes[*]} " != " real " ]] && [ -z "$proxy_bin" ]; then
     proxy_bin=$repo/target/release/sentinel-proxy
     [ -x "$proxy_bin" ] || (cd "$repo" && cargo build --release --quiet)
 fi
@@ -191,7 +198,8 @@ exec ./runtest-sentinel "$@"
 '
 
 # A copy of the suite with the binaries in src/: Debian's, and for the proxy
-# pass scripts/redis-sentinel as redis-sentinel.
+# pass scripts/redis-sentinel as redis-sentinel; for the mixed pass a wrapper
+# that picks by the instance's config file (sentinel_N/sentinel.conf).
 prepare_tree() {
     local pass=$1 tree=$scratch/$1 tool
     cp -r "$suite" "$tree"
@@ -200,11 +208,20 @@ prepare_tree() {
     for tool in redis-server redis-cli redis-benchmark redis-check-aof redis-check-rdb; do
         ln -sf "$(command -v "$tool")" "$tree/src/$tool"
     done
-    if [ "$pass" = real ]; then
-        ln -sf "$(command -v redis-sentinel)" "$tree/src/redis-sentinel"
-    else
-        ln -sf "$repo/scripts/redis-sentinel" "$tree/src/redis-sentinel"
-    fi
+    case $pass in
+        real) ln -sf "$(command -v redis-sentinel)" "$tree/src/redis-sentinel" ;;
+        proxy) ln -sf "$repo/scripts/redis-sentinel" "$tree/src/redis-sentinel" ;;
+        mixed)
+            cat >"$tree/src/redis-sentinel" <<WRAPPER
+#!/usr/bin/env bash
+# Sentinels 1 and 3 are Debian's redis-sentinel, the others the proxy.
+case \$1 in
+    sentinel_1/*|sentinel_3/*) exec $(command -v redis-sentinel) "\$@" ;;
+    *) exec $repo/scripts/redis-sentinel "\$@" ;;
+esac
+WRAPPER
+            chmod +x "$tree/src/redis-sentinel" ;;
+    esac
 }
 
 # Parses a runtest-sentinel log into unit<TAB>ok<TAB>errors lines, in the order
@@ -331,7 +348,13 @@ for pass in "${passes[@]}"; do
     summary+="${summary:+; }$pass $(describe "$pass")"
 done
 echo "sentinel-conformance: $summary"
-# The verdict: the proxy pass when it ran, else the real one.
-verdict=${passes[-1]}
-read -r _ err good <"$scratch/$verdict.counts"
-[ "$(cat "$scratch/$verdict.rc")" -eq 0 ] && [ "$good" = yes ] && [ "$err" -eq 0 ]
+# The verdict: every pass that runs the proxy, or the real one alone.
+verdicts=()
+for pass in "${passes[@]}"; do
+    [ "$pass" = real ] || verdicts+=("$pass")
+done
+[ ${#verdicts[@]} -gt 0 ] || verdicts=(real)
+for verdict in "${verdicts[@]}"; do
+    read -r _ err good <"$scratch/$verdict.counts"
+    [ "$(cat "$scratch/$verdict.rc")" -eq 0 ] && [ "$good" = yes ] && [ "$err" -eq 0 ] || exit 1
+done
