@@ -35,6 +35,8 @@ pub struct App {
     pub sentinel_addr: Option<SocketAddr>,
     /// The HTTP endpoint (metrics and health), unless turned off.
     pub metrics_addr: Option<SocketAddr>,
+    /// The client endpoints of the `[[group]]`s that have one, by group name.
+    pub group_addrs: Vec<(String, SocketAddr)>,
     stop_accepting: CancellationToken,
     shutdown: CancellationToken,
     sessions: TaskTracker,
@@ -43,6 +45,8 @@ pub struct App {
     control_thread: Option<std::thread::JoinHandle<()>>,
     shared: Arc<Shared>,
     accept_task: tokio::task::JoinHandle<()>,
+    /// The accept loops of the `[[group]]` endpoints.
+    group_accept_tasks: Vec<tokio::task::JoinHandle<()>>,
 }
 
 impl App {
@@ -81,10 +85,29 @@ impl App {
         let control = CancellationToken::new();
         let commands = Arc::new(ArcSwap::from_pointee(CommandTable::builtin()));
         let shutdown = CancellationToken::new();
+        // Each `[[group]]` with an endpoint: its listener (bound now, so a
+        // busy port stops the start) and its own switch.
+        let mut group_endpoints = Vec::new();
+        let mut group_writers = Vec::new();
+        for group in &config.groups {
+            let Some(addr) = group.listen else {
+                continue;
+            };
+            let listener = bind(addr).map_err(|e| {
+                anyhow::anyhow!(
+                    "cannot listen on {addr} (listen of group {}): {e}",
+                    group.name
+                )
+            })?;
+            let (writer, reader) = switch::new(None, 0, &shutdown);
+            group_endpoints.push((group.name.clone(), listener, reader));
+            group_writers.push((group.name.clone(), writer));
+        }
         let (control_path, reader) = match &config.source {
             Source::Core(core) => {
                 let (writer, reader) = switch::new(None, 0, &shutdown);
-                let plan = CorePlan::prepare(&config, core, writer, hint_rx, status_tx)?;
+                let plan =
+                    CorePlan::prepare(&config, core, writer, group_writers, hint_rx, status_tx)?;
                 (ControlPath::Core(Box::new(plan)), reader)
             }
             Source::Sentinels(sentinels) => {
@@ -164,24 +187,39 @@ impl App {
                         }
                     });
                 })?;
-        let shared = Arc::new(Shared {
-            switch: reader,
-            hints,
-            settings: proxy::Settings::from_config(&config),
-            commands,
-            counters,
-            links: Default::default(),
-        });
+        let settings = proxy::Settings::from_config(&config);
+        let shared_for = |switch| {
+            Arc::new(Shared {
+                switch,
+                hints: hints.clone(),
+                settings: settings.clone(),
+                commands: Arc::clone(&commands),
+                counters: Arc::clone(&counters),
+                links: Default::default(),
+            })
+        };
+        let shared = shared_for(reader);
         let stop_accepting = CancellationToken::new();
         let sessions = TaskTracker::new();
-        let accept_task = tokio::spawn(proxy::listener::serve(
-            listener,
-            Arc::clone(&shared),
-            config.max_clients,
-            sessions.clone(),
-            stop_accepting.clone(),
-            shutdown.clone(),
-        ));
+        let serve = |listener, shared| {
+            tokio::spawn(proxy::listener::serve(
+                listener,
+                shared,
+                config.max_clients,
+                sessions.clone(),
+                stop_accepting.clone(),
+                shutdown.clone(),
+            ))
+        };
+        let accept_task = serve(listener, Arc::clone(&shared));
+        let mut group_addrs = Vec::new();
+        let mut group_accept_tasks = Vec::new();
+        for (name, listener, reader) in group_endpoints {
+            let addr = listener.local_addr()?;
+            info!(group = %name, listen = %addr, "serving the group's clients");
+            group_addrs.push((name, addr));
+            group_accept_tasks.push(serve(listener, shared_for(reader)));
+        }
         match sentinel_addr {
             Some(sentinel) => {
                 info!(listen = %listen_addr, %sentinel, metrics = ?metrics_addr, "sentinel-proxy ready")
@@ -194,6 +232,7 @@ impl App {
             listen_addr,
             sentinel_addr,
             metrics_addr,
+            group_addrs,
             stop_accepting,
             shutdown,
             sessions,
@@ -201,6 +240,7 @@ impl App {
             drain_timeout: config.drain_timeout,
             control_thread: Some(control_thread),
             accept_task,
+            group_accept_tasks,
             shared: Arc::clone(&shared),
         })
     }
@@ -210,6 +250,9 @@ impl App {
     pub async fn shutdown(mut self) {
         self.stop_accepting.cancel();
         let _ = self.accept_task.await;
+        for task in self.group_accept_tasks.drain(..) {
+            let _ = task.await;
+        }
         self.shutdown.cancel();
         self.sessions.close();
         let grace = self.drain_timeout + Duration::from_millis(500);
@@ -282,6 +325,7 @@ impl CorePlan {
         config: &Config,
         core: &CoreConfig,
         writer: SwitchWriter,
+        group_writers: Vec<(String, SwitchWriter)>,
         hints: tokio::sync::mpsc::Receiver<Hint>,
         status: tokio::sync::watch::Sender<crate::status::Status>,
     ) -> anyhow::Result<CorePlan> {
@@ -319,13 +363,20 @@ impl CorePlan {
         let (api_tx, api_rx) = tokio::sync::mpsc::channel(API_QUEUE);
         let fault_injection =
             std::env::var_os("SENTINEL_PROXY_FAULT_INJECTION").is_some_and(|v| v == "1");
-        let settings = sentinel::Settings {
-            name: config.master_name.clone(),
-            quorum: core.quorum,
-            down_after: core.down_after,
-            master_reboot_down_after: core.master_reboot_down_after,
-            failover_timeout: core.failover_timeout,
-            parallel_syncs: core.parallel_syncs,
+        // Every group's settings: its own name and timings, the voters and
+        // identity they share.
+        let settings_for = |name: &str,
+                            quorum,
+                            down_after,
+                            master_reboot_down_after,
+                            failover_timeout,
+                            parallel_syncs| sentinel::Settings {
+            name: name.to_owned(),
+            quorum,
+            down_after,
+            master_reboot_down_after,
+            failover_timeout,
+            parallel_syncs,
             observer: core.observer,
             voters: core.peers.clone(),
             discover_voters: false,
@@ -335,6 +386,14 @@ impl CorePlan {
             renamed_commands: Default::default(),
             resolve_hostnames: false,
         };
+        let settings = settings_for(
+            &config.master_name,
+            core.quorum,
+            core.down_after,
+            core.master_reboot_down_after,
+            core.failover_timeout,
+            core.parallel_syncs,
+        );
         let mut saved = saved;
         let monitored = saved
             .as_mut()
@@ -366,15 +425,38 @@ impl CorePlan {
         let mut groups = sentinel::Groups::new(first.myid.clone(), template);
         groups.insert(first);
         groups.served.insert(config.master_name.clone());
+        for group in &config.groups {
+            let settings = settings_for(
+                &group.name,
+                group.quorum,
+                group.down_after,
+                group.master_reboot_down_after,
+                group.failover_timeout,
+                group.parallel_syncs,
+            );
+            let events = sentinel::events::Events::new(events.clone());
+            groups.insert(Core::new(settings, group.master, None, events, now));
+        }
         groups.restore_monitored(monitored, now);
-        let served = std::iter::once((
+        let mut served: std::collections::HashMap<String, sentinel::Served> = group_writers
+            .into_iter()
+            .map(|(name, writer)| {
+                groups.served.insert(name.clone());
+                let served = sentinel::Served {
+                    committer: Committer::new(writer),
+                    // Only the first group's status feeds `/status`.
+                    status: crate::status::channel().0,
+                };
+                (name, served)
+            })
+            .collect();
+        served.insert(
             config.master_name.clone(),
             sentinel::Served {
                 committer: Committer::new(writer),
                 status,
             },
-        ))
-        .collect();
+        );
         Ok(CorePlan {
             runner: sentinel::Runner {
                 groups,

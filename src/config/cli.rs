@@ -205,6 +205,11 @@ pub struct Settings {
     /// Log level or tracing filter, e.g. info, debug, sentinel_proxy=trace [default: info]
     #[arg(long, value_name = "LEVEL")]
     pub log_level: Option<String>,
+
+    /// More groups (`[[group]]` tables; the config file only).
+    #[arg(skip)]
+    #[serde(rename = "group")]
+    pub groups: Vec<super::group::GroupSettings>,
 }
 
 impl Settings {
@@ -250,6 +255,11 @@ impl Settings {
             max_clients: over.max_clients.or(self.max_clients),
             log_format: over.log_format.or(self.log_format),
             log_level: over.log_level.or(self.log_level),
+            groups: if over.groups.is_empty() {
+                self.groups
+            } else {
+                over.groups
+            },
         }
     }
 }

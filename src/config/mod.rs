@@ -5,6 +5,8 @@
 //! what is allowed, in one line.
 
 pub mod cli;
+mod describe;
+pub mod group;
 
 use std::fmt;
 use std::net::{SocketAddr, ToSocketAddrs};
@@ -12,6 +14,7 @@ use std::path::Path;
 use std::time::Duration;
 
 pub use cli::{Cli, Command, LogFormat, OnSwitch, Settings};
+pub use group::GroupConfig;
 
 /// A setting that cannot be used. Displays as one line naming the field.
 #[derive(Debug, thiserror::Error)]
@@ -141,6 +144,8 @@ pub struct Config {
     pub master_name: String,
     /// Where the master comes from.
     pub source: Source,
+    /// More groups the built-in sentinel core monitors (`[[group]]`).
+    pub groups: Vec<GroupConfig>,
     /// Session behaviour on a switch.
     pub on_switch: OnSwitch,
     /// Wait for in-flight replies on a switch or shutdown.
@@ -201,6 +206,16 @@ impl Config {
         } else {
             Source::Sentinels(follow_config(&s)?)
         };
+        let groups = match &source {
+            Source::Core(core) => group::groups(&s.groups, &master_name, listen, core)?,
+            Source::Sentinels(_) if !s.groups.is_empty() => {
+                return Err(invalid(
+                    "group",
+                    "more groups need the built-in sentinel core (master), not sentinel",
+                ));
+            }
+            Source::Sentinels(_) => Vec::new(),
+        };
         let metrics_listen = match s.metrics_listen.as_deref().unwrap_or("127.0.0.1:9121") {
             "off" => None,
             addr => Some(resolve("metrics_listen", addr)?),
@@ -242,6 +257,7 @@ impl Config {
             listen,
             master_name,
             source,
+            groups,
             on_switch: s.on_switch.unwrap_or(OnSwitch::Rebind),
             drain_timeout,
             hold_timeout,
@@ -258,63 +274,6 @@ impl Config {
             log_format: s.log_format.unwrap_or(LogFormat::Text),
             log_level,
         })
-    }
-
-    /// The effective settings as TOML-like lines, secrets redacted (`check-config`).
-    pub fn describe(&self) -> String {
-        let secret = |s: &Option<String>| {
-            if s.is_some() {
-                "\"<redacted>\""
-            } else {
-                "none"
-            }
-        };
-        let source = match &self.source {
-            Source::Core(core) => core.describe(),
-            Source::Sentinels(list) => {
-                let list: Vec<String> = list.iter().map(|a| format!("\"{a}\"")).collect();
-                format!("sentinel = [{}]", list.join(", "))
-            }
-        };
-        let on_switch = match self.on_switch {
-            OnSwitch::Rebind => "rebind",
-            OnSwitch::Close => "close",
-        };
-        let log_format = match self.log_format {
-            LogFormat::Text => "text",
-            LogFormat::Json => "json",
-        };
-        [
-            format!("listen = \"{}\"", self.listen),
-            format!("master_name = \"{}\"", self.master_name),
-            source,
-            format!("on_switch = \"{on_switch}\""),
-            format!("drain_timeout_ms = {}", self.drain_timeout.as_millis()),
-            format!("hold_timeout_ms = {}", self.hold_timeout.as_millis()),
-            format!(
-                "idle_release_ms = {}",
-                self.idle_release.map_or(0, |d| d.as_millis())
-            ),
-            format!("share_backend = {}", self.share_backend),
-            format!(
-                "auth_user = {}",
-                self.backend_auth
-                    .user
-                    .as_ref()
-                    .map_or("none".to_owned(), |u| format!("\"{u}\""))
-            ),
-            format!("auth_pass = {}", secret(&self.backend_auth.pass)),
-            format!("requirepass = {}", secret(&self.requirepass)),
-            format!("threads = {}", self.threads),
-            format!("max_clients = {}", self.max_clients),
-            match self.metrics_listen {
-                Some(addr) => format!("metrics_listen = \"{addr}\""),
-                None => "metrics_listen = \"off\"".to_owned(),
-            },
-            format!("log_format = \"{log_format}\""),
-            format!("log_level = \"{}\"", self.log_level),
-        ]
-        .join("\n")
     }
 }
 
@@ -466,62 +425,6 @@ fn has_duplicates(addrs: &[SocketAddr]) -> bool {
 
 /// Largest group: `quorum` and `parallel_syncs` beyond it are typos.
 const MAX_VOTERS: u64 = 100;
-
-fn path_or_none(path: &Option<std::path::PathBuf>) -> String {
-    path.as_ref().map_or("none".to_owned(), |p| {
-        format!("{:?}", p.display().to_string())
-    })
-}
-
-impl CoreConfig {
-    /// The core's settings as TOML lines (part of `check-config`'s output).
-    fn describe(&self) -> String {
-        let quoted = |a: &SocketAddr| format!("\"{a}\"");
-        let peers: Vec<String> = self.peers.iter().map(quoted).collect();
-        [
-            match &self.master {
-                Some(m) => format!("master = {}", quoted(m)),
-                None => "master = none".to_owned(),
-            },
-            format!("quorum = {}", self.quorum),
-            format!("sentinel_listen = {}", quoted(&self.sentinel_listen)),
-            format!(
-                "announce = {}",
-                self.announce.as_ref().map_or("none".to_owned(), quoted)
-            ),
-            format!("peer = [{}]", peers.join(", ")),
-            format!("observer = {}", self.observer),
-            format!("down_after_ms = {}", self.down_after.as_millis()),
-            format!(
-                "master_reboot_down_after_ms = {}",
-                self.master_reboot_down_after.map_or(0, |d| d.as_millis())
-            ),
-            format!(
-                "failover_timeout_ms = {}",
-                self.failover_timeout.as_millis()
-            ),
-            format!("parallel_syncs = {}", self.parallel_syncs),
-            format!(
-                "notification_script = {}",
-                path_or_none(&self.notification_script)
-            ),
-            format!(
-                "client_reconfig_script = {}",
-                path_or_none(&self.client_reconfig_script)
-            ),
-            format!(
-                "data_dir = {}",
-                self.data_dir
-                    .as_ref()
-                    .map_or("none".to_owned(), |d| format!(
-                        "{:?}",
-                        d.display().to_string()
-                    ))
-            ),
-        ]
-        .join("\n")
-    }
-}
 
 fn read_file(path: &Path) -> Result<Settings, ConfigError> {
     let text = std::fs::read_to_string(path).map_err(|source| ConfigError::Read {

@@ -68,3 +68,65 @@ fn secrets_are_redacted() {
     );
     assert!(text.contains("auth_pass = \"<redacted>\""));
 }
+
+/// `[[group]]` tables add groups that inherit the top-level timings; names
+/// and endpoints must be unique, and the errors name the table.
+#[test]
+fn group_tables_add_groups_with_their_own_names_and_endpoints() {
+    let parse = |text: &str| {
+        let file: Settings = toml::from_str(text).expect("valid toml");
+        Config::from_settings(file)
+    };
+    let top = "master = \"127.0.0.1:7000\"\nlisten = \"127.0.0.1:6000\"\ndown_after_ms = 1500\n";
+    let config = parse(&format!(
+        "{top}[[group]]\nname = \"cache\"\nmaster = \"127.0.0.1:7100\"\nlisten = \"127.0.0.1:6001\"\nquorum = 1\n\
+         [[group]]\nname = \"queue\"\nmaster = \"127.0.0.1:7200\"\n"
+    ))
+    .expect("valid");
+    assert_eq!(config.groups.len(), 2);
+    assert_eq!(
+        config.groups[0].listen,
+        Some("127.0.0.1:6001".parse().expect("addr"))
+    );
+    assert_eq!(config.groups[0].quorum, 1);
+    assert_eq!(config.groups[1].listen, None);
+    assert_eq!(
+        config.groups[1].down_after,
+        Duration::from_millis(1500),
+        "inherited"
+    );
+    assert!(config.describe().contains("[[group]] name = \"cache\""));
+    let err = |text: String| parse(&text).expect_err("invalid").to_string();
+    assert_eq!(
+        err(format!(
+            "{top}[[group]]\nname = \"mymaster\"\nmaster = \"127.0.0.1:7100\"\n"
+        )),
+        "group: [[group]] 'mymaster': the name is used by another group; each group needs its own"
+    );
+    assert_eq!(
+        err(format!(
+            "{top}[[group]]\nname = \"c\"\nmaster = \"127.0.0.1:7100\"\nlisten = \"127.0.0.1:6000\"\n"
+        )),
+        "group: [[group]] 'c': listen 127.0.0.1:6000 is another group's endpoint"
+    );
+    assert_eq!(
+        err(format!("{top}[[group]]\nname = \"c\"\n")),
+        "group: [[group]] 'c': master: required: HOST:PORT"
+    );
+    assert!(
+        err(format!("{top}[[group]]\nmaster = \"127.0.0.1:7100\"\n"))
+            .starts_with("group: [[group]] number 1: name is required")
+    );
+    assert!(
+        err(format!("{top}[[group]]\nname = \"c\"\nmaster = \"x\"\n"))
+            .starts_with("group: [[group]] 'c': master: 'x' is not HOST:PORT")
+    );
+    let follow =
+        "sentinel = [\"127.0.0.1:26379\"]\n[[group]]\nname = \"c\"\nmaster = \"127.0.0.1:7100\"\n";
+    assert!(
+        parse(follow)
+            .expect_err("invalid")
+            .to_string()
+            .starts_with("group: more groups need")
+    );
+}

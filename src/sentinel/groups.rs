@@ -290,8 +290,11 @@ impl Groups {
         Some(state)
     }
 
-    /// Starts again the groups a previous run started with `SENTINEL
-    /// MONITOR`, from their saved settings and state.
+    /// Takes back what a previous run saved of its other groups: a group
+    /// configured again (a `[[group]]` table) keeps its configured settings
+    /// and gets its saved state (its master may have changed since); a group
+    /// a previous run started with `SENTINEL MONITOR` is started again from
+    /// its saved settings and state.
     pub fn restore_monitored(&mut self, saved: Vec<SavedGroup>, now: Instant) {
         for group in saved {
             let name = group.state.master_name.clone();
@@ -299,6 +302,15 @@ impl Groups {
                 tracing::warn!(group = %name, master = %group.state.master, "saved group has no usable master address; not monitored");
                 continue;
             };
+            let mut state = group.state;
+            state.myid = self.myid.clone();
+            if let Some(configured) = self.cores.remove(&name) {
+                let Core {
+                    settings, events, ..
+                } = configured;
+                self.insert(Core::new(settings, master, Some(state), events, now));
+                continue;
+            }
             if self
                 .monitor(&name, master, group.quorum.max(1), now)
                 .is_err()
@@ -319,8 +331,6 @@ impl Groups {
                 pass: group.auth_pass,
             };
             settings.renamed_commands = group.renamed_commands;
-            let mut state = group.state;
-            state.myid = self.myid.clone();
             let events = Events::new(self.template.events.clone());
             self.insert(Core::new(settings, master, Some(state), events, now));
         }

@@ -233,3 +233,96 @@ fn a_mixed_set_configured_at_run_time_fails_over_together() {
         );
     }
 }
+
+/// Two groups from one config file, each with its own client endpoint:
+/// the second group's master is killed; its endpoint holds writes and then
+/// sends them to the promoted replica, while the first group's endpoint
+/// serves without a pause or an error.
+#[test]
+fn two_groups_with_two_endpoints_fail_over_one_while_the_other_serves() {
+    let (first_master, _first_replica) = pair();
+    let (mut second_master, second_replica) = pair();
+    let first_listen = support::loopback(support::free_port());
+    let second_listen = support::loopback(support::free_port());
+    let sentinel_listen = support::loopback(support::free_port());
+    let dir = tempfile::tempdir().expect("config dir");
+    let config = dir.path().join("proxy.toml");
+    std::fs::write(
+        &config,
+        format!(
+            "master = \"{}\"\nlisten = \"{first_listen}\"\nsentinel_listen = \"{sentinel_listen}\"\n\
+             metrics_listen = \"off\"\nquorum = 1\ndown_after_ms = 1000\nfailover_timeout_ms = 5000\n\
+             [[group]]\nname = \"second\"\nmaster = \"{}\"\nlisten = \"{second_listen}\"\n",
+            first_master.addr(),
+            second_master.addr()
+        ),
+    )
+    .expect("write the config file");
+    let config_arg = config.display().to_string();
+    let proxy = Proxy::builder()
+        .args([
+            "--config",
+            config_arg.as_str(),
+            "--listen",
+            &first_listen.to_string(),
+        ])
+        .spawn();
+    crate::core::Group::wait_serving(&proxy);
+    let conn_to = |addr| {
+        support::redis_conn_with_timeout(addr, None, Duration::from_secs(5))
+            .unwrap_or_else(|e| panic!("connect to {addr}: {e}"))
+    };
+    // Each endpoint reaches its own group's master.
+    let mut second = conn_to(second_listen);
+    support::assert_eventually!(
+        Duration::from_secs(10),
+        ::redis::cmd("SET")
+            .arg("where")
+            .arg("second")
+            .query::<String>(&mut second)
+            .is_ok()
+    );
+    let on_second: Option<String> = ::redis::cmd("GET")
+        .arg("where")
+        .query(&mut second_master.conn())
+        .expect("GET on the second master");
+    assert_eq!(on_second.as_deref(), Some("second"));
+    support::assert_eventually!(
+        Duration::from_secs(20),
+        master_field(sentinel_listen, "second", "num-slaves").as_deref() == Some("1")
+    );
+
+    let mut first = conn_to(first_listen);
+    second_master.kill9();
+    let killed = Instant::now();
+    let mut last = Instant::now();
+    let (mut longest, mut writes) = (Duration::ZERO, 0i64);
+    while master_of(sentinel_listen, "second") != Some(second_replica.addr()) {
+        assert!(
+            killed.elapsed() < FAILOVER_BOUND,
+            "no failover:\n{}",
+            proxy.log()
+        );
+        let _: i64 = ::redis::cmd("INCR")
+            .arg("first")
+            .query(&mut first)
+            .expect("the first group serves during the second's failover");
+        writes += 1;
+        longest = longest.max(last.elapsed());
+        last = Instant::now();
+    }
+    eprintln!("{writes} writes to the first group, longest gap {longest:?}");
+    assert!(longest < Duration::from_millis(250), "paused {longest:?}");
+    // The second endpoint now writes to the promoted replica.
+    let mut second = conn_to(second_listen);
+    let _: String = ::redis::cmd("SET")
+        .arg("after")
+        .arg("failover")
+        .query(&mut second)
+        .expect("a write through the second endpoint after its failover");
+    let moved: Option<String> = ::redis::cmd("GET")
+        .arg("after")
+        .query(&mut second_replica.conn())
+        .expect("GET on the promoted replica");
+    assert_eq!(moved.as_deref(), Some("failover"));
+}

@@ -126,7 +126,7 @@ impl Users {
                 _ => {
                     return Err(format!(
                         "ERR Error in ACL SETUSER modifier '{}': Syntax error",
-                        super::session::shown(rule)
+                        super::encode::shown(rule)
                     ));
                 }
             }

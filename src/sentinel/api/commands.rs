@@ -107,7 +107,7 @@ pub(super) fn answer(rest: &[Bytes]) -> OwnedFrame {
         ),
         (Some(sub), _) => OwnedFrame::Error(format!(
             "ERR unknown subcommand '{}'. Try COMMAND HELP.",
-            super::session::shown(sub)
+            super::encode::shown(sub)
         )),
         (None, _) => OwnedFrame::Error("ERR unknown subcommand ''. Try COMMAND HELP.".to_owned()),
     }

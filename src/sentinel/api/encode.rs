@@ -177,3 +177,16 @@ pub(super) fn put_core_reply(
         None => out.put_slice(replies::CORE_UNAVAILABLE),
     }
 }
+
+/// Longest client-supplied word echoed back in an error.
+pub(super) const MAX_ECHOED: usize = 128;
+
+/// A client-supplied word made safe to echo in an error line: lossy UTF-8, no
+/// line breaks, at most [`MAX_ECHOED`] characters.
+pub(super) fn shown(word: &[u8]) -> String {
+    String::from_utf8_lossy(word)
+        .chars()
+        .take(MAX_ECHOED)
+        .map(|c| if c.is_control() { ' ' } else { c })
+        .collect()
+}

@@ -20,7 +20,7 @@ use std::collections::BTreeSet;
 use bytes::{BufMut, Bytes, BytesMut};
 
 use super::acl::{DEFAULT_USER, Users};
-use super::encode::{Protocol, Shape, put_bulk, put_error, put_frame, put_header};
+use super::encode::{Protocol, Shape, put_bulk, put_error, put_frame, put_header, shown};
 use super::glob::glob_match;
 use super::{Event, replies};
 use crate::resp::value::OwnedFrame;
@@ -39,9 +39,6 @@ const WHILE_SUBSCRIBED: &[&[u8]] = &[
     b"quit",
     b"reset",
 ];
-
-/// Longest client-supplied word echoed back in an error.
-pub(super) const MAX_ECHOED: usize = 128;
 
 /// What the connection does after a request was handled.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -573,16 +570,6 @@ fn hello_options(mut options: &[Bytes]) -> Result<HelloOptions<'_>, Refusal> {
 /// Redis accepts client names made of printable ASCII without spaces.
 fn valid_name(name: &[u8]) -> bool {
     name.iter().all(|b| (b'!'..=b'~').contains(b))
-}
-
-/// A client-supplied word made safe to echo in an error line: lossy UTF-8, no
-/// line breaks, at most [`MAX_ECHOED`] characters.
-pub(super) fn shown(word: &[u8]) -> String {
-    String::from_utf8_lossy(word)
-        .chars()
-        .take(MAX_ECHOED)
-        .map(|c| if c.is_control() { ' ' } else { c })
-        .collect()
 }
 
 /// Appends Redis's arity error for `command`.

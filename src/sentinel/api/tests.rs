@@ -5,8 +5,9 @@
 
 use bytes::{Bytes, BytesMut};
 
+use super::encode::{MAX_ECHOED, shown};
 use super::encode::{Protocol, Shape, core_shape, put_core_reply};
-use super::session::{MAX_ECHOED, Session, Step, shown};
+use super::session::{Session, Step};
 use super::{Event, Options};
 use crate::resp::value::OwnedFrame;
 
