@@ -4,7 +4,8 @@
 //! the master and its replicas, agrees that the master is down, elects one
 //! leader per epoch, promotes the best replica and moves every proxy to it. It
 //! speaks the Sentinel protocol on its own port, so Sentinels, proxies and
-//! Sentinel-aware clients interoperate.
+//! Sentinel-aware clients interoperate. Like Sentinel, one process monitors
+//! any number of groups, added at start-up or with `SENTINEL MONITOR`.
 //!
 //! Terms are Sentinel's: SDOWN (this proxy gets no valid reply within
 //! `down-after`), ODOWN (at least `quorum` voters say SDOWN), current epoch
@@ -14,7 +15,9 @@
 //! unless it is an observer.
 //!
 //! # Layout
-//! * [`core`]: the state and its reactions, one file per job: monitor
+//! * [`groups`]: every group and what they share (run id, current epoch,
+//!   periods, the defaults of a group added at run time);
+//! * [`core`]: one group's state and its reactions, one file per job: monitor
 //!   (timers, probes), health (SDOWN/ODOWN), observe (replies), hellos,
 //!   election, stages (the failover), route (switching, fencing); no I/O;
 //! * [`failover`], [`effect`]: the leaf types the core's parts share (a
@@ -24,12 +27,12 @@
 //! * [`link`]: connections to nodes and peers;
 //! * [`node`], [`mod@info`], [`hello`], [`select`], [`persist`], [`events`], [`scripts`]:
 //!   the pieces, most of them pure;
-//! * the [`Runner`] (this file): the I/O shell around the core, and the
-//!   group's [`Source`].
+//! * the [`Runner`] (this file): the I/O shell around the groups (their links,
+//!   the sentinel port's requests, saving), and their [`Source`].
 //!
-//! The core runs on the control thread. Its only contact with the data path is
-//! its [`Committer`]: the runner commits the master whenever [`Core::route`]
-//! changes.
+//! The cores run on the control thread. Their only contact with the data path
+//! is a [`Committer`] per group that serves clients: the runner commits the
+//! master whenever that group's [`Core::route`] changes.
 
 pub mod answer;
 pub mod api;
