@@ -400,7 +400,7 @@ impl CorePlan {
             .map(|s| std::mem::take(&mut s.monitored))
             .unwrap_or_default();
         let now = tokio::time::Instant::now();
-        let first = Core::new(
+        let mut first = Core::new(
             settings,
             master,
             saved,
@@ -414,6 +414,9 @@ impl CorePlan {
             },
             now,
         );
+        if core.master == Some(first.master.addr) {
+            first.master.host = core.master_host.clone();
+        }
         info!(myid = %first.myid, %announce, %master, "sentinel core configured");
         for warning in warnings {
             warn!("{warning}");
@@ -435,7 +438,9 @@ impl CorePlan {
                 group.parallel_syncs,
             );
             let events = sentinel::events::Events::new(events.clone());
-            groups.insert(Core::new(settings, group.master, None, events, now));
+            let mut core = Core::new(settings, group.master, None, events, now);
+            core.master.host = group.master_host.clone();
+            groups.insert(core);
         }
         groups.restore_monitored(monitored, now);
         let mut served: std::collections::HashMap<String, sentinel::Served> = group_writers

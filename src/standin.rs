@@ -273,6 +273,9 @@ fn groups(
             group.client_reconfig_script.clone().map(PathBuf::from),
         );
         let mut core = Core::new(settings, master, Some(saved), sink, now);
+        if group.host.parse::<std::net::IpAddr>().is_err() {
+            core.master.host = Some(group.host.clone());
+        }
         // Restored peers heard from before the restart vote again.
         for peer in core.peers.values_mut() {
             peer.voter = true;

@@ -53,6 +53,8 @@ pub struct GroupConfig {
     pub name: String,
     /// Its master.
     pub master: SocketAddr,
+    /// The host name `master` was given by, if not an IP address.
+    pub master_host: Option<String>,
     /// Its client endpoint, if it serves clients.
     pub listen: Option<SocketAddr>,
     /// Votes for ODOWN.
@@ -168,6 +170,7 @@ fn group(
     Ok(GroupConfig {
         name,
         master,
+        master_host: table.master.as_deref().and_then(super::host_name),
         listen,
         quorum,
         down_after,

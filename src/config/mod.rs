@@ -67,6 +67,9 @@ pub enum Source {
 pub struct CoreConfig {
     /// The initial master; `None` when it must come from `data_dir`.
     pub master: Option<SocketAddr>,
+    /// The host name `master` was given by, if not an IP address: looked up
+    /// again while the master is unreachable.
+    pub master_host: Option<String>,
     /// Votes (this proxy's included) needed for ODOWN.
     pub quorum: u32,
     /// The Sentinel-protocol endpoint.
@@ -330,6 +333,7 @@ fn core_config(s: &Settings) -> Result<CoreConfig, ConfigError> {
     }
     Ok(CoreConfig {
         master,
+        master_host: s.master.as_deref().and_then(host_name),
         quorum: quorum as u32,
         sentinel_listen,
         announce,
@@ -438,6 +442,16 @@ fn read_file(path: &Path) -> Result<Settings, ConfigError> {
 }
 
 /// Parses `HOST:PORT` (an IP or a name resolved now) into a socket address.
+/// The host of a `HOST:PORT` value when it is a name, not an IP address.
+fn host_name(value: &str) -> Option<String> {
+    if value.parse::<SocketAddr>().is_ok() {
+        return None;
+    }
+    let (host, _) = value.rsplit_once(':')?;
+    let host = host.trim_start_matches('[').trim_end_matches(']');
+    (host.parse::<std::net::IpAddr>().is_err() && !host.is_empty()).then(|| host.to_owned())
+}
+
 fn resolve(field: &'static str, value: &str) -> Result<SocketAddr, ConfigError> {
     if let Ok(addr) = value.parse::<SocketAddr>() {
         return Ok(addr);

@@ -169,10 +169,12 @@ impl Groups {
     /// `SENTINEL MONITOR name ip port quorum`: starts monitoring a new group
     /// with Sentinel's defaults. Its peers are every Sentinel heard from, as
     /// in Sentinel: a group made at run time has no list of voters.
+    /// `host` is the name the master was given by, if not an IP address.
     pub fn monitor(
         &mut self,
         name: &str,
         master: SocketAddr,
+        host: Option<String>,
         quorum: u32,
         now: Instant,
     ) -> Result<(), MonitorError> {
@@ -202,6 +204,7 @@ impl Groups {
         let mut events = Events::new(t.events.clone());
         events.scripts = Scripts::default();
         let mut core = Core::new(settings, master, None, events, now);
+        core.master.host = host;
         core.myid = self.myid.clone();
         core.current_epoch = self.current_epoch();
         core.timers = self.timers;
@@ -283,6 +286,7 @@ impl Groups {
                     auth_user: s.auth.user.clone(),
                     auth_pass: s.auth.pass.clone(),
                     renamed_commands: s.renamed_commands.clone(),
+                    master_host: core.master.host.clone(),
                     state: core.saved_state(),
                 }
             })
@@ -306,13 +310,20 @@ impl Groups {
             state.myid = self.myid.clone();
             if let Some(configured) = self.cores.remove(&name) {
                 let Core {
-                    settings, events, ..
+                    settings,
+                    events,
+                    master: configured_master,
+                    ..
                 } = configured;
-                self.insert(Core::new(settings, master, Some(state), events, now));
+                let mut core = Core::new(settings, master, Some(state), events, now);
+                if core.master.addr == configured_master.addr {
+                    core.master.host = configured_master.host;
+                }
+                self.insert(core);
                 continue;
             }
             if self
-                .monitor(&name, master, group.quorum.max(1), now)
+                .monitor(&name, master, None, group.quorum.max(1), now)
                 .is_err()
             {
                 continue;
@@ -332,7 +343,9 @@ impl Groups {
             };
             settings.renamed_commands = group.renamed_commands;
             let events = Events::new(self.template.events.clone());
-            self.insert(Core::new(settings, master, Some(state), events, now));
+            let mut core = Core::new(settings, master, Some(state), events, now);
+            core.master.host = group.master_host;
+            self.insert(core);
         }
         self.dirty = false;
     }

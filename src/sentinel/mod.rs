@@ -75,6 +75,20 @@ const TICK: Duration = Duration::from_millis(100);
 /// Reports that may wait for the core before links block.
 const REPORTS: usize = 1024;
 
+/// How often an unreachable master's host name is looked up again.
+const LOOKUP_PERIOD: Duration = Duration::from_secs(1);
+
+/// The answer to a host-name lookup the runner started for a group.
+#[derive(Debug)]
+struct Resolved {
+    /// The group.
+    group: String,
+    /// The master's address when the lookup started.
+    old: SocketAddr,
+    /// Where the name points now, if it resolved.
+    new: Option<SocketAddr>,
+}
+
 /// Where the Sentinel's state is kept across restarts.
 #[derive(Debug, Clone)]
 pub enum Store {
@@ -129,6 +143,8 @@ impl Source for Runner {
     /// until `stop` is cancelled.
     async fn run(mut self, stop: CancellationToken) {
         let (report_tx, mut reports) = mpsc::channel::<Report>(REPORTS);
+        let (resolved_tx, mut resolved) = mpsc::channel::<Resolved>(16);
+        let mut looked_up: HashMap<String, Instant> = HashMap::new();
         let mut links: HashMap<String, GroupLinks> = HashMap::new();
         let mut ticker = tokio::time::interval(TICK);
         ticker.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
@@ -141,6 +157,13 @@ impl Source for Runner {
                     let now = Instant::now();
                     for core in self.groups.cores.values_mut() {
                         core.tick(now);
+                    }
+                    self.look_up_names(&mut looked_up, &resolved_tx, now);
+                }
+                // A master's host name, looked up again.
+                Some(found) = resolved.recv() => {
+                    if let (Some(core), Some(new)) = (self.groups.cores.get_mut(&found.group), found.new) {
+                        core.readdress(found.old, new, Instant::now());
                     }
                 }
                 // A reply or a hello from a link.
@@ -226,6 +249,43 @@ impl Runner {
                 group.renamed = core.settings.renamed_commands.clone();
             }
             flush_group(name, core, group, reports, stop, &client_name);
+        }
+    }
+
+    /// Starts a lookup of each unreachable master's host name, at most once
+    /// per [`LOOKUP_PERIOD`] per group, off the control loop (a slow
+    /// resolver must not stall it); answers come back as [`Resolved`].
+    fn look_up_names(
+        &self,
+        looked_up: &mut HashMap<String, Instant>,
+        answers: &mpsc::Sender<Resolved>,
+        now: Instant,
+    ) {
+        looked_up.retain(|name, _| self.groups.cores.contains_key(name));
+        for (name, core) in &self.groups.cores {
+            let Some((old, host)) = core.names_to_look_up() else {
+                continue;
+            };
+            if looked_up
+                .get(name)
+                .is_some_and(|at| now.saturating_duration_since(*at) < LOOKUP_PERIOD)
+            {
+                continue;
+            }
+            looked_up.insert(name.clone(), now);
+            let (answers, group) = (answers.clone(), name.clone());
+            tokio::spawn(async move {
+                let found: Vec<SocketAddr> = tokio::net::lookup_host((host.as_str(), old.port()))
+                    .await
+                    .map(Iterator::collect)
+                    .unwrap_or_default();
+                let new = found
+                    .iter()
+                    .find(|a| a.is_ipv4())
+                    .or_else(|| found.first())
+                    .copied();
+                let _ = answers.send(Resolved { group, old, new }).await;
+            });
         }
     }
 

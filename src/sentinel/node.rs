@@ -87,6 +87,10 @@ pub struct Node {
     pub last_fix: Option<Instant>,
     /// Its part in the reconfiguration phase of a failover.
     pub reconf: Reconf,
+    /// The host name it was configured by, if any: looked up again while it
+    /// cannot be reached, so a node that comes back at a new address under
+    /// the same name is found there.
+    pub host: Option<String>,
 }
 
 /// A replica's progress while a failover reconfigures it.
@@ -124,6 +128,7 @@ impl Node {
             rebooted_at: None,
             last_fix: None,
             reconf: Reconf::Idle,
+            host: None,
         }
     }
 

@@ -87,6 +87,9 @@ pub struct SavedGroup {
     /// `rename-command`s: original (upper case) to the name the nodes know.
     #[serde(default, skip_serializing_if = "std::collections::BTreeMap::is_empty")]
     pub renamed_commands: std::collections::BTreeMap<String, String>,
+    /// The host name its master was given by, if not an IP address.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub master_host: Option<String>,
     /// Its state (its `myid` and `current_epoch` are the Sentinel's).
     pub state: SavedState,
 }

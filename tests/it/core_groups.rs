@@ -326,3 +326,69 @@ fn two_groups_with_two_endpoints_fail_over_one_while_the_other_serves() {
         .expect("GET on the promoted replica");
     assert_eq!(moved.as_deref(), Some("failover"));
 }
+
+/// A master configured by host name is killed and comes back at a new
+/// loopback address under the same name: the proxy looks the name up again
+/// while the master is unreachable, finds it at the new address, confirms
+/// its role there and sends it the write a client sent meanwhile.
+#[test]
+fn a_master_known_by_name_is_found_again_at_its_new_address() {
+    let first_ip: std::net::IpAddr = "127.0.0.2".parse().expect("ip");
+    let second_ip: std::net::IpAddr = "127.0.0.3".parse().expect("ip");
+    let mut master = RedisServer::builder()
+        .config(format!("bind 127.0.0.1 {first_ip}"))
+        .spawn();
+    let port = master.port();
+    let host = support::hosts::HostName::pointing_to(first_ip);
+    let master_arg = format!("{}:{port}", host.name());
+    let proxy = Proxy::spawn(&[
+        "--master",
+        master_arg.as_str(),
+        "--quorum",
+        "1",
+        "--down-after-ms",
+        "1000",
+    ]);
+    crate::core::Group::wait_serving(&proxy);
+    let sentinel = proxy.sentinel_addr();
+    assert_eq!(
+        master_of(sentinel, "mymaster"),
+        Some(std::net::SocketAddr::new(first_ip, port))
+    );
+    let mut conn = support::redis_conn_with_timeout(proxy.addr(), None, Duration::from_secs(20))
+        .expect("connect to the proxy");
+
+    master.kill9();
+    host.point_to(second_ip);
+    let config = master.dir().join("redis.conf");
+    let text = std::fs::read_to_string(&config).expect("read redis.conf");
+    let moved = text.replace(
+        &format!("bind 127.0.0.1 {first_ip}"),
+        &format!("bind 127.0.0.1 {second_ip}"),
+    );
+    std::fs::write(&config, moved).expect("write redis.conf");
+    // A write sent while the master is gone is held, then executed at the
+    // new address once the master is back there.
+    let sent = Instant::now();
+    let restart = std::thread::spawn(move || {
+        std::thread::sleep(Duration::from_millis(500));
+        master.restart();
+        master
+    });
+    let _: String = ::redis::cmd("SET")
+        .arg("moved")
+        .arg("yes")
+        .query(&mut conn)
+        .expect("the write reaches the master at its new address");
+    eprintln!("the held write ran {:?} after it was sent", sent.elapsed());
+    let master = restart.join().expect("restart thread");
+    assert_eq!(
+        master_of(sentinel, "mymaster"),
+        Some(std::net::SocketAddr::new(second_ip, port))
+    );
+    let value: Option<String> = ::redis::cmd("GET")
+        .arg("moved")
+        .query(&mut master.conn())
+        .expect("GET on the restarted master");
+    assert_eq!(value.as_deref(), Some("yes"));
+}

@@ -38,7 +38,8 @@ impl Groups {
         let Some(master) = node::resolve(ip, port, self.template.resolve_hostnames) else {
             return error("ERR Invalid IP address or hostname specified");
         };
-        match self.monitor(name, master, quorum, now) {
+        let host = ip.parse::<std::net::IpAddr>().is_err().then(|| ip.clone());
+        match self.monitor(name, master, host, quorum, now) {
             Ok(()) => ok(),
             Err(e) => error(e.to_string()),
         }

@@ -13,7 +13,8 @@
 //! * `hellos`: the `__sentinel__:hello` payload and what hellos teach;
 //! * `election`: epochs, votes and who leads a failover;
 //! * `stages`: the failover itself, one [`Stage`](super::failover::Stage) at a time;
-//! * `route`: switching the master, fencing, and the route for the data path.
+//! * `route`: switching the master, fencing, and the route for the data path;
+//! * `names`: a master known by host name, looked up again while unreachable.
 //!
 //! The types these share without depending on one another live in leaf
 //! modules: [`super::failover`] (a failover's data, the vote) and
@@ -23,6 +24,7 @@ mod election;
 mod health;
 mod hellos;
 mod monitor;
+mod names;
 mod observe;
 mod route;
 mod stages;

@@ -384,3 +384,47 @@ fn groups_started_at_run_time_are_saved_and_restored_with_their_settings() {
     assert!(second.settings.discover_voters);
     let _ = MASTER;
 }
+
+/// A master known by host name is looked up again while its link is down;
+/// when the name points elsewhere the master moves there, keeps its name,
+/// and is routed to only once `INFO` confirms its role at the new address.
+#[test]
+fn a_master_known_by_name_moves_with_its_name() {
+    let (mut core, _) = super::core_with(&[], false);
+    let now = Instant::now();
+    core.master.host = Some("redis-0.example".to_owned());
+    core.observe(
+        addr(MASTER),
+        crate::sentinel::link::Sent::Info,
+        Ok(super::info_master()),
+        now,
+    );
+    assert_eq!(
+        core.names_to_look_up(),
+        None,
+        "reachable: nothing to look up"
+    );
+    core.master.link_up = false;
+    assert_eq!(
+        core.names_to_look_up(),
+        Some((addr(MASTER), "redis-0.example".to_owned()))
+    );
+    let moved = addr("127.0.0.2:6379");
+    core.readdress(addr("127.0.0.9:1"), moved, now);
+    assert_eq!(
+        core.master.addr,
+        addr(MASTER),
+        "an answer about another address is stale"
+    );
+    core.readdress(addr(MASTER), moved, now);
+    assert_eq!(core.master.addr, moved);
+    assert_eq!(core.master.host.as_deref(), Some("redis-0.example"));
+    assert_eq!(core.route(now).0, None, "the role is confirmed first");
+    core.observe(
+        moved,
+        crate::sentinel::link::Sent::Info,
+        Ok(super::info_master()),
+        now,
+    );
+    assert_eq!(core.route(now).0, Some(moved));
+}

@@ -10,6 +10,7 @@
 #![allow(dead_code)]
 
 pub mod client;
+pub mod hosts;
 pub mod proxy;
 pub mod redis;
 pub mod sentinel;
