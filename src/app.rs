@@ -425,6 +425,7 @@ impl CorePlan {
         template.observer = core.observer;
         template.fault_injection = fault_injection;
         template.auth = config.backend_auth.clone();
+        template.sentinel_auth = core.sentinel_auth.clone();
         let mut groups = sentinel::Groups::new(first.myid.clone(), template);
         groups.insert(first);
         groups.served.insert(config.master_name.clone());

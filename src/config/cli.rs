@@ -186,6 +186,14 @@ pub struct Settings {
     #[arg(long, value_name = "PASSWORD")]
     pub auth_pass: Option<String>,
 
+    /// ACL user this proxy logs in to peers and Sentinels as (Sentinel's sentinel-user); needs sentinel-pass [default: none]
+    #[arg(long, value_name = "USER")]
+    pub sentinel_user: Option<String>,
+
+    /// Password this proxy logs in to peers and Sentinels with (Sentinel's sentinel-pass); without it, auth-pass is offered [default: none]
+    #[arg(long, value_name = "PASSWORD")]
+    pub sentinel_pass: Option<String>,
+
     /// Password clients must AUTH with at the proxy, on the client and sentinel ports [default: none]
     #[arg(long, value_name = "PASSWORD")]
     pub requirepass: Option<String>,
@@ -250,6 +258,8 @@ impl Settings {
             share_backend: over.share_backend.or(self.share_backend),
             auth_user: over.auth_user.or(self.auth_user),
             auth_pass: over.auth_pass.or(self.auth_pass),
+            sentinel_user: over.sentinel_user.or(self.sentinel_user),
+            sentinel_pass: over.sentinel_pass.or(self.sentinel_pass),
             requirepass: over.requirepass.or(self.requirepass),
             threads: over.threads.or(self.threads),
             max_clients: over.max_clients.or(self.max_clients),

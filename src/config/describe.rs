@@ -93,6 +93,21 @@ impl CoreConfig {
                 self.announce.as_ref().map_or("none".to_owned(), quoted)
             ),
             format!("peer = [{}]", peers.join(", ")),
+            format!(
+                "sentinel_user = {}",
+                self.sentinel_auth
+                    .user
+                    .as_ref()
+                    .map_or("none".to_owned(), |u| format!("\"{u}\""))
+            ),
+            format!(
+                "sentinel_pass = {}",
+                if self.sentinel_auth.pass.is_some() {
+                    "\"<redacted>\""
+                } else {
+                    "none"
+                }
+            ),
             format!("observer = {}", self.observer),
             format!("down_after_ms = {}", self.down_after.as_millis()),
             format!(

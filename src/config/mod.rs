@@ -70,6 +70,9 @@ pub struct CoreConfig {
     /// The host name `master` was given by, if not an IP address: looked up
     /// again while the master is unreachable.
     pub master_host: Option<String>,
+    /// What this proxy logs in to peers and Sentinels with
+    /// (`sentinel_user`/`sentinel_pass`); unset, the backend credentials.
+    pub sentinel_auth: Credentials,
     /// Votes (this proxy's included) needed for ODOWN.
     pub quorum: u32,
     /// The Sentinel-protocol endpoint.
@@ -294,6 +297,9 @@ fn core_config(s: &Settings) -> Result<CoreConfig, ConfigError> {
              or at least one sentinel HOST:PORT",
         ));
     }
+    if s.sentinel_user.is_some() && s.sentinel_pass.is_none() {
+        return Err(invalid("sentinel_user", "needs sentinel_pass as well"));
+    }
     let peers = s
         .peers
         .iter()
@@ -334,6 +340,10 @@ fn core_config(s: &Settings) -> Result<CoreConfig, ConfigError> {
     Ok(CoreConfig {
         master,
         master_host: s.master.as_deref().and_then(host_name),
+        sentinel_auth: Credentials {
+            user: s.sentinel_user.clone(),
+            pass: s.sentinel_pass.clone(),
+        },
         quorum: quorum as u32,
         sentinel_listen,
         announce,
@@ -358,7 +368,9 @@ fn core_config(s: &Settings) -> Result<CoreConfig, ConfigError> {
 
 /// Validates the list of Sentinels to follow; the core's settings must be absent.
 fn follow_config(s: &Settings) -> Result<Vec<SocketAddr>, ConfigError> {
-    let core_only: [(&'static str, bool); 12] = [
+    let core_only: [(&'static str, bool); 14] = [
+        ("sentinel_user", s.sentinel_user.is_some()),
+        ("sentinel_pass", s.sentinel_pass.is_some()),
         ("notification_script", s.notification_script.is_some()),
         ("client_reconfig_script", s.client_reconfig_script.is_some()),
         ("peer", !s.peers.is_empty()),

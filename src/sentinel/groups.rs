@@ -25,7 +25,7 @@ use tokio::sync::broadcast;
 use tokio::time::Instant;
 
 use super::api::Event;
-use super::core::{Core, Settings, Timers};
+use super::core::{Core, Settings, SimulatedFailure, Timers};
 use super::events::Events;
 use super::persist::{SavedGroup, SavedState};
 use super::scripts::Scripts;
@@ -134,6 +134,9 @@ pub struct Groups {
     pub template: Template,
     /// The periods of every group (`SENTINEL DEBUG`).
     pub timers: Timers,
+    /// Where every group's failovers crash this Sentinel
+    /// (`SENTINEL SIMULATE-FAILURE`).
+    pub simulated_failure: SimulatedFailure,
     /// Groups with a client endpoint of their own.
     pub served: BTreeSet<String>,
     /// A group was added or removed, or a setting changed: save.
@@ -148,6 +151,7 @@ impl Groups {
             cores: BTreeMap::new(),
             template,
             timers: Timers::default(),
+            simulated_failure: SimulatedFailure::default(),
             served: BTreeSet::new(),
             dirty: false,
         }
@@ -162,6 +166,7 @@ impl Groups {
             core.myid = self.myid.clone();
         }
         core.timers = self.timers;
+        core.simulated_failure = self.simulated_failure;
         self.cores.insert(core.settings.name.clone(), core);
         self.sync_epochs();
     }
@@ -208,6 +213,7 @@ impl Groups {
         core.myid = self.myid.clone();
         core.current_epoch = self.current_epoch();
         core.timers = self.timers;
+        core.simulated_failure = self.simulated_failure;
         let description = format!("{} quorum {quorum}", super::events::master(name, master));
         core.events.emit("+monitor", description);
         self.cores.insert(name.to_owned(), core);

@@ -213,6 +213,10 @@ impl Source for Runner {
             if let Err(error) = self.save() {
                 warn!(%error, "cannot save sentinel state");
             }
+            if self.groups.cores.values().any(|core| core.crash_now) {
+                tracing::error!("SENTINEL SIMULATE-FAILURE: crashing on purpose (exit code 99)");
+                std::process::exit(99);
+            }
         }
     }
 }

@@ -68,6 +68,8 @@ pub struct Node {
     pub info_due: bool,
     /// The last `INFO` reply, parsed.
     pub info: Option<InfoReport>,
+    /// The last `INFO` reply as the node sent it (`SENTINEL INFO-CACHE`).
+    pub info_text: Option<String>,
     /// When the role in `INFO` last changed.
     pub role_changed_at: Instant,
     /// When it last became a replica or named another master in `INFO`
@@ -129,6 +131,7 @@ impl Node {
             last_fix: None,
             reconf: Reconf::Idle,
             host: None,
+            info_text: None,
         }
     }
 

@@ -392,3 +392,125 @@ fn a_master_known_by_name_is_found_again_at_its_new_address() {
         .expect("GET on the restarted master");
     assert_eq!(value.as_deref(), Some("yes"));
 }
+
+/// `SENTINEL SIMULATE-FAILURE CRASH-AFTER-PROMOTION`: the proxy leading a
+/// failover exits with code 99 right after the replica's promotion, as
+/// Sentinel does; what it saved first (the promoted replica under the new
+/// epoch) brings it back naming the new master.
+#[test]
+fn a_simulated_crash_after_promotion_exits_99_with_the_new_master_saved() {
+    let (mut master, replica) = pair();
+    let data = tempfile::tempdir().expect("data dir");
+    let data_dir = data.path().display().to_string();
+    let master_arg = master.addr().to_string();
+    let args = [
+        "--master",
+        master_arg.as_str(),
+        "--quorum",
+        "1",
+        "--down-after-ms",
+        "1000",
+        "--data-dir",
+        data_dir.as_str(),
+    ];
+    let mut proxy = Proxy::spawn(&args);
+    let sentinel = proxy.sentinel_addr();
+    support::assert_eventually!(
+        Duration::from_secs(20),
+        master_field(sentinel, "mymaster", "num-slaves").as_deref() == Some("1")
+    );
+    ok(
+        sentinel,
+        &["SENTINEL", "SIMULATE-FAILURE", "CRASH-AFTER-PROMOTION"],
+    );
+    master.kill9();
+    let status = proxy.wait_exit(FAILOVER_BOUND);
+    assert_eq!(status.and_then(|s| s.code()), Some(99), "{}", proxy.log());
+    assert!(
+        replica.role().is_ok_and(|r| r.is_master()),
+        "the replica was promoted before the crash"
+    );
+    let restarted = Proxy::spawn(&args);
+    assert_eq!(
+        master_of(restarted.sentinel_addr(), "mymaster"),
+        Some(replica.addr())
+    );
+}
+
+/// Separate credentials: the Redis nodes want one password (`--auth-pass`),
+/// the proxies' sentinel ports another (`--requirepass`), which the proxies
+/// give each other as `--sentinel-pass`. Both proxies count each other in
+/// touch (CKQUORUM) and fail the group over together.
+#[test]
+fn peers_log_in_with_sentinel_credentials_apart_from_the_nodes() {
+    let master = RedisServer::builder().requirepass("node-secret").spawn();
+    let replica = RedisServer::builder()
+        .requirepass("node-secret")
+        .replica_of(master.addr())
+        .spawn();
+    support::assert_eventually!(Duration::from_secs(20), replica.master_link_up());
+    let ports = [support::free_port(), support::free_port()];
+    let sentinel_ports = ports.map(|p| support::loopback(p).to_string());
+    let master_arg = master.addr().to_string();
+    let proxies: Vec<Proxy> = (0..2)
+        .map(|i| {
+            Proxy::spawn(&[
+                "--master",
+                master_arg.as_str(),
+                "--sentinel-listen",
+                sentinel_ports[i].as_str(),
+                "--peer",
+                sentinel_ports[1 - i].as_str(),
+                "--auth-pass",
+                "node-secret",
+                "--requirepass",
+                "port-secret",
+                "--sentinel-pass",
+                "port-secret",
+                "--down-after-ms",
+                "1000",
+            ])
+        })
+        .collect();
+    let ask = |proxy: &Proxy, args: &[&str]| -> Option<String> {
+        let mut conn = support::redis_conn_with_timeout(
+            proxy.sentinel_addr(),
+            Some("port-secret"),
+            Duration::from_secs(2),
+        )
+        .ok()?;
+        let mut cmd = ::redis::cmd(args[0]);
+        for arg in &args[1..] {
+            cmd.arg(*arg);
+        }
+        cmd.query::<String>(&mut conn).ok()
+    };
+    for proxy in &proxies {
+        support::assert_eventually!(
+            Duration::from_secs(20),
+            ask(proxy, &["SENTINEL", "CKQUORUM", "mymaster"])
+                .is_some_and(|reply| reply.starts_with("OK 2 usable"))
+        );
+    }
+    let mut master = master;
+    master.kill9();
+    for proxy in &proxies {
+        support::assert_eventually!(FAILOVER_BOUND, {
+            let mut conn = support::redis_conn_with_timeout(
+                proxy.sentinel_addr(),
+                Some("port-secret"),
+                Duration::from_secs(2),
+            );
+            conn.as_mut().ok().and_then(|conn| {
+                ::redis::cmd("SENTINEL")
+                    .arg("GET-MASTER-ADDR-BY-NAME")
+                    .arg("mymaster")
+                    .query::<Vec<String>>(conn)
+                    .ok()
+            }) == Some(vec![
+                replica.addr().ip().to_string(),
+                replica.addr().port().to_string(),
+            ])
+        });
+    }
+}

@@ -1,5 +1,6 @@
-//! `SENTINEL` commands that act on failover: FAILOVER, and SIMULATE-PARTITION
-//! when fault injection is enabled.
+//! `SENTINEL` commands that act on failover: FAILOVER, SIMULATE-FAILURE (crash
+//! on purpose at a point of a failover, as Sentinel does, for testing), and
+//! SIMULATE-PARTITION when fault injection is enabled.
 //!
 //! The failover itself (election, stages, promotion) is the core's
 //! `failover` module; FAILOVER here only starts one without waiting for an
@@ -11,9 +12,10 @@ use std::net::SocketAddr;
 
 use tokio::time::Instant;
 
-use super::{error, ok};
+use super::{bulk, error, ok};
 use crate::resp::value::OwnedFrame;
-use crate::sentinel::core::Core;
+use crate::sentinel::core::{Core, SimulatedFailure};
+use crate::sentinel::groups::Groups;
 
 impl Core {
     /// `SENTINEL FAILOVER name`: forces a failover now; `+OK` once it started,
@@ -39,5 +41,32 @@ impl Core {
             }
             Err(_) => error("ERR addresses must be ip:port"),
         }
+    }
+}
+
+impl Groups {
+    /// `SENTINEL SIMULATE-FAILURE [CRASH-AFTER-ELECTION] [CRASH-AFTER-PROMOTION]
+    /// [HELP]`: clears the flags, then sets the ones named, for every group;
+    /// `HELP` lists them.
+    pub(super) fn simulate_failure_command(&mut self, words: &[String]) -> OwnedFrame {
+        let mut flags = SimulatedFailure::default();
+        for word in words {
+            match word.to_ascii_lowercase().as_str() {
+                "crash-after-election" => flags.after_election = true,
+                "crash-after-promotion" => flags.after_promotion = true,
+                "help" => {
+                    return OwnedFrame::Array(vec![
+                        bulk("crash-after-election"),
+                        bulk("crash-after-promotion"),
+                    ]);
+                }
+                _ => return error("ERR Unknown failure simulation specified"),
+            }
+        }
+        self.simulated_failure = flags;
+        for core in self.cores.values_mut() {
+            core.simulated_failure = flags;
+        }
+        ok()
     }
 }

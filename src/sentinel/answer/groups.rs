@@ -113,6 +113,8 @@ impl Groups {
                 }
             }
             ("debug", n) if n % 2 == 1 => self.debug_command(&words[1..]),
+            ("simulate-failure", _) => self.simulate_failure_command(&words[1..]),
+            ("info-cache", n) if n >= 2 => self.info_cache(&words[1..], now),
             ("simulate-partition", _) if self.template.fault_injection => {
                 let mut reply = ok();
                 for core in self.cores.values_mut() {

@@ -66,10 +66,12 @@ impl Groups {
         let mut text = format!(
             "# Sentinel\r\nsentinel_masters:{}\r\nsentinel_tilt:{}\r\n\
              sentinel_running_scripts:0\r\nsentinel_scripts_queue_length:0\r\n\
-             sentinel_simulate_failure_flags:0\r\nsentinel_current_epoch:{}\r\n\
+             sentinel_simulate_failure_flags:{}\r\nsentinel_current_epoch:{}\r\n\
              sentinel_fenced:{fenced}\r\n",
             self.cores.len(),
             u8::from(self.tilt()),
+            u8::from(self.simulated_failure.after_election)
+                + 2 * u8::from(self.simulated_failure.after_promotion),
             self.current_epoch(),
         );
         for (i, core) in self.cores.values().enumerate() {

@@ -7,7 +7,8 @@
 //! * SENTINELS a list of peer field lists;
 //! * GET-MASTER-ADDR-BY-NAME the announced master's `[ip, port]`;
 //! * CKQUORUM whether enough voters are in touch to reach ODOWN and to
-//!   authorize a failover.
+//!   authorize a failover;
+//! * INFO-CACHE the last `INFO` of each node of the named groups.
 //!
 //! None of them changes the state. Field lists are flat `[key, value, …]`
 //! arrays built with `fields`; the sentinel port sends them as maps to RESP3
@@ -22,6 +23,7 @@ use super::{bulk, error, fields, millis, since};
 use crate::resp::value::OwnedFrame;
 use crate::sentinel::core::Core;
 use crate::sentinel::failover::Stage;
+use crate::sentinel::groups::Groups;
 use crate::sentinel::info::ReportedRole;
 use crate::sentinel::node::{Node, Peer};
 
@@ -262,5 +264,36 @@ impl Core {
         } else {
             error(format!("NOQUORUM {}", problems.join("; ")))
         }
+    }
+}
+
+impl Groups {
+    /// `SENTINEL INFO-CACHE name…`: for each named group that exists, its
+    /// name and the last `INFO` of the master then of each replica, each as
+    /// `[milliseconds since it arrived, the text or null]`.
+    pub(super) fn info_cache(&self, names: &[String], now: Instant) -> OwnedFrame {
+        let mut reply = Vec::new();
+        for name in names {
+            let Some(core) = self.cores.get(name) else {
+                continue;
+            };
+            let nodes = std::iter::once(&core.master).chain(core.replicas.values());
+            let cached = nodes
+                .map(|node| {
+                    OwnedFrame::Array(vec![
+                        OwnedFrame::Integer(node.last_info.map_or(0, |t| {
+                            i64::try_from(now.saturating_duration_since(t).as_millis())
+                                .unwrap_or(i64::MAX)
+                        })),
+                        node.info_text
+                            .as_ref()
+                            .map_or(OwnedFrame::Null, |text| bulk(text.clone())),
+                    ])
+                })
+                .collect();
+            reply.push(bulk(name.clone()));
+            reply.push(OwnedFrame::Array(cached));
+        }
+        OwnedFrame::Array(reply)
     }
 }

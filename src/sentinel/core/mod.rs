@@ -125,6 +125,18 @@ impl Default for Timers {
     }
 }
 
+/// `SENTINEL SIMULATE-FAILURE`: points of a failover at which this Sentinel
+/// crashes on purpose (exit code 99, as Sentinel), to test what its peers do
+/// then. Off unless asked for.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct SimulatedFailure {
+    /// Crash right after winning an election.
+    pub after_election: bool,
+    /// Crash right after the promoted replica reports master (the new
+    /// config epoch saved first).
+    pub after_promotion: bool,
+}
+
 /// Longest random pause between ODOWN and a failover attempt: far longer than
 /// a vote request's round trip, so the first candidate usually collects the
 /// votes before another starts.
@@ -175,6 +187,10 @@ pub struct Core {
     /// Nodes and peers this proxy pretends it cannot reach (fault injection
     /// for partition tests): no job reaches them, no hello from them counts.
     pub partitioned: std::collections::BTreeSet<SocketAddr>,
+    /// Where a failover should crash this Sentinel (`SIMULATE-FAILURE`).
+    pub simulated_failure: SimulatedFailure,
+    /// A simulated failure was reached: the runner exits once state is saved.
+    pub crash_now: bool,
 }
 
 impl Core {
@@ -205,6 +221,8 @@ impl Core {
             events,
             dirty: true,
             partitioned: Default::default(),
+            simulated_failure: SimulatedFailure::default(),
+            crash_now: false,
             timers: Timers::default(),
             settings,
         };

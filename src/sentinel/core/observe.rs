@@ -124,6 +124,7 @@ impl Core {
                             let is_info = report.run_id.is_some()
                                 || !matches!(report.role, info::ReportedRole::Unknown);
                             if is_info {
+                                node.info_text = Some(text.to_owned());
                                 self.take_info(addr, report, now);
                             }
                         }

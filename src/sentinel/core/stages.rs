@@ -105,6 +105,10 @@ impl Core {
                         "+elected-leader",
                         format!("{what} #epoch {}", failover.epoch),
                     );
+                    if self.simulated_failure.after_election {
+                        self.crash_now = true;
+                        return;
+                    }
                     self.events.emit("+failover-state-select-slave", what);
                     self.enter(Stage::SelectReplica, now);
                     self.step_failover(now);
@@ -285,6 +289,12 @@ impl Core {
                 self.config_epoch = self.config_epoch.max(failover.epoch);
                 self.dirty = true;
                 self.enter(Stage::ReconfReplicas, now);
+                // Saved (and announced) from here: the promoted replica under
+                // the new epoch, as Sentinel has saved it when it crashes.
+                if self.simulated_failure.after_promotion {
+                    self.crash_now = true;
+                    return;
+                }
                 self.hello_now();
                 self.reconfigure_replicas(
                     &Failover {

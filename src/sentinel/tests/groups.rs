@@ -428,3 +428,68 @@ fn a_master_known_by_name_moves_with_its_name() {
     );
     assert_eq!(core.route(now).0, Some(moved));
 }
+
+/// `SIMULATE-FAILURE` sets Sentinel's crash points for every group (and
+/// `INFO` shows them as Sentinel's flags); `INFO-CACHE` gives each node's
+/// last `INFO` as it arrived.
+#[test]
+fn simulate_failure_and_info_cache() {
+    let (mut s, _) = sentinel();
+    ask(
+        &mut s,
+        &["SENTINEL", "MONITOR", "a", "127.0.0.1", "6379", "1"],
+    );
+    assert_eq!(
+        ask(
+            &mut s,
+            &["SENTINEL", "SIMULATE-FAILURE", "crash-after-promotion"]
+        ),
+        ok()
+    );
+    assert!(s.cores["a"].simulated_failure.after_promotion);
+    let OwnedFrame::BulkString(info) = ask(&mut s, &["INFO", "sentinel"]) else {
+        panic!("INFO is a bulk string");
+    };
+    assert!(String::from_utf8_lossy(&info).contains("sentinel_simulate_failure_flags:2\r\n"));
+    assert_eq!(
+        ask(&mut s, &["SENTINEL", "SIMULATE-FAILURE", "nope"]),
+        err("ERR Unknown failure simulation specified")
+    );
+    assert_eq!(
+        ask(&mut s, &["SENTINEL", "SIMULATE-FAILURE", "help"]).clone(),
+        OwnedFrame::Array(vec![
+            OwnedFrame::BulkString(b"crash-after-election".to_vec()),
+            OwnedFrame::BulkString(b"crash-after-promotion".to_vec()),
+        ])
+    );
+
+    let now = Instant::now();
+    if let Some(core) = s.cores.get_mut("a") {
+        core.observe(
+            addr(MASTER),
+            crate::sentinel::link::Sent::Info,
+            Ok(super::info_master()),
+            now,
+        );
+    }
+    let OwnedFrame::Array(cache) = ask(&mut s, &["SENTINEL", "INFO-CACHE", "a", "unknown"]) else {
+        panic!("INFO-CACHE is an array");
+    };
+    assert_eq!(cache.len(), 2, "the known group only: {cache:?}");
+    assert_eq!(cache[0], OwnedFrame::BulkString(b"a".to_vec()));
+    let OwnedFrame::Array(nodes) = &cache[1] else {
+        panic!("the group's nodes are an array");
+    };
+    let OwnedFrame::Array(master) = &nodes[0] else {
+        panic!("[age, info]");
+    };
+    assert!(matches!(&master[1], OwnedFrame::BulkString(text) if text.starts_with(b"# Server")));
+    let OwnedFrame::Array(replica) = &nodes[1] else {
+        panic!("[age, info]");
+    };
+    assert_eq!(
+        replica[1],
+        OwnedFrame::Null,
+        "the replica has not answered INFO yet"
+    );
+}
