@@ -385,6 +385,7 @@ impl CorePlan {
             auth: config.backend_auth.clone(),
             renamed_commands: Default::default(),
             resolve_hostnames: false,
+            announce_hostnames: false,
         };
         let settings = settings_for(
             &config.master_name,

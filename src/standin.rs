@@ -232,6 +232,7 @@ fn groups(
                 pass: group.auth_pass.clone(),
             },
             resolve_hostnames: conf.resolve_hostnames,
+            announce_hostnames: conf.announce_hostnames,
             renamed_commands: group
                 .renamed_commands
                 .iter()

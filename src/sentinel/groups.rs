@@ -205,6 +205,7 @@ impl Groups {
             auth: t.auth.clone(),
             renamed_commands: Default::default(),
             resolve_hostnames: t.resolve_hostnames,
+            announce_hostnames: t.announce_hostnames,
         };
         let mut events = Events::new(t.events.clone());
         events.scripts = Scripts::default();
@@ -384,7 +385,7 @@ impl Groups {
         for (name, core) in &self.cores {
             let s = &core.settings;
             let (master, config_epoch) = core.announced_master();
-            let (ip, port) = (master.ip().to_string(), master.port().to_string());
+            let (ip, port) = (core.shown_host(master), master.port().to_string());
             line(&["monitor", name, &ip, &port, &s.quorum.to_string()]);
             if s.down_after != DEFAULT_DOWN_AFTER {
                 line(&[
@@ -434,7 +435,7 @@ impl Groups {
                 .chain(core.replicas.keys().copied())
                 .filter(|a| *a != master);
             for replica in replicas {
-                let (ip, port) = (replica.ip().to_string(), replica.port().to_string());
+                let (ip, port) = (core.shown_host(replica), replica.port().to_string());
                 line(&["known-replica", name, &ip, &port]);
             }
             for peer in core.peers.values() {

@@ -46,6 +46,7 @@ fn core_with(voters: &[&str], observer: bool) -> (Core, broadcast::Receiver<supe
         auth: Default::default(),
         renamed_commands: Default::default(),
         resolve_hostnames: false,
+        announce_hostnames: false,
     };
     let core = Core::new(
         settings,

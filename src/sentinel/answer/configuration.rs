@@ -106,7 +106,12 @@ impl Groups {
                 None => return invalid(),
             },
             "announce-hostnames" => match flag(value) {
-                Some(on) => self.template.announce_hostnames = on,
+                Some(on) => {
+                    self.template.announce_hostnames = on;
+                    for core in self.cores.values_mut() {
+                        core.settings.announce_hostnames = on;
+                    }
+                }
                 None => return invalid(),
             },
             "announce-port" => match value.parse::<u16>() {

@@ -61,7 +61,7 @@ impl Core {
         }
         let (addr, _) = self.announced_master();
         OwnedFrame::Array(vec![
-            bulk(addr.ip().to_string()),
+            bulk(self.shown_host(addr)),
             bulk(addr.port().to_string()),
         ])
     }
@@ -96,7 +96,7 @@ impl Core {
         }
         let mut pairs = vec![
             ("name", self.settings.name.clone()),
-            ("ip", addr.ip().to_string()),
+            ("ip", self.shown_host(addr)),
             ("port", addr.port().to_string()),
             ("runid", node.run_id.clone().unwrap_or_default()),
             ("flags", flags.join(",")),
@@ -170,9 +170,16 @@ impl Core {
         if !node.link_up {
             flags.push("disconnected");
         }
+        let host = self.shown_host(node.addr);
+        let name = match node.addr.ip() {
+            std::net::IpAddr::V6(_) if host.contains(':') => {
+                format!("[{host}]:{}", node.addr.port())
+            }
+            _ => format!("{host}:{}", node.addr.port()),
+        };
         let mut pairs = vec![
-            ("name", node.addr.to_string()),
-            ("ip", node.addr.ip().to_string()),
+            ("name", name),
+            ("ip", host),
             ("port", node.addr.port().to_string()),
             ("runid", node.run_id.clone().unwrap_or_default()),
             ("flags", flags.join(",")),

@@ -91,8 +91,12 @@ impl Core {
             "ok"
         };
         let sentinels = self.peers.values().filter(|p| p.run_id.is_some()).count() + 1;
+        let address = match (addr.ip(), self.shown_host(addr)) {
+            (std::net::IpAddr::V6(ip), host) if host == ip.to_string() => addr.to_string(),
+            (_, host) => format!("{host}:{}", addr.port()),
+        };
         format!(
-            "master{index}:name={},status={status},address={addr},slaves={},sentinels={sentinels}\r\n",
+            "master{index}:name={},status={status},address={address},slaves={},sentinels={sentinels}\r\n",
             self.settings.name,
             self.replicas.len(),
         )

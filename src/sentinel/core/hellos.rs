@@ -58,7 +58,7 @@ impl Core {
             run_id: self.myid.clone(),
             current_epoch: self.current_epoch,
             master_name: self.settings.name.clone(),
-            master_ip: master.ip().to_string(),
+            master_ip: self.shown_host(master),
             master_port: master.port(),
             master_config_epoch: config_epoch,
         }

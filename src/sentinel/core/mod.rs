@@ -77,6 +77,9 @@ pub struct Settings {
     /// Sentinel's `resolve-hostnames`: addresses in `INFO`, hellos and
     /// commands may be host names, resolved when read.
     pub resolve_hostnames: bool,
+    /// Sentinel's `announce-hostnames`: nodes known by name are shown and
+    /// announced by name (replies, hellos, the saved configuration).
+    pub announce_hostnames: bool,
     /// Commands the group's nodes know under other names (`SENTINEL SET
     /// rename-command`), by upper-case original name.
     pub renamed_commands: std::collections::BTreeMap<String, String>,
@@ -312,6 +315,16 @@ impl Core {
             leader_epoch: self.vote.as_ref().map_or(0, |v| v.epoch),
             monitored: Vec::new(),
         }
+    }
+
+    /// How `addr` is shown and announced: its host name with
+    /// `announce-hostnames` when the node at `addr` has one, else its IP.
+    pub fn shown_host(&self, addr: SocketAddr) -> String {
+        self.node(addr)
+            .and_then(|n| n.host.as_ref())
+            .filter(|_| self.settings.announce_hostnames)
+            .cloned()
+            .unwrap_or_else(|| addr.ip().to_string())
     }
 
     /// The master or the replica at `addr`.

@@ -265,11 +265,19 @@ impl Core {
         } else if node.info.is_none() {
             node.role_changed_at = now;
         }
-        let discovered: Vec<SocketAddr> = if is_master {
+        // Replicas by address, with the host name `INFO` gave, if a name.
+        let discovered: Vec<(SocketAddr, Option<String>)> = if is_master {
             report
                 .replicas
                 .iter()
-                .filter_map(|r| node::resolve(&r.ip, r.port, names))
+                .filter_map(|r| {
+                    let addr = node::resolve(&r.ip, r.port, names)?;
+                    let host =
+                        r.ip.parse::<std::net::IpAddr>()
+                            .is_err()
+                            .then(|| r.ip.clone());
+                    Some((addr, host))
+                })
                 .collect()
         } else {
             Vec::new()
@@ -279,9 +287,11 @@ impl Core {
         for (kind, text) in emitted {
             self.events.emit(kind, text);
         }
-        for replica in discovered {
+        for (replica, host) in discovered {
             if replica != self.master.addr && !self.replicas.contains_key(&replica) {
-                self.replicas.insert(replica, Node::new(replica, now));
+                let mut node = Node::new(replica, now);
+                node.host = host;
+                self.replicas.insert(replica, node);
                 self.events
                     .emit("+slave", events::replica(replica, &name, self.master.addr));
                 self.dirty = true;
