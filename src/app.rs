@@ -400,6 +400,10 @@ impl CorePlan {
             .as_mut()
             .map(|s| std::mem::take(&mut s.monitored))
             .unwrap_or_default();
+        let sentinel_config = saved
+            .as_mut()
+            .map(|s| std::mem::take(&mut s.sentinel_config))
+            .unwrap_or_default();
         let now = tokio::time::Instant::now();
         let mut first = Core::new(
             settings,
@@ -429,6 +433,7 @@ impl CorePlan {
         template.sentinel_auth = core.sentinel_auth.clone();
         let mut groups = sentinel::Groups::new(first.myid.clone(), template);
         groups.insert(first);
+        groups.replay_overrides(&config.master_name);
         groups.served.insert(config.master_name.clone());
         for group in &config.groups {
             let settings = settings_for(
@@ -445,6 +450,8 @@ impl CorePlan {
             groups.insert(core);
         }
         groups.restore_monitored(monitored, now);
+        groups.replay_config(sentinel_config);
+        groups.dirty = false;
         let mut served: std::collections::HashMap<String, sentinel::Served> = group_writers
             .into_iter()
             .map(|(name, writer)| {

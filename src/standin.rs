@@ -267,6 +267,8 @@ fn groups(
             leader: (group.leader_epoch > 0).then(|| "*".to_owned()),
             leader_epoch: group.leader_epoch,
             monitored: Vec::new(),
+            overrides: Vec::new(),
+            sentinel_config: Vec::new(),
         };
         let mut sink = Events::new(events.clone());
         sink.scripts = Scripts::new(

@@ -141,6 +141,9 @@ pub struct Groups {
     pub served: BTreeSet<String>,
     /// A group was added or removed, or a setting changed: save.
     pub dirty: bool,
+    /// The `SENTINEL CONFIG SET` settings given at run time, `[name, value]`,
+    /// the latest of each: saved, and replayed after a restart.
+    pub config_overrides: Vec<Vec<String>>,
 }
 
 impl Groups {
@@ -154,6 +157,7 @@ impl Groups {
             simulated_failure: SimulatedFailure::default(),
             served: BTreeSet::new(),
             dirty: false,
+            config_overrides: Vec::new(),
         }
     }
 
@@ -278,6 +282,7 @@ impl Groups {
         let mut state = primary.saved_state();
         state.myid = self.myid.clone();
         state.current_epoch = self.current_epoch();
+        state.sentinel_config = self.config_overrides.clone();
         state.monitored = self
             .cores
             .values()
@@ -327,6 +332,7 @@ impl Groups {
                     core.master.host = configured_master.host;
                 }
                 self.insert(core);
+                self.replay_overrides(&name);
                 continue;
             }
             if self

@@ -60,6 +60,14 @@ pub struct SavedState {
     /// one above (absent in files written before there were any).
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub monitored: Vec<SavedGroup>,
+    /// The `SENTINEL SET` options given to this group at run time, each as
+    /// `[option, value…]`, replayed over its configured settings at start-up.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub overrides: Vec<Vec<String>>,
+    /// The `SENTINEL CONFIG SET` settings given at run time, each as
+    /// `[name, value]`, replayed at start-up (kept with the first group).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub sentinel_config: Vec<Vec<String>>,
 }
 
 /// A group started at run time by `SENTINEL MONITOR`: the settings it was
@@ -291,6 +299,8 @@ mod tests {
             leader: Some("7abd20de715ec32e099ad231bbb65a04bd10533c".into()),
             leader_epoch: 3,
             monitored: Vec::new(),
+            overrides: Vec::new(),
+            sentinel_config: Vec::new(),
         }
     }
 
@@ -315,6 +325,8 @@ mod tests {
             leader: None,
             leader_epoch: 0,
             monitored: Vec::new(),
+            overrides: Vec::new(),
+            sentinel_config: Vec::new(),
             ..state()
         };
         save(dir.path(), &fresh).unwrap();
@@ -477,6 +489,8 @@ mod tests {
             config_epoch: u64::MAX - 1,
             leader_epoch: u64::MAX,
             monitored: Vec::new(),
+            overrides: Vec::new(),
+            sentinel_config: Vec::new(),
             ..state()
         };
         save(dir.path(), &huge).unwrap();

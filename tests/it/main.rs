@@ -17,6 +17,7 @@ mod core_observers;
 mod core_partition;
 mod core_restarts;
 mod core_sentinels;
+mod core_settings;
 mod core_switchover;
 mod dashboard;
 mod demo;

@@ -145,8 +145,23 @@ impl Groups {
                 ));
             }
         }
+        let name = name.to_ascii_lowercase();
+        self.config_overrides.retain(|e| e.first() != Some(&name));
+        self.config_overrides.push(vec![name, value.to_owned()]);
         self.dirty = true;
         ok()
+    }
+
+    /// Applies again the `SENTINEL CONFIG SET` settings given at run time
+    /// before a restart (saved in the data directory).
+    pub fn replay_config(&mut self, saved: Vec<Vec<String>>) {
+        for entry in saved {
+            if let [name, value] = entry.as_slice()
+                && let OwnedFrame::Error(refused) = self.config_set(name, value)
+            {
+                tracing::warn!(%name, %refused, "saved SENTINEL CONFIG SET setting not applied");
+            }
+        }
     }
 
     /// Every group announces the template's address from now on.

@@ -77,11 +77,17 @@ impl Groups {
                 reply = refused;
                 break;
             }
+            record_override(core, option, values);
+            // Passwords are not shown in events, as in Sentinel.
+            let shown = if option.eq_ignore_ascii_case("auth-pass") {
+                "******".to_owned()
+            } else {
+                values.join(" ")
+            };
             let description = format!(
-                "{} {} {}",
+                "{} {} {shown}",
                 events::master(name, core.master.addr),
                 option,
-                values.join(" ")
             );
             core.events.emit("+set", description);
             self.dirty = true;
@@ -89,6 +95,45 @@ impl Groups {
         }
         reply
     }
+}
+
+impl Groups {
+    /// Applies again, over the group's configured settings, the `SENTINEL
+    /// SET` options it was given at run time before a restart (its saved
+    /// [`Core::overrides`]); one that no longer applies is logged and skipped.
+    pub fn replay_overrides(&mut self, name: &str) {
+        let Some(core) = self.cores.get_mut(name) else {
+            return;
+        };
+        for entry in core.overrides.clone() {
+            let [option, values @ ..] = entry.as_slice() else {
+                continue;
+            };
+            match set_option(core, option, values, false) {
+                Ok(()) => {
+                    tracing::info!(group = name, %option, "setting from SENTINEL SET, saved in data_dir, applied")
+                }
+                Err(refused) => {
+                    tracing::warn!(group = name, %option, ?refused, "saved SENTINEL SET setting not applied")
+                }
+            }
+        }
+    }
+}
+
+/// Remembers `option values…` as given at run time, replacing an earlier
+/// value of the same option (of the same command, for `rename-command`).
+fn record_override(core: &mut Core, option: &str, values: &[String]) {
+    let mut entry = vec![option.to_ascii_lowercase()];
+    entry.extend(values.iter().cloned());
+    let same = |e: &Vec<String>| {
+        e.first() == entry.first()
+            && (entry[0] != "rename-command"
+                || e.get(1).map(|c| c.to_ascii_uppercase())
+                    == entry.get(1).map(|c| c.to_ascii_uppercase()))
+    };
+    core.overrides.retain(|e| !same(e));
+    core.overrides.push(entry);
 }
 
 /// Applies one `SENTINEL SET` option to `core`.

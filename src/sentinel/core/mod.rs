@@ -194,6 +194,10 @@ pub struct Core {
     pub simulated_failure: SimulatedFailure,
     /// A simulated failure was reached: the runner exits once state is saved.
     pub crash_now: bool,
+    /// The `SENTINEL SET` options given at run time, `[option, value…]`,
+    /// the latest of each option (and renamed command) only: saved, and
+    /// replayed over the configured settings after a restart.
+    pub overrides: Vec<Vec<String>>,
 }
 
 impl Core {
@@ -226,6 +230,7 @@ impl Core {
             partitioned: Default::default(),
             simulated_failure: SimulatedFailure::default(),
             crash_now: false,
+            overrides: Vec::new(),
             timers: Timers::default(),
             settings,
         };
@@ -244,6 +249,7 @@ impl Core {
 
     /// Takes back the saved identity, epochs, topology, peers and vote.
     fn restore(&mut self, saved: SavedState, now: Instant) {
+        self.overrides = saved.overrides;
         self.myid = saved.myid;
         self.current_epoch = saved.current_epoch;
         self.config_epoch = saved.config_epoch;
@@ -314,6 +320,8 @@ impl Core {
             leader: self.vote.as_ref().map(|v| v.leader.clone()),
             leader_epoch: self.vote.as_ref().map_or(0, |v| v.epoch),
             monitored: Vec::new(),
+            overrides: self.overrides.clone(),
+            sentinel_config: Vec::new(),
         }
     }
 

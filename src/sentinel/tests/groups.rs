@@ -499,7 +499,10 @@ fn simulate_failure_and_info_cache() {
 #[test]
 fn announce_hostnames_shows_names() {
     let (mut s, _) = sentinel();
-    ask(&mut s, &["SENTINEL", "MONITOR", "a", "127.0.0.1", "6379", "1"]);
+    ask(
+        &mut s,
+        &["SENTINEL", "MONITOR", "a", "127.0.0.1", "6379", "1"],
+    );
     if let Some(core) = s.cores.get_mut("a") {
         core.master.host = Some("redis-0.example".to_owned());
     }
@@ -508,17 +511,39 @@ fn announce_hostnames_shows_names() {
         OwnedFrame::Array(items) => items.into_iter().next(),
         _ => None,
     };
-    assert_eq!(first(by_name(&mut s)), Some(OwnedFrame::BulkString(b"127.0.0.1".to_vec())));
-    assert_eq!(ask(&mut s, &["SENTINEL", "CONFIG", "SET", "announce-hostnames", "yes"]), ok());
+    assert_eq!(
+        first(by_name(&mut s)),
+        Some(OwnedFrame::BulkString(b"127.0.0.1".to_vec()))
+    );
+    assert_eq!(
+        ask(
+            &mut s,
+            &["SENTINEL", "CONFIG", "SET", "announce-hostnames", "yes"]
+        ),
+        ok()
+    );
     assert_eq!(
         first(by_name(&mut s)),
         Some(OwnedFrame::BulkString(b"redis-0.example".to_vec()))
     );
-    assert!(s.cores["a"].hello_payload().contains(",a,redis-0.example,6379,"));
+    assert!(
+        s.cores["a"]
+            .hello_payload()
+            .contains(",a,redis-0.example,6379,")
+    );
     let OwnedFrame::BulkString(info) = ask(&mut s, &["INFO", "sentinel"]) else {
         panic!("INFO is a bulk string");
     };
     assert!(String::from_utf8_lossy(&info).contains("address=redis-0.example:6379"));
-    assert_eq!(ask(&mut s, &["SENTINEL", "CONFIG", "SET", "announce-hostnames", "no"]), ok());
-    assert_eq!(first(by_name(&mut s)), Some(OwnedFrame::BulkString(b"127.0.0.1".to_vec())));
+    assert_eq!(
+        ask(
+            &mut s,
+            &["SENTINEL", "CONFIG", "SET", "announce-hostnames", "no"]
+        ),
+        ok()
+    );
+    assert_eq!(
+        first(by_name(&mut s)),
+        Some(OwnedFrame::BulkString(b"127.0.0.1".to_vec()))
+    );
 }
