@@ -93,6 +93,7 @@ impl Core {
                     return;
                 };
                 node.ping_sent = None;
+                let was_up = node.link_up;
                 node.link_up = link_works(&result);
                 if result.is_ok() {
                     // PONG: a restarted master serves again.
@@ -101,11 +102,13 @@ impl Core {
                 if valid_ping_reply(&result) {
                     node.last_ok = now;
                     node.unanswered_since = None;
-                } else if !node.link_up {
+                } else if was_up && !node.link_up {
                     // The link broke (a CLIENT KILL on a promoted replica
                     // does that): reconnect and ask again at the next tick
                     // rather than a ping period later, so a live node is not
-                    // taken for a silent one.
+                    // taken for a silent one. A node that still cannot be
+                    // reached is tried again at the ping period, not at
+                    // every tick.
                     node.last_ping = None;
                 }
             }
