@@ -26,17 +26,9 @@ set -euo pipefail
 export LC_ALL=C # one byte order for sort and comm
 
 repo=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
-suite=${REDIS_SUITE:-}
-if [ -z "$suite" ]; then
-    origin=$(git -C "$repo" remote get-url origin 2>/dev/null || true)
-    for base in "$repo" "$origin"; do
-        candidate=$base/../shared/peer/redis-7.0.15
-        if [ -n "$base" ] && [ -x "$candidate/runtest" ]; then
-            suite=$(cd "$candidate" && pwd)
-            break
-        fi
-    done
-fi
+# shellcheck source=scripts/find-suite.sh
+. "$repo/scripts/find-suite.sh"
+suite=$(find_suite runtest)
 passes=direct,default,shared
 proxy_bin=$repo/target/release/sentinel-proxy
 

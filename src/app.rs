@@ -307,11 +307,8 @@ enum ControlPath {
 /// that errors (a busy port, an unreadable data directory) stop the start.
 struct CorePlan {
     runner: sentinel::Runner,
-    listener: std::net::TcpListener,
+    port: sentinel::Port,
     sentinel_addr: SocketAddr,
-    events: tokio::sync::broadcast::Sender<sentinel::api::Event>,
-    api_tx: tokio::sync::mpsc::Sender<sentinel::api::Request>,
-    options: sentinel::api::Options,
 }
 
 /// Sentinel-port commands that may wait for the core.
@@ -482,36 +479,22 @@ impl CorePlan {
                     None => sentinel::Store::Memory,
                 },
             },
-            listener,
-            sentinel_addr,
-            events,
-            api_tx,
-            options: sentinel::api::Options {
-                requirepass: config.requirepass.clone(),
-                max_clients: config.max_clients,
+            port: sentinel::Port {
+                listener,
+                api: api_tx,
+                events,
+                options: sentinel::api::Options {
+                    requirepass: config.requirepass.clone(),
+                    max_clients: config.max_clients,
+                },
             },
+            sentinel_addr,
         })
     }
 
     /// Runs the sentinel port and the core on the control runtime.
     async fn run(self, stop: CancellationToken) {
-        let server = match TcpListener::from_std(self.listener) {
-            Ok(listener) => Some(tokio::spawn(sentinel::api::serve(
-                listener,
-                self.api_tx,
-                self.events,
-                self.options,
-                stop.clone(),
-            ))),
-            Err(error) => {
-                tracing::error!(%error, "cannot serve the sentinel port");
-                None
-            }
-        };
-        self.runner.run(stop).await;
-        if let Some(server) = server {
-            let _ = server.await;
-        }
+        sentinel::run_with_port(self.runner, self.port, stop).await;
     }
 }
 

@@ -16,11 +16,9 @@ use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
 
 use anyhow::Context as _;
-use tokio::net::TcpListener;
 use tokio_util::sync::CancellationToken;
 use tracing::{info, warn};
 
-use crate::control::Source as _;
 use crate::sentinel::events::Events;
 use crate::sentinel::groups::{Groups, Template};
 use crate::sentinel::persist::{SavedPeer, SavedState};
@@ -43,10 +41,7 @@ const MAX_CLIENTS: usize = 10_000;
 /// A stand-in ready to run: its config read, its port bound.
 pub struct Prepared {
     runner: sentinel::Runner,
-    listener: std::net::TcpListener,
-    api_tx: tokio::sync::mpsc::Sender<sentinel::api::Request>,
-    events: tokio::sync::broadcast::Sender<sentinel::api::Event>,
-    requirepass: Option<String>,
+    port: sentinel::Port,
     /// Kept so the runner's hint channel stays open (no sessions here).
     _hints: crate::switch::HintSender,
 }
@@ -124,10 +119,15 @@ fn bind_and_build(path: PathBuf, conf: StandIn) -> anyhow::Result<Prepared> {
             api: api_rx,
             store: sentinel::Store::SentinelConf(path),
         },
-        listener,
-        api_tx,
-        events,
-        requirepass: conf.requirepass.clone(),
+        port: sentinel::Port {
+            listener,
+            api: api_tx,
+            events,
+            options: sentinel::api::Options {
+                requirepass: conf.requirepass.clone(),
+                max_clients: MAX_CLIENTS,
+            },
+        },
         _hints: hints_tx,
     })
 }
@@ -135,26 +135,7 @@ fn bind_and_build(path: PathBuf, conf: StandIn) -> anyhow::Result<Prepared> {
 impl Prepared {
     /// Runs the sentinel port and the groups until `stop` is cancelled.
     pub async fn run(self, stop: CancellationToken) {
-        let server = match TcpListener::from_std(self.listener) {
-            Ok(listener) => Some(tokio::spawn(sentinel::api::serve(
-                listener,
-                self.api_tx,
-                self.events,
-                sentinel::api::Options {
-                    requirepass: self.requirepass,
-                    max_clients: MAX_CLIENTS,
-                },
-                stop.clone(),
-            ))),
-            Err(error) => {
-                tracing::error!(%error, "cannot serve the sentinel port");
-                None
-            }
-        };
-        self.runner.run(stop).await;
-        if let Some(server) = server {
-            let _ = server.await;
-        }
+        sentinel::run_with_port(self.runner, self.port, stop).await;
     }
 }
 

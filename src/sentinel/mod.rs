@@ -342,6 +342,41 @@ impl Runner {
     }
 }
 
+/// The sentinel port: its bound listener and what its connections need.
+pub struct Port {
+    /// The bound listener (non-blocking).
+    pub listener: std::net::TcpListener,
+    /// Where its connections send the commands the groups answer.
+    pub api: mpsc::Sender<api::Request>,
+    /// The events its subscribers receive.
+    pub events: tokio::sync::broadcast::Sender<api::Event>,
+    /// Its password and client limit.
+    pub options: api::Options,
+}
+
+/// Serves the sentinel port and runs the groups on the current (control)
+/// runtime until `stop` is cancelled, then waits for the port's
+/// connections to close.
+pub async fn run_with_port(runner: Runner, port: Port, stop: CancellationToken) {
+    let server = match tokio::net::TcpListener::from_std(port.listener) {
+        Ok(listener) => Some(tokio::spawn(api::serve(
+            listener,
+            port.api,
+            port.events,
+            port.options,
+            stop.clone(),
+        ))),
+        Err(error) => {
+            tracing::error!(%error, "cannot serve the sentinel port");
+            None
+        }
+    };
+    runner.run(stop).await;
+    if let Some(server) = server {
+        let _ = server.await;
+    }
+}
+
 /// Hands one group's queued jobs to its links.
 fn flush_group(
     group: &str,

@@ -437,8 +437,13 @@ pub fn sentinel_query<T: FromRedisValue>(addr: SocketAddr, args: &[&str]) -> Red
 
 /// `SENTINEL get-master-addr-by-name mymaster` on the sentinel port `addr`.
 pub fn master_named_by(addr: SocketAddr) -> Option<SocketAddr> {
+    group_master(addr, "mymaster")
+}
+
+/// `SENTINEL get-master-addr-by-name name` on the sentinel port `addr`.
+pub fn group_master(addr: SocketAddr, name: &str) -> Option<SocketAddr> {
     let reply: Vec<String> =
-        sentinel_query(addr, &["SENTINEL", "get-master-addr-by-name", "mymaster"]).ok()?;
+        sentinel_query(addr, &["SENTINEL", "get-master-addr-by-name", name]).ok()?;
     format!("{}:{}", reply.first()?, reply.get(1)?).parse().ok()
 }
 
@@ -450,8 +455,12 @@ pub fn sentinel_info(proxy: &Proxy) -> Option<HashMap<String, String>> {
 
 /// One field of `SENTINEL master mymaster` on `proxy`'s sentinel port.
 pub fn sentinel_master_field(proxy: &Proxy, field: &str) -> Option<String> {
-    let reply: Vec<String> =
-        sentinel_query(proxy.sentinel_addr(), &["SENTINEL", "master", "mymaster"]).ok()?;
+    group_field(proxy.sentinel_addr(), "mymaster", field)
+}
+
+/// One field of `SENTINEL master name` on the sentinel port `addr`.
+pub fn group_field(addr: SocketAddr, name: &str, field: &str) -> Option<String> {
+    let reply: Vec<String> = sentinel_query(addr, &["SENTINEL", "master", name]).ok()?;
     reply
         .chunks_exact(2)
         .find(|kv| kv[0] == field)

@@ -7,7 +7,9 @@
 use std::net::SocketAddr;
 use std::time::{Duration, Instant};
 
-use crate::core::{FAILOVER_BOUND, sentinel_query};
+use crate::core::{
+    FAILOVER_BOUND, group_field as master_field, group_master as master_of, sentinel_query,
+};
 use crate::support::{self, Proxy, RedisServer, Sentinel, SentinelOptions};
 
 /// A master and one replica in sync with it.
@@ -23,25 +25,6 @@ fn ok(sentinel: SocketAddr, args: &[&str]) {
     let reply: String =
         sentinel_query(sentinel, args).unwrap_or_else(|e| panic!("{args:?} on {sentinel}: {e}"));
     assert_eq!(reply, "OK", "{args:?} on {sentinel}");
-}
-
-/// The master `sentinel` names for `name`.
-fn master_of(sentinel: SocketAddr, name: &str) -> Option<SocketAddr> {
-    let reply: Option<Vec<String>> =
-        sentinel_query(sentinel, &["SENTINEL", "GET-MASTER-ADDR-BY-NAME", name]).ok()?;
-    match reply?.as_slice() {
-        [ip, port] => format!("{ip}:{port}").parse().ok(),
-        _ => None,
-    }
-}
-
-/// One field of `SENTINEL MASTER name` on `sentinel`.
-fn master_field(sentinel: SocketAddr, name: &str, field: &str) -> Option<String> {
-    let fields: Vec<String> = sentinel_query(sentinel, &["SENTINEL", "MASTER", name]).ok()?;
-    fields
-        .chunks(2)
-        .find(|pair| pair[0] == field)
-        .map(|pair| pair[1].clone())
 }
 
 /// Starts monitoring `master` as `name` with quorum `quorum` and fast timings.

@@ -4,7 +4,7 @@
 
 use std::collections::HashMap;
 
-use crate::core::sentinel_query;
+use crate::core::{group_field, sentinel_query};
 use crate::support::{Proxy, RedisServer};
 
 /// `SENTINEL CONFIG GET name` as a map.
@@ -16,16 +16,6 @@ fn config_get(proxy: &Proxy, name: &str) -> HashMap<String, String> {
         .chunks(2)
         .map(|p| (p[0].clone(), p[1].clone()))
         .collect()
-}
-
-/// One field of `SENTINEL MASTER mymaster`.
-fn master_field(proxy: &Proxy, field: &str) -> Option<String> {
-    let fields: Vec<String> =
-        sentinel_query(proxy.sentinel_addr(), &["SENTINEL", "MASTER", "mymaster"]).ok()?;
-    fields
-        .chunks(2)
-        .find(|p| p[0] == field)
-        .map(|p| p[1].clone())
 }
 
 #[test]
@@ -73,12 +63,12 @@ fn sentinel_set_and_config_set_survive_a_restart() {
 
     let proxy = Proxy::spawn(&args);
     assert_eq!(
-        master_field(&proxy, "quorum").as_deref(),
+        group_field(proxy.sentinel_addr(), "mymaster", "quorum").as_deref(),
         Some("1"),
         "the latest SET wins over --quorum 2"
     );
     assert_eq!(
-        master_field(&proxy, "failover-timeout").as_deref(),
+        group_field(proxy.sentinel_addr(), "mymaster", "failover-timeout").as_deref(),
         Some("7000")
     );
     assert_eq!(
