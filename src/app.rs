@@ -449,29 +449,22 @@ impl CorePlan {
         groups.restore_monitored(monitored, now);
         groups.replay_config(sentinel_config);
         groups.dirty = false;
-        let mut served: std::collections::HashMap<String, sentinel::Served> = group_writers
+        let mut served: std::collections::HashMap<String, Committer> = group_writers
             .into_iter()
             .map(|(name, writer)| {
                 groups.served.insert(name.clone());
-                let served = sentinel::Served {
-                    committer: Committer::new(writer),
-                    // Only the first group's status feeds `/status`.
-                    status: crate::status::channel().0,
-                };
-                (name, served)
+                (name, Committer::new(writer))
             })
             .collect();
-        served.insert(
-            config.master_name.clone(),
-            sentinel::Served {
-                committer: Committer::new(writer),
-                status,
-            },
-        );
+        served.insert(config.master_name.clone(), Committer::new(writer));
         Ok(CorePlan {
             runner: sentinel::Runner {
                 groups,
                 served,
+                status: Some(sentinel::StatusFeed {
+                    first: config.master_name.clone(),
+                    sender: status,
+                }),
                 hints,
                 api: api_rx,
                 store: match &core.data_dir {

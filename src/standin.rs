@@ -115,6 +115,7 @@ fn bind_and_build(path: PathBuf, conf: StandIn) -> anyhow::Result<Prepared> {
         runner: sentinel::Runner {
             groups,
             served: Default::default(),
+            status: None,
             hints,
             api: api_rx,
             store: sentinel::Store::SentinelConf(path),

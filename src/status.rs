@@ -36,6 +36,11 @@ pub struct Status {
     pub quorum_reachable: bool,
     /// The latest Sentinel events, oldest first (`+sdown master mymaster …`).
     pub recent_events: Vec<String>,
+    /// The other groups this proxy monitors (`[[group]]` tables, `SENTINEL
+    /// MONITOR`), each described the same way; `/readyz` and the topology
+    /// metrics are about the first group only.
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub groups: Vec<Status>,
 }
 
 /// One Redis server of the group.

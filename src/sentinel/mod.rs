@@ -101,21 +101,25 @@ pub enum Store {
     SentinelConf(std::path::PathBuf),
 }
 
-/// A served group's data-path side: where its route is committed.
+/// Where the status snapshot behind `/status`, `/readyz` and the topology
+/// metrics is published: the first group's, with every other group's
+/// status in its `groups`.
 #[derive(Debug)]
-pub struct Served {
-    /// The group's one switch writer.
-    pub committer: Committer,
-    /// Where the group's status snapshot is published (`/status`).
-    pub status: tokio::sync::watch::Sender<crate::status::Status>,
+pub struct StatusFeed {
+    /// The first group's name.
+    pub first: String,
+    /// The channel the admin endpoint reads.
+    pub sender: tokio::sync::watch::Sender<crate::status::Status>,
 }
 
 /// The I/O shell around the Sentinel's groups.
 pub struct Runner {
     /// Every group and what they share.
     pub groups: Groups,
-    /// The groups with a client endpoint, by name.
-    pub served: HashMap<String, Served>,
+    /// The committer of each group with a client endpoint, by name.
+    pub served: HashMap<String, Committer>,
+    /// Where the status snapshot goes, when anything reads one.
+    pub status: Option<StatusFeed>,
     /// Hints from sessions (about any group: they name a node's address).
     pub hints: mpsc::Receiver<Hint>,
     /// Commands from the sentinel port.
@@ -293,24 +297,36 @@ impl Runner {
         }
     }
 
-    /// Commits each served group's route when it changed, and publishes its
-    /// status.
+    /// Commits each served group's route when it changed, and publishes the
+    /// status snapshot.
     fn publish(&mut self) {
         let now = Instant::now();
-        for (name, served) in &mut self.served {
-            let Some(core) = self.groups.cores.get_mut(name) else {
-                continue;
-            };
-            commit_route(core, &mut served.committer, now);
-            let status = core.status(now);
-            served.status.send_if_modified(|current| {
-                let changed = *current != status;
-                if changed {
-                    *current = status;
-                }
-                changed
-            });
+        for (name, committer) in &mut self.served {
+            if let Some(core) = self.groups.cores.get_mut(name) {
+                commit_route(core, committer, now);
+            }
         }
+        let Some(feed) = &self.status else {
+            return;
+        };
+        let Some(first) = self.groups.cores.get(&feed.first) else {
+            return;
+        };
+        let mut status = first.status(now);
+        status.groups = self
+            .groups
+            .cores
+            .iter()
+            .filter(|(name, _)| **name != feed.first)
+            .map(|(_, core)| core.status(now))
+            .collect();
+        feed.sender.send_if_modified(|current| {
+            let changed = *current != status;
+            if changed {
+                *current = status;
+            }
+            changed
+        });
     }
 
     /// Saves the state when it changed, where the store says.

@@ -27,6 +27,22 @@ fn ok(sentinel: SocketAddr, args: &[&str]) {
     assert_eq!(reply, "OK", "{args:?} on {sentinel}");
 }
 
+/// The body of `GET path` on the HTTP endpoint at `addr`.
+fn http_get(addr: SocketAddr, path: &str) -> String {
+    use std::io::{Read, Write};
+    let mut stream = std::net::TcpStream::connect(addr).expect("connect to the HTTP endpoint");
+    write!(
+        stream,
+        "GET {path} HTTP/1.1\r\nHost: test\r\nConnection: close\r\n\r\n"
+    )
+    .expect("send the request");
+    let mut response = String::new();
+    stream
+        .read_to_string(&mut response)
+        .expect("read the response");
+    response
+}
+
 /// Starts monitoring `master` as `name` with quorum `quorum` and fast timings.
 fn monitor(sentinel: SocketAddr, name: &str, master: SocketAddr, quorum: u32) {
     let (ip, port) = (master.ip().to_string(), master.port().to_string());
@@ -228,13 +244,14 @@ fn two_groups_with_two_endpoints_fail_over_one_while_the_other_serves() {
     let first_listen = support::loopback(support::free_port());
     let second_listen = support::loopback(support::free_port());
     let sentinel_listen = support::loopback(support::free_port());
+    let metrics_listen = support::loopback(support::free_port());
     let dir = tempfile::tempdir().expect("config dir");
     let config = dir.path().join("proxy.toml");
     std::fs::write(
         &config,
         format!(
             "master = \"{}\"\nlisten = \"{first_listen}\"\nsentinel_listen = \"{sentinel_listen}\"\n\
-             metrics_listen = \"off\"\nquorum = 1\ndown_after_ms = 1000\nfailover_timeout_ms = 5000\n\
+             metrics_listen = \"{metrics_listen}\"\nquorum = 1\ndown_after_ms = 1000\nfailover_timeout_ms = 5000\n\
              [[group]]\nname = \"second\"\nmaster = \"{}\"\nlisten = \"{second_listen}\"\n",
             first_master.addr(),
             second_master.addr()
@@ -274,6 +291,13 @@ fn two_groups_with_two_endpoints_fail_over_one_while_the_other_serves() {
         Duration::from_secs(20),
         master_field(sentinel_listen, "second", "num-slaves").as_deref() == Some("1")
     );
+
+    // `/status` describes the first group, and the second in its `groups`.
+    let status = http_get(metrics_listen, "/status");
+    let body = status.split_once("\r\n\r\n").map_or("", |(_, b)| b);
+    let json: serde_json::Value = serde_json::from_str(body).expect("/status is JSON");
+    assert_eq!(json["master_name"], "mymaster", "{body}");
+    assert_eq!(json["groups"][0]["master_name"], "second", "{body}");
 
     let mut first = conn_to(first_listen);
     second_master.kill9();

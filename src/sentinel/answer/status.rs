@@ -75,6 +75,7 @@ impl Core {
                 .recent()
                 .map(|e| format!("{} {}", e.channel, e.message))
                 .collect(),
+            groups: Vec::new(),
         }
     }
 

@@ -203,6 +203,12 @@ impl Connection {
         shared: &Shared,
         stop: &CancellationToken,
     ) -> End {
+        // Logged in from the start, so `CLIENT KILL USER` counts a client
+        // that has not sent anything yet.
+        if let Ok(users) = shared.users.lock() {
+            self.session.admit(&users);
+        }
+        self.record_user(shared);
         let end = loop {
             if let Some(end) = self.answer_requests(shared, stop).await {
                 break end;

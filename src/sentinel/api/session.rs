@@ -124,6 +124,17 @@ impl Session {
         self.id
     }
 
+    /// Logs a new (or `RESET`) client in as the default user when that user
+    /// needs no password, as Redis does when it accepts a connection; once.
+    pub(super) fn admit(&mut self, users: &Users) {
+        if !self.admitted {
+            self.admitted = true;
+            if users.open_by_default() {
+                self.user = Some(DEFAULT_USER.to_owned());
+            }
+        }
+    }
+
     /// Channels plus patterns: the count Redis reports in confirmations.
     pub(super) fn subscriptions(&self) -> usize {
         self.channels.len() + self.patterns.len()
@@ -146,12 +157,7 @@ impl Session {
         let Some(first) = args.first() else {
             return Step::Answered;
         };
-        if !self.admitted {
-            self.admitted = true;
-            if users.open_by_default() {
-                self.user = Some(DEFAULT_USER.to_owned());
-            }
-        }
+        self.admit(users);
         let name = first.to_ascii_lowercase();
         if self.user.is_none() && !BEFORE_AUTH.contains(&&name[..]) {
             out.put_slice(replies::NOAUTH);
