@@ -424,6 +424,7 @@ impl CorePlan {
             warn!("{warning}");
         }
         let mut template = sentinel::groups::Template::new(announce, events.clone());
+        let port_stats = std::sync::Arc::clone(&template.port_stats);
         template.observer = core.observer;
         template.fault_injection = fault_injection;
         template.auth = config.backend_auth.clone();
@@ -479,6 +480,7 @@ impl CorePlan {
                 options: sentinel::api::Options {
                     requirepass: config.requirepass.clone(),
                     max_clients: config.max_clients,
+                    stats: port_stats,
                 },
             },
             sentinel_addr,

@@ -110,6 +110,7 @@ fn bind_and_build(path: PathBuf, conf: StandIn) -> anyhow::Result<Prepared> {
     let (api_tx, api_rx) = tokio::sync::mpsc::channel(API_QUEUE);
     let (hints_tx, hints) = crate::switch::hints();
     let groups = groups(&conf, announce, &events)?;
+    let groups_stats = std::sync::Arc::clone(&groups.template.port_stats);
     info!(myid = %groups.myid, %announce, groups = groups.cores.len(), config = %path.display(), "standing in for redis-sentinel");
     Ok(Prepared {
         runner: sentinel::Runner {
@@ -127,6 +128,7 @@ fn bind_and_build(path: PathBuf, conf: StandIn) -> anyhow::Result<Prepared> {
             options: sentinel::api::Options {
                 requirepass: conf.requirepass.clone(),
                 max_clients: MAX_CLIENTS,
+                stats: std::sync::Arc::clone(&groups_stats),
             },
         },
         _hints: hints_tx,

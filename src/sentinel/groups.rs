@@ -78,6 +78,8 @@ pub struct Template {
     /// `sentinel-user`/`sentinel-pass`: what this Sentinel logs in to other
     /// Sentinels with; unset, the nodes' credentials are offered.
     pub sentinel_auth: Credentials,
+    /// The sentinel port's connection counts, for `INFO`.
+    pub port_stats: std::sync::Arc<super::api::PortStats>,
 }
 
 impl Template {
@@ -97,6 +99,7 @@ impl Template {
             announce_ip: None,
             announce_port: None,
             sentinel_auth: Credentials::default(),
+            port_stats: Default::default(),
         }
     }
 }

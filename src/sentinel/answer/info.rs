@@ -7,6 +7,7 @@
 //! `sentinel_fenced` (why the served group's writes are held, `none` when
 //! they are not).
 
+use std::sync::atomic::Ordering;
 use std::time::Duration;
 
 use tokio::time::Instant;
@@ -27,13 +28,20 @@ impl Groups {
             || wanted
                 .iter()
                 .any(|s| matches!(s.as_str(), "default" | "all" | "everything"));
+        let stats = &self.template.port_stats;
         let mut parts = Vec::new();
         for section in SECTIONS {
             if all || wanted.iter().any(|w| w == section) {
                 parts.push(match *section {
                     "server" => self.server_section(),
-                    "clients" => format!("# Clients\r\nmaxclients:{MAX_CLIENTS}\r\n"),
-                    "stats" => "# Stats\r\n".to_owned(),
+                    "clients" => format!(
+                        "# Clients\r\nconnected_clients:{}\r\nmaxclients:{MAX_CLIENTS}\r\n",
+                        stats.connected.load(Ordering::Relaxed)
+                    ),
+                    "stats" => format!(
+                        "# Stats\r\ntotal_connections_received:{}\r\n",
+                        stats.accepted.load(Ordering::Relaxed)
+                    ),
                     "cpu" => cpu_section(),
                     _ => self.sentinel_section(now),
                 });

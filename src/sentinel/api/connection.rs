@@ -16,6 +16,7 @@
 
 use std::borrow::Cow;
 use std::sync::Arc;
+use std::sync::atomic::Ordering;
 use std::time::Duration;
 
 use bytes::{Buf, Bytes, BytesMut};
@@ -62,6 +63,8 @@ pub(super) struct Shared {
     pub(super) logged_in: std::sync::Mutex<std::collections::HashMap<u64, String>>,
     /// Orders to close clients, by id; every connection listens.
     pub(super) kills: broadcast::Sender<std::sync::Arc<[u64]>>,
+    /// Connection counts, for `INFO`.
+    pub(super) stats: Arc<super::PortStats>,
     /// How long a client waits for the core ([`CORE_TIMEOUT`](super::CORE_TIMEOUT), shorter in tests).
     pub(super) core_timeout: Duration,
 }
@@ -101,11 +104,14 @@ pub(super) async fn accept_loop(
         last_id += 1;
         let (shared, stop, id) = (Arc::clone(&shared), stop.clone(), last_id);
         let kills = shared.kills.subscribe();
+        shared.stats.accepted.fetch_add(1, Ordering::Relaxed);
+        shared.stats.connected.fetch_add(1, Ordering::Relaxed);
         connections.spawn(async move {
             let end = Connection::new(id, kills).run(stream, &shared, &stop).await;
             if let Ok(mut logged_in) = shared.logged_in.lock() {
                 logged_in.remove(&id);
             }
+            shared.stats.connected.fetch_sub(1, Ordering::Relaxed);
             debug!(%peer, id, ?end, "sentinel port: connection closed");
             drop(permit);
         });

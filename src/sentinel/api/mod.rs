@@ -101,6 +101,18 @@ pub struct Options {
     pub requirepass: Option<String>,
     /// Connections served at once; more are refused with Redis's error.
     pub max_clients: usize,
+    /// Where the port counts its connections (for `INFO`).
+    pub stats: Arc<PortStats>,
+}
+
+/// The sentinel port's connection counts, as `INFO` shows them
+/// (`connected_clients`, `total_connections_received`).
+#[derive(Debug, Default)]
+pub struct PortStats {
+    /// Connections accepted since start.
+    pub accepted: std::sync::atomic::AtomicU64,
+    /// Connections open now.
+    pub connected: std::sync::atomic::AtomicU64,
 }
 
 impl std::fmt::Debug for Options {
@@ -145,6 +157,7 @@ pub async fn serve(
     let shared = Arc::new(Shared {
         core,
         events,
+        stats: options.stats,
         users: std::sync::Mutex::new(acl::Users::new(options.requirepass.as_deref())),
         logged_in: Default::default(),
         kills,

@@ -494,6 +494,7 @@ fn options_never_print_the_password() {
     let options = Options {
         requirepass: Some("hunter2".into()),
         max_clients: 10,
+        stats: Default::default(),
     };
     assert!(!format!("{options:?}").contains("hunter2"));
 }

@@ -41,7 +41,9 @@ pub struct SentinelOptions {
     pub auth_pass: Option<String>,
     /// More config file lines.
     pub extra_config: Vec<String>,
-    /// Run `sentinel-proxy --sentinel-conf FILE` in `redis-sentinel`'s place.
+    /// Run `sentinel-proxy --sentinel-conf FILE` in `redis-sentinel`'s place
+    /// (by default when `SENTINEL_PROXY_TEST_SENTINEL=proxy`, so the tests
+    /// written against Redis Sentinel run against the stand-in too).
     pub stand_in: bool,
     /// Write the `sentinel monitor` lines; without them the sentinel starts
     /// with no group, to be configured with `SENTINEL MONITOR` at run time.
@@ -57,7 +59,7 @@ impl Default for SentinelOptions {
             failover_timeout_ms: 10_000,
             auth_pass: None,
             extra_config: Vec::new(),
-            stand_in: false,
+            stand_in: std::env::var("SENTINEL_PROXY_TEST_SENTINEL").is_ok_and(|v| v == "proxy"),
             monitor: true,
         }
     }
@@ -415,7 +417,7 @@ impl Topology {
         let sentinels: Vec<Sentinel> = (0..opts.sentinels)
             .map(|i| {
                 let opts = SentinelOptions {
-                    stand_in: i < opts.stand_ins,
+                    stand_in: sentinel_opts.stand_in || i < opts.stand_ins,
                     ..sentinel_opts.clone()
                 };
                 Sentinel::spawn(master_addr, opts)

@@ -61,6 +61,7 @@ async fn start_with(
         users: std::sync::Mutex::new(crate::sentinel::api::acl::Users::new(requirepass)),
         logged_in: Default::default(),
         kills: broadcast::channel(8).0,
+        stats: Default::default(),
         core_timeout: Duration::from_millis(200),
     });
     let stop = CancellationToken::new();
