@@ -107,3 +107,71 @@ fn a_script_that_is_not_executable_is_a_configuration_error() {
         "{stderr}"
     );
 }
+
+/// A notification script that exits with code 1 is run again, as Sentinel
+/// retries it, after `SENTINEL DEBUG script-retry-delay`, and
+/// `SENTINEL PENDING-SCRIPTS` shows it waiting meanwhile; once it succeeds
+/// the queue is empty.
+#[test]
+fn a_failing_script_is_retried_and_listed_meanwhile() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let calls = dir.path().join("calls");
+    let script = dir.path().join("flaky.sh");
+    // Fails (exit 1) on its first call, succeeds after.
+    std::fs::write(
+        &script,
+        format!(
+            "#!/bin/sh\necho \"$@\" >> '{0}'\n[ \"$(wc -l < '{0}')\" -gt 1 ]\n",
+            calls.display()
+        ),
+    )
+    .expect("write script");
+    std::fs::set_permissions(&script, std::fs::Permissions::from_mode(0o755)).expect("chmod");
+    let master = RedisServer::spawn();
+    let proxy = Proxy::spawn(&[
+        "--master",
+        &master.addr().to_string(),
+        "--notification-script",
+        &script.display().to_string(),
+    ]);
+    let query = |args: &[&str]| -> redis::Value {
+        crate::core::sentinel_query(proxy.sentinel_addr(), args).expect("sentinel query")
+    };
+    query(&["SENTINEL", "DEBUG", "script-retry-delay", "1500"]);
+    // A warning-level event: `+set`.
+    query(&[
+        "SENTINEL",
+        "SET",
+        "mymaster",
+        "down-after-milliseconds",
+        "6000",
+    ]);
+    let pending = || match query(&["SENTINEL", "PENDING-SCRIPTS"]) {
+        redis::Value::Array(items) => items.len(),
+        other => panic!("PENDING-SCRIPTS: {other:?}"),
+    };
+    assert_eventually!(
+        Duration::from_secs(5),
+        pending() == 1,
+        "the failed call waits for its retry"
+    );
+    let lines = || {
+        std::fs::read_to_string(&calls)
+            .map(|t| t.lines().count())
+            .unwrap_or(0)
+    };
+    assert_eventually!(
+        Duration::from_secs(10),
+        lines() >= 2,
+        "the script ran again"
+    );
+    assert_eventually!(Duration::from_secs(5), pending() == 0);
+    let text = std::fs::read_to_string(&calls).expect("calls");
+    assert!(
+        text.lines().all(|l| l.starts_with("+set master mymaster")),
+        "{text}"
+    );
+    let info: String =
+        crate::core::sentinel_query(proxy.sentinel_addr(), &["INFO", "sentinel"]).expect("INFO");
+    assert!(info.contains("sentinel_scripts_queue_length:0"), "{info}");
+}

@@ -178,6 +178,7 @@ impl Groups {
     pub(super) fn debug_command(&mut self, pairs: &[String]) -> OwnedFrame {
         let mut timers = self.timers;
         let mut template = self.template.clone();
+        let (mut script_runtime, mut script_retry) = crate::sentinel::scripts::timing();
         if pairs.is_empty() {
             return fields(vec![
                 ("info-period", millis(timers.info)),
@@ -192,6 +193,8 @@ impl Groups {
                     "default-failover-timeout",
                     millis(template.failover_timeout),
                 ),
+                ("script-max-runtime", millis(script_runtime)),
+                ("script-retry-delay", millis(script_retry)),
             ]);
         }
         for pair in pairs.chunks_exact(2) {
@@ -212,6 +215,8 @@ impl Groups {
                 "slave-reconf-timeout" => timers.reconf_timeout = d,
                 "default-down-after" => template.down_after = d,
                 "default-failover-timeout" => template.failover_timeout = d,
+                "script-max-runtime" => script_runtime = d,
+                "script-retry-delay" => script_retry = d,
                 other => {
                     return error(format!(
                         "ERR Unknown option or number of arguments for SENTINEL DEBUG '{other}'"
@@ -221,6 +226,7 @@ impl Groups {
         }
         self.template = template;
         self.set_timers(timers);
+        crate::sentinel::scripts::set_timing(script_runtime, script_retry);
         ok()
     }
 }

@@ -24,6 +24,62 @@ use crate::sentinel::{hello, node};
 /// Sentinel's reply to a command naming an unknown group.
 const NO_SUCH_MASTER: &str = "ERR No such master with that name";
 
+/// `SENTINEL HELP`.
+const HELP: &[&str] = &[
+    "SENTINEL <subcommand> [<arg> [value] [opt] ...]. Subcommands are:",
+    "CKQUORUM <master-name>",
+    "CONFIG SET <param> <value> | CONFIG GET <param>",
+    "DEBUG [<param> <value> ...]",
+    "FAILOVER <master-name>",
+    "FLUSHCONFIG",
+    "GET-MASTER-ADDR-BY-NAME <master-name>",
+    "INFO-CACHE <master-name> [<master-name> ...]",
+    "IS-MASTER-DOWN-BY-ADDR <ip> <port> <current-epoch> <runid>",
+    "MASTER <master-name>",
+    "MASTERS",
+    "MONITOR <name> <ip> <port> <quorum>",
+    "MYID",
+    "PENDING-SCRIPTS",
+    "REMOVE <master-name>",
+    "REPLICAS <master-name>",
+    "RESET <pattern>",
+    "SENTINELS <master-name>",
+    "SET <master-name> <option> <value> [<option> <value> ...]",
+    "SIMULATE-FAILURE [CRASH-AFTER-ELECTION] [CRASH-AFTER-PROMOTION] [HELP]",
+    "(Valkey's names work too: PRIMARY, PRIMARIES, GET-PRIMARY-ADDR-BY-NAME, IS-PRIMARY-DOWN-BY-ADDR)",
+];
+
+/// `SENTINEL PENDING-SCRIPTS`: each script call waiting or running, as
+/// Sentinel lists it (`argv`, `flags`, `pid`, `run-time` or `run-delay`,
+/// `retry-num`).
+fn pending_scripts(now: Instant) -> OwnedFrame {
+    let calls = crate::sentinel::scripts::pending();
+    OwnedFrame::Array(
+        calls
+            .into_iter()
+            .map(|call| {
+                let (timing, ms) = if call.running {
+                    ("run-time", now.saturating_duration_since(call.since))
+                } else {
+                    ("run-delay", call.since.saturating_duration_since(now))
+                };
+                OwnedFrame::Array(vec![
+                    bulk("argv"),
+                    OwnedFrame::Array(call.argv.into_iter().map(bulk).collect()),
+                    bulk("flags"),
+                    bulk(if call.running { "running" } else { "scheduled" }),
+                    bulk("pid"),
+                    bulk(call.pid.unwrap_or(0).to_string()),
+                    bulk(timing),
+                    bulk(ms.as_millis().to_string()),
+                    bulk("retry-num"),
+                    bulk(call.retries.to_string()),
+                ])
+            })
+            .collect(),
+    )
+}
+
 impl Groups {
     /// Answers one command sent to the sentinel port.
     pub fn answer(&mut self, args: &[Bytes], now: Instant) -> OwnedFrame {
@@ -114,6 +170,8 @@ impl Groups {
             }
             ("debug", n) if n % 2 == 1 => self.debug_command(&words[1..]),
             ("simulate-failure", _) => self.simulate_failure_command(&words[1..]),
+            ("pending-scripts", 1) => pending_scripts(now),
+            ("help", 1) => OwnedFrame::Array(HELP.iter().map(|line| bulk(*line)).collect()),
             ("info-cache", n) if n >= 2 => self.info_cache(&words[1..], now),
             ("simulate-partition", _) if self.template.fault_injection => {
                 let mut reply = ok();

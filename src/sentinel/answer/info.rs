@@ -71,13 +71,16 @@ impl Groups {
             .or_else(|| self.cores.values().next())
             .and_then(|core| core.fence_reason(now))
             .unwrap_or("none");
+        let scripts = crate::sentinel::scripts::pending();
         let mut text = format!(
             "# Sentinel\r\nsentinel_masters:{}\r\nsentinel_tilt:{}\r\n\
-             sentinel_running_scripts:0\r\nsentinel_scripts_queue_length:0\r\n\
+             sentinel_running_scripts:{}\r\nsentinel_scripts_queue_length:{}\r\n\
              sentinel_simulate_failure_flags:{}\r\nsentinel_current_epoch:{}\r\n\
              sentinel_fenced:{fenced}\r\n",
             self.cores.len(),
             u8::from(self.tilt()),
+            scripts.iter().filter(|call| call.running).count(),
+            scripts.len(),
             u8::from(self.simulated_failure.after_election)
                 + 2 * u8::from(self.simulated_failure.after_promotion),
             self.current_epoch(),

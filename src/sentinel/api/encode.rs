@@ -137,7 +137,9 @@ pub(super) fn core_shape(args: &[Bytes]) -> Shape {
     }
     match sub.to_ascii_lowercase().as_slice() {
         b"master" | b"primary" | b"config" | b"debug" => Shape::Map,
-        b"masters" | b"primaries" | b"replicas" | b"slaves" | b"sentinels" => Shape::Maps,
+        b"masters" | b"primaries" | b"replicas" | b"slaves" | b"sentinels" | b"pending-scripts" => {
+            Shape::Maps
+        }
         b"get-master-addr-by-name" | b"get-primary-addr-by-name" => Shape::Array,
         _ => Shape::Plain,
     }
