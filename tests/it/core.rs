@@ -425,6 +425,22 @@ impl Group {
     }
 }
 
+/// The arguments of a lone proxy running the core on `master` with
+/// `quorum`, a fast `--down-after-ms 1000`, and state in `data_dir`.
+pub fn lone_proxy_args(master: SocketAddr, quorum: u32, data_dir: &std::path::Path) -> Vec<String> {
+    [
+        "--master".to_owned(),
+        master.to_string(),
+        "--quorum".to_owned(),
+        quorum.to_string(),
+        "--down-after-ms".to_owned(),
+        "1000".to_owned(),
+        "--data-dir".to_owned(),
+        data_dir.display().to_string(),
+    ]
+    .into()
+}
+
 /// Runs one command on a sentinel port (a proxy's or a Sentinel's).
 pub fn sentinel_query<T: FromRedisValue>(addr: SocketAddr, args: &[&str]) -> RedisResult<T> {
     let mut conn = redis_conn_with_timeout(addr, None, Duration::from_secs(2))?;

@@ -75,19 +75,8 @@ fn a_group_added_at_run_time_fails_over_while_the_served_group_keeps_serving() {
     let (served_master, _served_replica) = pair();
     let (mut other_master, other_replica) = pair();
     let data = tempfile::tempdir().expect("data dir");
-    let data_dir = data.path().display().to_string();
-    let master_arg = served_master.addr().to_string();
-    let args = [
-        "--master",
-        master_arg.as_str(),
-        "--quorum",
-        "1",
-        "--down-after-ms",
-        "1000",
-        "--data-dir",
-        data_dir.as_str(),
-    ];
-    let mut proxy = Proxy::spawn(&args);
+    let args = crate::core::lone_proxy_args(served_master.addr(), 1, data.path());
+    let mut proxy = Proxy::builder().args(args.clone()).spawn();
     crate::core::Group::wait_serving(&proxy);
     let sentinel = proxy.sentinel_addr();
     monitor(sentinel, "other", other_master.addr(), 1);
@@ -134,7 +123,7 @@ fn a_group_added_at_run_time_fails_over_while_the_served_group_keeps_serving() {
 
     proxy.sigterm();
     assert!(proxy.wait_exit(Duration::from_secs(15)).is_some());
-    let proxy = Proxy::spawn(&args);
+    let proxy = Proxy::builder().args(args).spawn();
     let sentinel = proxy.sentinel_addr();
     assert_eq!(master_of(sentinel, "other"), Some(other_replica.addr()));
     assert_eq!(
@@ -408,19 +397,8 @@ fn a_master_known_by_name_is_found_again_at_its_new_address() {
 fn a_simulated_crash_after_promotion_exits_99_with_the_new_master_saved() {
     let (mut master, replica) = pair();
     let data = tempfile::tempdir().expect("data dir");
-    let data_dir = data.path().display().to_string();
-    let master_arg = master.addr().to_string();
-    let args = [
-        "--master",
-        master_arg.as_str(),
-        "--quorum",
-        "1",
-        "--down-after-ms",
-        "1000",
-        "--data-dir",
-        data_dir.as_str(),
-    ];
-    let mut proxy = Proxy::spawn(&args);
+    let args = crate::core::lone_proxy_args(master.addr(), 1, data.path());
+    let mut proxy = Proxy::builder().args(args.clone()).spawn();
     let sentinel = proxy.sentinel_addr();
     support::assert_eventually!(
         Duration::from_secs(20),
@@ -437,7 +415,7 @@ fn a_simulated_crash_after_promotion_exits_99_with_the_new_master_saved() {
         replica.role().is_ok_and(|r| r.is_master()),
         "the replica was promoted before the crash"
     );
-    let restarted = Proxy::spawn(&args);
+    let restarted = Proxy::builder().args(args).spawn();
     assert_eq!(
         master_of(restarted.sentinel_addr(), "mymaster"),
         Some(replica.addr())

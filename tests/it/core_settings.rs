@@ -22,17 +22,8 @@ fn config_get(proxy: &Proxy, name: &str) -> HashMap<String, String> {
 fn sentinel_set_and_config_set_survive_a_restart() {
     let master = RedisServer::spawn();
     let data = tempfile::tempdir().expect("data dir");
-    let data_dir = data.path().display().to_string();
-    let master_arg = master.addr().to_string();
-    let args = [
-        "--master",
-        master_arg.as_str(),
-        "--quorum",
-        "2",
-        "--data-dir",
-        data_dir.as_str(),
-    ];
-    let mut proxy = Proxy::spawn(&args);
+    let args = crate::core::lone_proxy_args(master.addr(), 2, data.path());
+    let mut proxy = Proxy::builder().args(args.clone()).spawn();
     let set = |proxy: &Proxy, words: &[&str]| {
         let reply: String = sentinel_query(proxy.sentinel_addr(), words).expect("SET");
         assert_eq!(reply, "OK", "{words:?}");
@@ -61,7 +52,7 @@ fn sentinel_set_and_config_set_survive_a_restart() {
             .is_some()
     );
 
-    let proxy = Proxy::spawn(&args);
+    let proxy = Proxy::builder().args(args).spawn();
     assert_eq!(
         group_field(proxy.sentinel_addr(), "mymaster", "quorum").as_deref(),
         Some("1"),

@@ -117,26 +117,24 @@ fn monitor_refuses_what_sentinel_refuses() {
     let monitor = |s: &mut Groups, ip: &str, port: &str, quorum: &str| {
         ask(s, &["SENTINEL", "MONITOR", "m", ip, port, quorum])
     };
-    assert_eq!(
-        monitor(&mut s, "127.0.0.1", "6379", "0"),
-        err("ERR Quorum must be 1 or greater.")
-    );
-    assert_eq!(
-        monitor(&mut s, "127.0.0.1", "6379", "x"),
-        err("ERR Invalid quorum")
-    );
-    assert_eq!(
-        monitor(&mut s, "127.0.0.1", "0", "1"),
-        err("ERR Invalid port")
-    );
-    assert_eq!(
-        monitor(&mut s, "127.0.0.1", "70000", "1"),
-        err("ERR Invalid port")
-    );
-    assert_eq!(
-        monitor(&mut s, "no.such.host", "6379", "1"),
-        err("ERR Invalid IP address or hostname specified")
-    );
+    for (ip, port, quorum, refusal) in [
+        ("127.0.0.1", "6379", "0", "ERR Quorum must be 1 or greater."),
+        ("127.0.0.1", "6379", "x", "ERR Invalid quorum"),
+        ("127.0.0.1", "0", "1", "ERR Invalid port"),
+        ("127.0.0.1", "70000", "1", "ERR Invalid port"),
+        (
+            "no.such.host",
+            "6379",
+            "1",
+            "ERR Invalid IP address or hostname specified",
+        ),
+    ] {
+        assert_eq!(
+            monitor(&mut s, ip, port, quorum),
+            err(refusal),
+            "{ip} {port} {quorum}"
+        );
+    }
     assert_eq!(monitor(&mut s, "127.0.0.1", "6379", "1"), ok());
     assert_eq!(
         monitor(&mut s, "127.0.0.1", "6380", "1"),
