@@ -209,7 +209,7 @@ async fn run_job(
             Err(ProbeError::Refused(message))
                 if message.starts_with("NOAUTH") && options.auth.pass.is_some() =>
             {
-                authenticate(probe, &options.auth).await?;
+                authenticate(probe, options).await?;
                 probe.call(command).await
             }
             other => other,
@@ -253,7 +253,7 @@ async fn open(addr: SocketAddr, options: &LinkOptions) -> Result<Probe, ProbeErr
 async fn connect(addr: SocketAddr, options: &LinkOptions) -> Result<Probe, ProbeError> {
     let mut probe = Probe::connect(addr, &Credentials::default(), options.timeout).await?;
     if !options.auth_on_demand {
-        match authenticate(&mut probe, &options.auth).await {
+        match authenticate(&mut probe, options).await {
             Ok(()) | Err(ProbeError::Refused(_)) => {}
             Err(error) => return Err(error),
         }
@@ -261,13 +261,16 @@ async fn connect(addr: SocketAddr, options: &LinkOptions) -> Result<Probe, Probe
     Ok(probe)
 }
 
-async fn authenticate(probe: &mut Probe, auth: &Credentials) -> Result<(), ProbeError> {
-    let Some(pass) = &auth.pass else {
+/// Sends `AUTH` with the link's credentials (under the name the node knows
+/// it by), if it has a password.
+async fn authenticate(probe: &mut Probe, options: &LinkOptions) -> Result<(), ProbeError> {
+    let Some(pass) = &options.auth.pass else {
         return Ok(());
     };
-    match &auth.user {
-        Some(user) => probe.call(&["AUTH", user.as_str(), pass.as_str()]).await?,
-        None => probe.call(&["AUTH", pass.as_str()]).await?,
+    let auth = options.name("AUTH");
+    match &options.auth.user {
+        Some(user) => probe.call(&[auth, user.as_str(), pass.as_str()]).await?,
+        None => probe.call(&[auth, pass.as_str()]).await?,
     };
     Ok(())
 }
