@@ -23,7 +23,7 @@ use crate::sentinel::events::Events;
 use crate::sentinel::groups::{Groups, Template};
 use crate::sentinel::persist::{SavedPeer, SavedState};
 use crate::sentinel::scripts::Scripts;
-use crate::sentinel::{self, Core, Settings, node};
+use crate::sentinel::{self, Core, node};
 use crate::sentinel_conf::standin::{self, ConfGroup, StandIn};
 
 /// Sentinel's port when the file names none.
@@ -188,41 +188,27 @@ fn groups(
             warn!(group = %group.name, host = %group.host, "cannot resolve the master's address; not monitored");
             continue;
         };
-        let ms = |v: Option<u64>, default: std::time::Duration| {
-            v.map_or(default, std::time::Duration::from_millis)
+        let ms = std::time::Duration::from_millis;
+        let mut settings = groups.template.settings(&group.name, group.quorum);
+        if let Some(v) = group.down_after_ms {
+            settings.down_after = ms(v);
+        }
+        if let Some(v) = group.failover_timeout_ms {
+            settings.failover_timeout = ms(v);
+        }
+        if let Some(n) = group.parallel_syncs {
+            settings.parallel_syncs = n;
+        }
+        settings.master_reboot_down_after = group.reboot_down_after_ms.filter(|p| *p > 0).map(ms);
+        settings.auth = crate::config::Credentials {
+            user: group.auth_user.clone(),
+            pass: group.auth_pass.clone(),
         };
-        let settings = Settings {
-            name: group.name.clone(),
-            quorum: group.quorum,
-            down_after: ms(group.down_after_ms, sentinel::groups::DEFAULT_DOWN_AFTER),
-            master_reboot_down_after: group
-                .reboot_down_after_ms
-                .filter(|p| *p > 0)
-                .map(std::time::Duration::from_millis),
-            failover_timeout: ms(
-                group.failover_timeout_ms,
-                sentinel::groups::DEFAULT_FAILOVER_TIMEOUT,
-            ),
-            parallel_syncs: group
-                .parallel_syncs
-                .unwrap_or(sentinel::groups::DEFAULT_PARALLEL_SYNCS),
-            observer: false,
-            voters: Vec::new(),
-            discover_voters: true,
-            announce,
-            fault_injection: groups.template.fault_injection,
-            auth: crate::config::Credentials {
-                user: group.auth_user.clone(),
-                pass: group.auth_pass.clone(),
-            },
-            resolve_hostnames: conf.resolve_hostnames,
-            announce_hostnames: conf.announce_hostnames,
-            renamed_commands: group
-                .renamed_commands
-                .iter()
-                .map(|(from, to)| (from.to_ascii_uppercase(), to.clone()))
-                .collect(),
-        };
+        settings.renamed_commands = group
+            .renamed_commands
+            .iter()
+            .map(|(from, to)| (from.to_ascii_uppercase(), to.clone()))
+            .collect();
         let saved = SavedState {
             myid: myid.clone(),
             current_epoch: conf.current_epoch,

@@ -22,7 +22,7 @@ use std::time::Duration;
 
 use serde::Deserialize;
 
-use super::{ConfigError, CoreConfig, invalid, millis, millis_or_off, resolve};
+use super::{ConfigError, CoreConfig, count, invalid, millis, millis_or_off, resolve};
 
 /// One `[[group]]` table, as written.
 #[derive(Debug, Default, Clone, Deserialize)]
@@ -136,25 +136,14 @@ fn group(
         .map(|l| resolve("listen", l))
         .transpose()
         .map_err(within)?;
-    let quorum = table
-        .quorum
-        .map_or(Ok(core.quorum), |q| match u32::try_from(q) {
-            Ok(q) if (1..=100).contains(&q) => Ok(q),
-            _ => Err(within(invalid(
-                "quorum",
-                format!("must be between 1 and 100, got {q}"),
-            ))),
-        })?;
-    let parallel_syncs =
-        table
-            .parallel_syncs
-            .map_or(Ok(core.parallel_syncs), |n| match u32::try_from(n) {
-                Ok(n) if (1..=100).contains(&n) => Ok(n),
-                _ => Err(within(invalid(
-                    "parallel_syncs",
-                    format!("must be between 1 and 100, got {n}"),
-                ))),
-            })?;
+    let quorum = match table.quorum {
+        Some(n) => count("quorum", n).map_err(within)?,
+        None => core.quorum,
+    };
+    let parallel_syncs = match table.parallel_syncs {
+        Some(n) => count("parallel_syncs", n).map_err(within)?,
+        None => core.parallel_syncs,
+    };
     let down_after = match table.down_after_ms {
         Some(ms) => millis("down_after_ms", ms, 10).map_err(within)?,
         None => core.down_after,

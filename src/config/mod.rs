@@ -308,20 +308,8 @@ fn core_config(s: &Settings) -> Result<CoreConfig, ConfigError> {
     if has_duplicates(&peers) {
         return Err(invalid("peer", "each peer may be listed once"));
     }
-    let quorum = s.quorum.unwrap_or(2);
-    if !(1..=MAX_VOTERS).contains(&quorum) {
-        return Err(invalid(
-            "quorum",
-            format!("must be between 1 and {MAX_VOTERS}, got {quorum}"),
-        ));
-    }
-    let parallel_syncs = s.parallel_syncs.unwrap_or(1);
-    if !(1..=MAX_VOTERS).contains(&parallel_syncs) {
-        return Err(invalid(
-            "parallel_syncs",
-            format!("must be between 1 and {MAX_VOTERS}, got {parallel_syncs}"),
-        ));
-    }
+    let quorum = count("quorum", s.quorum.unwrap_or(2))?;
+    let parallel_syncs = count("parallel_syncs", s.parallel_syncs.unwrap_or(1))?;
     let sentinel_listen = resolve(
         "sentinel_listen",
         s.sentinel_listen.as_deref().unwrap_or("0.0.0.0:26379"),
@@ -344,7 +332,7 @@ fn core_config(s: &Settings) -> Result<CoreConfig, ConfigError> {
             user: s.sentinel_user.clone(),
             pass: s.sentinel_pass.clone(),
         },
-        quorum: quorum as u32,
+        quorum,
         sentinel_listen,
         announce,
         peers,
@@ -359,7 +347,7 @@ fn core_config(s: &Settings) -> Result<CoreConfig, ConfigError> {
             s.failover_timeout_ms.unwrap_or(60_000),
             100,
         )?,
-        parallel_syncs: parallel_syncs as u32,
+        parallel_syncs,
         data_dir: s.data_dir.clone(),
         notification_script: script("notification_script", &s.notification_script)?,
         client_reconfig_script: script("client_reconfig_script", &s.client_reconfig_script)?,
@@ -441,6 +429,18 @@ fn has_duplicates(addrs: &[SocketAddr]) -> bool {
 
 /// Largest group: `quorum` and `parallel_syncs` beyond it are typos.
 const MAX_VOTERS: u64 = 100;
+
+/// A count of voters or replicas (`quorum`, `parallel_syncs`): 1 to
+/// [`MAX_VOTERS`].
+fn count(field: &'static str, n: u64) -> Result<u32, ConfigError> {
+    match u32::try_from(n) {
+        Ok(n) if (1..=MAX_VOTERS).contains(&u64::from(n)) => Ok(n),
+        _ => Err(invalid(
+            field,
+            format!("must be between 1 and {MAX_VOTERS}, got {n}"),
+        )),
+    }
+}
 
 fn read_file(path: &Path) -> Result<Settings, ConfigError> {
     let text = std::fs::read_to_string(path).map_err(|source| ConfigError::Read {

@@ -83,6 +83,29 @@ pub struct Template {
 }
 
 impl Template {
+    /// The settings of a group named `name` with `quorum`, as Sentinel
+    /// starts one: this template's defaults and identity, every Sentinel
+    /// heard from a voter.
+    pub fn settings(&self, name: &str, quorum: u32) -> Settings {
+        Settings {
+            name: name.to_owned(),
+            quorum,
+            down_after: self.down_after,
+            master_reboot_down_after: None,
+            failover_timeout: self.failover_timeout,
+            parallel_syncs: DEFAULT_PARALLEL_SYNCS,
+            observer: self.observer,
+            voters: Vec::new(),
+            discover_voters: true,
+            announce: self.announce,
+            fault_injection: self.fault_injection,
+            auth: self.auth.clone(),
+            renamed_commands: Default::default(),
+            resolve_hostnames: self.resolve_hostnames,
+            announce_hostnames: self.announce_hostnames,
+        }
+    }
+
     /// Sentinel's defaults, announcing `announce`, publishing on `events`.
     pub fn new(announce: SocketAddr, events: broadcast::Sender<Event>) -> Template {
         Template {
@@ -197,23 +220,7 @@ impl Groups {
             return Err(MonitorError::Quorum);
         }
         let t = &self.template;
-        let settings = Settings {
-            name: name.to_owned(),
-            quorum,
-            down_after: t.down_after,
-            master_reboot_down_after: None,
-            failover_timeout: t.failover_timeout,
-            parallel_syncs: DEFAULT_PARALLEL_SYNCS,
-            observer: t.observer,
-            voters: Vec::new(),
-            discover_voters: true,
-            announce: t.announce,
-            fault_injection: t.fault_injection,
-            auth: t.auth.clone(),
-            renamed_commands: Default::default(),
-            resolve_hostnames: t.resolve_hostnames,
-            announce_hostnames: t.announce_hostnames,
-        };
+        let settings = t.settings(name, quorum);
         let mut events = Events::new(t.events.clone());
         events.scripts = Scripts::default();
         let mut core = Core::new(settings, master, None, events, now);

@@ -27,6 +27,40 @@ fn ok(sentinel: SocketAddr, args: &[&str]) {
     assert_eq!(reply, "OK", "{args:?} on {sentinel}");
 }
 
+/// INCRs `key` over `conn` (an endpoint of a group that is not failing
+/// over), each of which must succeed, until `failed_over` says the other
+/// group has its new master (within [`FAILOVER_BOUND`]). Returns how many
+/// writes were acknowledged and the longest gap between two of them.
+fn writes_until_failed_over(
+    conn: &mut ::redis::Connection,
+    key: &str,
+    proxy: &Proxy,
+    mut failed_over: impl FnMut() -> bool,
+) -> (i64, Duration) {
+    let killed = Instant::now();
+    let mut last = Instant::now();
+    let (mut writes, mut longest) = (0, Duration::ZERO);
+    while !failed_over() {
+        assert!(
+            killed.elapsed() < FAILOVER_BOUND,
+            "the other group did not fail over:\n{}",
+            proxy.log()
+        );
+        let _: i64 = ::redis::cmd("INCR")
+            .arg(key)
+            .query(conn)
+            .expect("a write while the other group fails over");
+        writes += 1;
+        longest = longest.max(last.elapsed());
+        last = Instant::now();
+    }
+    eprintln!(
+        "the other group failed over in {:?}; {writes} writes to {key}, longest gap {longest:?}",
+        killed.elapsed()
+    );
+    (writes, longest)
+}
+
 /// The body of `GET path` on the HTTP endpoint at `addr`.
 fn http_get(addr: SocketAddr, path: &str) -> String {
     use std::io::{Read, Write};
@@ -88,29 +122,10 @@ fn a_group_added_at_run_time_fails_over_while_the_served_group_keeps_serving() {
     // Clients of the served group write through the failover of the other.
     let mut conn = support::redis_conn_with_timeout(proxy.addr(), None, Duration::from_secs(2))
         .expect("connect to the proxy");
-    let mut longest = Duration::ZERO;
-    let mut writes = 0u64;
     other_master.kill9();
-    let killed = Instant::now();
-    let mut last = Instant::now();
-    while master_of(sentinel, "other") != Some(other_replica.addr()) {
-        assert!(
-            killed.elapsed() < FAILOVER_BOUND,
-            "the other group did not fail over:\n{}",
-            proxy.log()
-        );
-        let _: i64 = ::redis::cmd("INCR")
-            .arg("served")
-            .query(&mut conn)
-            .expect("a write to the served group during the other's failover");
-        writes += 1;
-        longest = longest.max(last.elapsed());
-        last = Instant::now();
-    }
-    eprintln!(
-        "other group failed over in {:?}; {writes} writes to the served group, longest gap {longest:?}",
-        killed.elapsed()
-    );
+    let (writes, longest) = writes_until_failed_over(&mut conn, "served", &proxy, || {
+        master_of(sentinel, "other") == Some(other_replica.addr())
+    });
     assert!(
         longest < Duration::from_millis(250),
         "the served group paused for {longest:?} while the other failed over"
@@ -119,7 +134,7 @@ fn a_group_added_at_run_time_fails_over_while_the_served_group_keeps_serving() {
         .arg("served")
         .query(&mut conn)
         .expect("GET");
-    assert_eq!(served, writes as i64, "every acknowledged write is there");
+    assert_eq!(served, writes, "every acknowledged write is there");
 
     proxy.sigterm();
     assert!(proxy.wait_exit(Duration::from_secs(15)).is_some());
@@ -290,24 +305,9 @@ fn two_groups_with_two_endpoints_fail_over_one_while_the_other_serves() {
 
     let mut first = conn_to(first_listen);
     second_master.kill9();
-    let killed = Instant::now();
-    let mut last = Instant::now();
-    let (mut longest, mut writes) = (Duration::ZERO, 0i64);
-    while master_of(sentinel_listen, "second") != Some(second_replica.addr()) {
-        assert!(
-            killed.elapsed() < FAILOVER_BOUND,
-            "no failover:\n{}",
-            proxy.log()
-        );
-        let _: i64 = ::redis::cmd("INCR")
-            .arg("first")
-            .query(&mut first)
-            .expect("the first group serves during the second's failover");
-        writes += 1;
-        longest = longest.max(last.elapsed());
-        last = Instant::now();
-    }
-    eprintln!("{writes} writes to the first group, longest gap {longest:?}");
+    let (_, longest) = writes_until_failed_over(&mut first, "first", &proxy, || {
+        master_of(sentinel_listen, "second") == Some(second_replica.addr())
+    });
     assert!(longest < Duration::from_millis(250), "paused {longest:?}");
     // The second endpoint now writes to the promoted replica.
     let mut second = conn_to(second_listen);
