@@ -507,9 +507,19 @@ impl Topology {
     }
 
     /// Kills (SIGKILL) the node the sentinels report as master and returns
-    /// its address.
+    /// its address, once every write it acknowledged so far has reached the
+    /// replicas (`WAIT`). Replication is asynchronous: just after a replica's
+    /// initial sync, the master streams nothing to it until the replica's
+    /// first acknowledgement, up to a second later, so a master killed in
+    /// that window takes its last writes along, with any Sentinel. Tests
+    /// that check data across a failover mean writes made before the crash.
     pub fn kill_master(&mut self) -> SocketAddr {
         let addr = self.current_master();
+        let replicas = self.opts.replicas;
+        let _: Result<i64, _> = ::redis::cmd("WAIT")
+            .arg(replicas)
+            .arg(5000)
+            .query(&mut self.node(addr).conn());
         self.node_mut(addr).kill9();
         addr
     }
