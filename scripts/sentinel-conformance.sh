@@ -277,7 +277,26 @@ run_pass() {
             mkdir -p "$results/$pass/${dir##*/}"
             cp "$dir"/log.txt "$dir"/err.txt "$dir"/*.conf "$results/$pass/${dir##*/}/" 2>/dev/null || true
         done
+        show_failures "$pass" "$log"
     fi
+}
+
+# For a pass with errors, prints each failure with the lines that follow it
+# (the reason, the Tcl trace, a leaked-fd report) and the last lines of every
+# Sentinel's log, so that a failure seen only in CI can be read from CI's output.
+show_failures() {
+    local pass=$1 log=$2 dir
+    {
+        echo "sentinel-conformance: the $pass pass's failures ($log):"
+        sed 's/\x1b\[[0-9;]*m//g' "$log" |
+            grep -E -A 12 'FAILED|WARNING: Aborting|Crash report found|ERROR: Sentinel has leaked fds' |
+            head -n 120 | sed 's/^/    /'
+        for dir in "$results/$pass"/sentinel_*; do
+            [ -f "$dir/log.txt" ] || continue
+            echo "  last lines of ${dir##*/}/log.txt:"
+            tail -n 25 "$dir/log.txt" | sed 's/^/    /'
+        done
+    } >&2
 }
 
 # One line per pass: counts, the verdict, how it ended and how long it took.

@@ -147,7 +147,7 @@ impl Core {
     /// is due (its period passed, or `info_due` was set by a hint). The hello
     /// is a `PUBLISH` on the node's `__sentinel__:hello` channel, where every
     /// sentinel subscribed to that node hears it.
-    fn probe_node(&mut self, addr: SocketAddr, now: Instant) {
+    pub(super) fn probe_node(&mut self, addr: SocketAddr, now: Instant) {
         let ping_period = self.ping_period();
         let info_period = self.info_period(addr);
         let publish = self.timers.publish;

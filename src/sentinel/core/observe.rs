@@ -298,6 +298,12 @@ impl Core {
                 self.events
                     .emit("+slave", events::replica(replica, &name, self.master.addr));
                 self.dirty = true;
+                // Its first PING and INFO go out now, not at the next tick:
+                // until its INFO is in, it cannot be chosen for promotion, and
+                // a `SENTINEL FAILOVER` sent right after the replica appears in
+                // `SENTINEL REPLICAS` must find it (Sentinel connects to a new
+                // replica and asks at once too).
+                self.probe_node(replica, now);
             }
         }
         // As in Sentinel, nothing a report shows is acted on in TILT: the
