@@ -3,9 +3,10 @@
 //! their first command that uses or changes connection state. What a client
 //! sees must not change; what Redis sees is fewer connections.
 //!
-//! The data path tests (`resp`, `session`, `limits`, `failover`, …) also run
-//! with sharing on (`SENTINEL_PROXY_SHARE_BACKEND=true`, see
-//! `scripts/test.sh`); these tests cover what is particular to it.
+//! Sharing is the default: the data path tests (`resp`, `session`, `limits`,
+//! `failover`, …) run with it, and again without it
+//! (`SENTINEL_PROXY_SHARE_BACKEND=false`, see `scripts/test.sh`); these tests
+//! cover what is particular to it.
 
 use std::time::{Duration, Instant};
 
@@ -379,5 +380,50 @@ fn admin_containers_get_a_connection_of_their_own() {
         sharing_clients(&proxy),
         Some(0.0),
         "SCRIPT moved the other client"
+    );
+}
+
+/// Every reply on a shared connection waits for the ones before it, so a
+/// client that reads large values would stall the others at each read: after
+/// its first large reply it gets a connection of its own, and the clients
+/// reading small values stay on the shared one.
+#[test]
+fn a_client_that_reads_a_large_value_gets_a_connection_of_its_own() {
+    let (redis, proxy) = shared_proxy();
+    redis
+        .cmd(&["SET", "large", &"v".repeat(1024 * 1024)])
+        .expect("SET large");
+    let mut small = proxy.connect();
+    let mut large = proxy.connect();
+    assert_eq!(
+        show(&small.command(&["SET", "small", "1"])),
+        show(b"+OK\r\n")
+    );
+    let first = large.command(&["GET", "large"]);
+    assert_eq!(first.len(), 1024 * 1024 + "$1048576\r\n\r\n".len());
+    // Its next command goes over a connection of its own.
+    assert_eq!(
+        show(&large.command(&["GET", "small"])),
+        show(b"$1\r\n1\r\n")
+    );
+    assert_eq!(
+        show(&small.command(&["GET", "small"])),
+        show(b"$1\r\n1\r\n")
+    );
+    assert_eq!(
+        sharing_clients(&proxy),
+        Some(1.0),
+        "only the small reader shares"
+    );
+    assert_eq!(
+        metric(&proxy, r#"sentinel_proxy_backend_connections{kind="own"}"#),
+        Some(1.0)
+    );
+    assert_eq!(
+        metric(
+            &proxy,
+            r#"sentinel_proxy_backend_connections{kind="shared"}"#
+        ),
+        Some(1.0)
     );
 }

@@ -24,7 +24,7 @@ use super::{Avoid, Conn, End, RETRY_DELAY, Session};
 use crate::backend::connect::{answers, is_master};
 use crate::proxy::bufpool;
 use crate::proxy::ledger::Route;
-use crate::proxy::state::replies;
+use crate::proxy::state::{MAX_SHARED_REPLY, replies};
 use crate::switch::Hint;
 
 /// How long the check "did a live server close us?" may take.
@@ -122,6 +122,12 @@ impl Session {
                 }
             };
             let frame = &buf[pos..pos + reply.len];
+            if reply.len > MAX_SHARED_REPLY && matches!(backend.conn, Conn::Shared { .. }) {
+                // The other sessions waited while this reply came in: the
+                // session takes a connection of its own before its next
+                // command, so its next large value delays only itself.
+                self.own_connection = true;
+            }
             match self.ledger.route(frame, reply.kind) {
                 Route::Forward => pos += reply.len,
                 Route::Swallow => {

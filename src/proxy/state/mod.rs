@@ -347,6 +347,12 @@ pub fn shareable(action: &Action, info: CommandInfo, req: &Request) -> bool {
 /// other sessions' commands nor pile up in the proxy when Redis reads slowly.
 pub const MAX_SHARED_REQUEST: usize = 64 * 1024;
 
+/// Largest reply a session receives over a shared connection before it moves
+/// to a connection of its own: the replies of every other session on the
+/// connection queue behind a large one, so a client that reads large values
+/// must not keep reading them there.
+pub const MAX_SHARED_REPLY: usize = 64 * 1024;
+
 /// `CLIENT SETINFO …`: what client libraries send first on every connection.
 pub fn is_client_setinfo(frame: &[u8], req: &Request) -> bool {
     let mut args = request::args(frame, req);
