@@ -588,23 +588,3 @@ fn an_epoch_at_the_top_does_not_overflow() {
     core.force_failover(now).expect("a failover starts");
     assert_eq!(core.current_epoch, u64::MAX);
 }
-
-#[test]
-fn a_replica_found_in_the_masters_info_is_asked_at_once() {
-    let (mut core, _) = core_with(&[], false);
-    let now = Instant::now();
-    core.tick(now);
-    core.outbox.clear();
-    // The same instant: no tick runs between the master's INFO and the asks.
-    core.observe(addr(MASTER), Sent::Info, Ok(info_master()), now);
-    let asked: Vec<Sent> = core
-        .outbox
-        .iter()
-        .filter(|o| o.to == addr(REPLICA))
-        .map(|o| o.sent)
-        .collect();
-    assert!(
-        asked.contains(&Sent::Ping) && asked.contains(&Sent::Info),
-        "{asked:?}"
-    );
-}

@@ -1,6 +1,6 @@
 //! What the core does with what nodes and peers report: addresses of both IP
 //! versions, replicas that follow another master, a promotion seen in TILT,
-//! peers known from before a restart.
+//! peers known from before a restart, replicas found in the master's INFO.
 
 use std::net::SocketAddr;
 use std::time::Duration;
@@ -237,4 +237,24 @@ fn a_rebooted_master_that_only_answers_loading_is_down_after_the_reboot_period()
         pinged(&mut core, now, 500, "PONG");
         assert!(core.master.sdown_since.is_none(), "a PONG ends it");
     }
+}
+
+#[test]
+fn a_replica_found_in_the_masters_info_is_asked_at_once() {
+    let (mut core, _) = core_with(&[], false);
+    let now = Instant::now();
+    core.tick(now);
+    core.outbox.clear();
+    // The same instant: no tick runs between the master's INFO and the asks.
+    core.observe(addr(MASTER), Sent::Info, Ok(info_master()), now);
+    let asked: Vec<Sent> = core
+        .outbox
+        .iter()
+        .filter(|o| o.to == addr(REPLICA))
+        .map(|o| o.sent)
+        .collect();
+    assert!(
+        asked.contains(&Sent::Ping) && asked.contains(&Sent::Info),
+        "{asked:?}"
+    );
 }
