@@ -1,9 +1,11 @@
 #!/usr/bin/env bash
 # Runs Redis's own client test suite (Redis 7.0.15's Tcl suite, external-server
 # mode) against a redis-server directly, then through the proxy in its default
-# mode and with --share-backend, and compares the outcomes test by test.
+# mode (clients in Redis's default connection state share a backend
+# connection) and with --share-backend false (one backend connection per
+# client), and compares the outcomes test by test.
 #
-#   scripts/conformance.sh [--suite DIR] [--passes direct,default,shared] [--proxy BIN]
+#   scripts/conformance.sh [--suite DIR] [--passes direct,default,own] [--proxy BIN]
 #
 # --suite   the Redis source tree holding runtest and tests/ (default: the
 #           REDIS_SUITE variable, else redis-7.0.15 in ../shared/peer beside
@@ -29,7 +31,7 @@ repo=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
 # shellcheck source=scripts/find-suite.sh
 . "$repo/scripts/find-suite.sh"
 suite=$(find_suite runtest)
-passes=direct,default,shared
+passes=direct,default,own
 proxy_bin=$repo/target/release/sentinel-proxy
 
 while [ $# -gt 0 ]; do
@@ -77,7 +79,7 @@ if [ -z "$suite" ] || [ ! -x "$suite/runtest" ]; then
     [ "${CONFORMANCE_REQUIRED:-0}" = 1 ] && exit 2
     exit 0
 fi
-if [[ ",$passes," == *,default,* || ",$passes," == *,shared,* ]] && [ ! -x "$proxy_bin" ]; then
+if [[ ",$passes," == *,default,* || ",$passes," == *,own,* ]] && [ ! -x "$proxy_bin" ]; then
     (cd "$repo" && cargo build --release --quiet)
 fi
 
@@ -152,7 +154,7 @@ run_pass() {
     if [ "$pass" != direct ]; then
         endpoint=$(free_port)
         sentinel_port=$(free_port)
-        [ "$pass" = shared ] && proxy_flags+=(--share-backend)
+        [ "$pass" = own ] && proxy_flags+=(--share-backend false)
         "$proxy_bin" --master "127.0.0.1:$backend_port" --listen "127.0.0.1:$endpoint" \
             --sentinel-listen "127.0.0.1:$sentinel_port" --metrics-listen off \
             --data-dir "$scratch/$pass" --quorum 1 --down-after-ms 60000 \
@@ -191,8 +193,8 @@ run_pass() {
 IFS=, read -r -a chosen <<<"$passes"
 for pass in "${chosen[@]}"; do
     case $pass in
-        direct|default|shared) run_pass "$pass" ;;
-        *) echo "conformance.sh: unknown pass $pass (direct, default, shared)" >&2; exit 2 ;;
+        direct|default|own) run_pass "$pass" ;;
+        *) echo "conformance.sh: unknown pass $pass (direct, default, own)" >&2; exit 2 ;;
     esac
 done
 

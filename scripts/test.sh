@@ -72,8 +72,8 @@ else
         "python3-redis" >&2
 fi
 
-# The data path tests run a second time with shared backend connections
-# (--share-backend, read by every proxy the tests start from this variable).
+# The data path tests run a second time with one backend connection per client
+# (--share-backend false, read by every proxy the tests start from this variable).
 shared_modules=(resp session limits hold classify failover shared passthrough fuzz_diff)
 # The tests that run real redis-sentinel processes run a third time with
 # `sentinel-proxy --sentinel-conf` standing in for every one of them.
@@ -81,9 +81,9 @@ sentinel_modules=(failover core core_interop core_sentinels clients harness_self
 status=0
 if cargo nextest --version >/dev/null 2>&1; then
     cargo nextest run --all-targets --no-fail-fast "$@" || status=$?
-    echo "test.sh: the data path tests again, with --share-backend" >&2
+    echo "test.sh: the data path tests again, with one backend connection per client" >&2
     filter="test(/^($(IFS='|'; echo "${shared_modules[*]}"))::/)"
-    SENTINEL_PROXY_SHARE_BACKEND=true \
+    SENTINEL_PROXY_SHARE_BACKEND=false \
         cargo nextest run --test it --no-fail-fast -E "$filter" "$@" || status=$?
     echo "test.sh: the tests with Redis Sentinels again, the proxy standing in for them" >&2
     filter="test(/^($(IFS='|'; echo "${sentinel_modules[*]}"))::/)"
@@ -92,8 +92,8 @@ if cargo nextest --version >/dev/null 2>&1; then
 else
     echo "test.sh: cargo-nextest not found; using cargo test" >&2
     cargo test --all-targets --no-fail-fast "$@" || status=$?
-    echo "test.sh: the data path tests again, with --share-backend" >&2
-    SENTINEL_PROXY_SHARE_BACKEND=true \
+    echo "test.sh: the data path tests again, with one backend connection per client" >&2
+    SENTINEL_PROXY_SHARE_BACKEND=false \
         cargo test --test it --no-fail-fast -- "${shared_modules[@]/%/::}" || status=$?
     echo "test.sh: the tests with Redis Sentinels again, the proxy standing in for them" >&2
     SENTINEL_PROXY_TEST_SENTINEL=proxy \

@@ -1,9 +1,9 @@
 //! sentinel-proxy: one fixed Redis address that keeps working through failovers.
 //!
 //! Legacy applications connect to the proxy as if it were Redis. Bytes are
-//! forwarded as received, over a backend connection of the client's own (or,
-//! with `--share-backend`, a shared one while the client's connection state
-//! allows). When the master changes, sessions move to the new master without
+//! forwarded as received, over a backend connection shared with other clients
+//! while the client's connection state allows (`--share-backend`, on by
+//! default), else over one of the client's own. When the master changes, sessions move to the new master without
 //! the client noticing, or are closed when their state cannot move honestly.
 //! Who decides that the master changed is a control-path *source*: the
 //! built-in Sentinel (a group of proxies, and real `redis-sentinel`s if

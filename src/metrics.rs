@@ -136,7 +136,7 @@ fn describe_all() {
     describe_counter!(COMMANDS, "Commands received from clients, by class.");
     describe_gauge!(
         BACKEND_CONNECTIONS,
-        "Open connections to the master: own (one client's) or shared (--share-backend)."
+        "Open connections to the master: own (one client's) or shared by the clients in the default connection state (--share-backend)."
     );
     describe_gauge!(
         SHARED_SESSIONS,

@@ -174,7 +174,7 @@ pub struct Settings {
     #[arg(long, value_name = "MS")]
     pub idle_release_ms: Option<u64>,
 
-    /// Let sessions in Redis's default connection state share one backend connection per master (each moves to its own at its first stateful command) [default: false]
+    /// Let sessions in Redis's default connection state share one backend connection per master (each moves to its own at its first stateful command); false gives every client its own [default: true]
     #[arg(long, num_args = 0..=1, default_missing_value = "true", value_name = "BOOL", env = "SENTINEL_PROXY_SHARE_BACKEND")]
     pub share_backend: Option<bool>,
 

@@ -268,7 +268,7 @@ impl Config {
             drain_timeout,
             hold_timeout,
             idle_release,
-            share_backend: s.share_backend.unwrap_or(false),
+            share_backend: s.share_backend.unwrap_or(true),
             backend_auth: Credentials {
                 user: s.auth_user,
                 pass: s.auth_pass,

@@ -1,11 +1,11 @@
 //! The data path, client side: accept connections and run one session per client.
 //!
-//! By default a client connection gets its own backend connection to the
-//! current master (1:1), opened at its first command, so SELECT, AUTH,
-//! MULTI/WATCH, pub/sub, blocking commands and MONITOR behave exactly as on
-//! Redis. With `--share-backend`, sessions in Redis's default connection state
-//! send their commands over one shared connection per master and move to a
-//! connection of their own at the first command that needs one ([`shared`]).
+//! By default, sessions in Redis's default connection state send their
+//! commands over one shared connection per master ([`shared`]) and move to a
+//! backend connection of their own (1:1) at the first command that needs one,
+//! so SELECT, AUTH, MULTI/WATCH, pub/sub, blocking commands and MONITOR behave
+//! exactly as on Redis. With `--share-backend false`, every session opens its
+//! own connection at its first command.
 //! Either way requests and replies are delimited, never rebuilt: the bytes a
 //! client sent are the bytes the master gets.
 //!
@@ -20,7 +20,7 @@
 //! * [`queue`]: the ledger's FIFO, whose first slot needs no heap.
 //! * [`bufpool`]: read buffers lent only while a session holds bytes.
 //! * [`shared`]: one backend connection for many sessions in the default
-//!   connection state (`--share-backend`).
+//!   connection state (`--share-backend`, on by default).
 
 pub mod bufpool;
 pub mod ledger;

@@ -1,4 +1,4 @@
-//! Shared backend connections (`--share-backend`, off by default).
+//! Shared backend connections (`--share-backend`, on by default).
 //!
 //! With 1:1 connections every request costs the proxy four socket operations
 //! (read from the client, write to the master, read the reply, write it back),

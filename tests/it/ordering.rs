@@ -17,8 +17,8 @@
 //! sockets are not always read by Redis in the order they were made (4 of
 //! 3,000 were seen swapped so).
 //!
-//! The list is reset on a direct connection to Redis: with `--share-backend`
-//! a command on the shared connection just before the round would leave that
+//! The list is reset on a direct connection to Redis: with sharing (the
+//! default) a command on the shared connection just before the round would leave that
 //! connection first in line for Redis's next read, which the proxy cannot
 //! change (Redis reads the connections the kernel reports in its order).
 
@@ -60,7 +60,7 @@ fn swapped_rounds(
 
 /// Keeps a pipelined client busy on `proxy` until the flag is set.
 ///
-/// The client selects a database first, so that with `--share-backend` its
+/// The client selects a database first, so that with sharing (the default) its
 /// commands travel on a connection of its own: on the shared one, the
 /// loader's unread commands would keep that connection first in line for
 /// Redis's reads, whatever the order of the test's commands behind them.

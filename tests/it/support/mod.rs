@@ -59,11 +59,11 @@ static PORTS: LazyLock<Mutex<PortRegistry>> = LazyLock::new(|| {
 });
 
 /// Whether proxies started by the tests share backend connections: the data
-/// path tests run once as they are and once with
-/// `SENTINEL_PROXY_SHARE_BACKEND=true` (which the proxy reads as
-/// `--share-backend`). The few tests of behaviour that differs check it.
+/// path tests run once as they are (sharing, the default) and once with
+/// `SENTINEL_PROXY_SHARE_BACKEND=false` (which the proxy reads as
+/// `--share-backend false`). The few tests of behaviour that differs check it.
 pub fn shared_mode() -> bool {
-    std::env::var("SENTINEL_PROXY_SHARE_BACKEND").is_ok_and(|v| v == "true")
+    std::env::var("SENTINEL_PROXY_SHARE_BACKEND").map_or(true, |v| v != "false")
 }
 
 /// The loopback address with the given port.
