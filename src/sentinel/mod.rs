@@ -243,17 +243,21 @@ impl Runner {
         for (name, core) in &mut self.groups.cores {
             let group = links.entry(name.clone()).or_default();
             let peer_auth = if sentinel_auth.pass.is_some() {
-                sentinel_auth
+                sentinel_auth.clone()
             } else {
-                &core.settings.auth
+                core.settings.auth.clone()
             };
             if group.auth != core.settings.auth
-                || group.peer_auth != *peer_auth
+                || group.peer_auth != peer_auth
                 || group.renamed != core.settings.renamed_commands
             {
+                // The jobs on the old links will never report.
+                for addr in group.links.keys() {
+                    core.jobs_lost(*addr);
+                }
                 group.links.clear();
                 group.auth = core.settings.auth.clone();
-                group.peer_auth = peer_auth.clone();
+                group.peer_auth = peer_auth;
                 group.renamed = core.settings.renamed_commands.clone();
             }
             flush_group(name, core, group, reports, stop, &client_name);
@@ -405,10 +409,17 @@ fn flush_group(
     let timeout =
         (core.settings.down_after / 2).clamp(Duration::from_millis(100), Duration::from_secs(5));
     let targets = core.link_targets();
-    let cut = &core.partitioned;
-    links
+    let closing: Vec<SocketAddr> = links
         .links
-        .retain(|addr, _| targets.iter().any(|(a, _)| a == addr) && !cut.contains(addr));
+        .keys()
+        .filter(|addr| !targets.iter().any(|(a, _)| a == *addr) || core.partitioned.contains(*addr))
+        .copied()
+        .collect();
+    for addr in closing {
+        links.links.remove(&addr);
+        // Its jobs in flight will never report.
+        core.jobs_lost(addr);
+    }
     let group: Arc<str> = Arc::from(group);
     for mut job in std::mem::take(&mut core.outbox) {
         for command in &mut job.commands {

@@ -66,6 +66,22 @@ use crate::sentinel::node::{self, Node};
 const FIX_AFTER_PUBLISH_PERIODS: u32 = 4;
 
 impl Core {
+    /// The link to `addr` closed with jobs in flight or queued (its
+    /// credentials or renamed commands changed, the node left the topology,
+    /// a simulated partition began): nothing will report on them, so the
+    /// `PING`, `INFO` and `is-master-down-by-addr` they stood for may go out
+    /// again on the next link. The silence they measured still counts.
+    pub fn jobs_lost(&mut self, addr: SocketAddr) {
+        if let Some(node) = self.node_mut(addr) {
+            node.ping_sent = None;
+            node.info_pending = false;
+        }
+        if let Some(peer) = self.peers.get_mut(&addr) {
+            peer.ping_sent = None;
+            peer.ask_pending = false;
+        }
+    }
+
     /// Takes in one reply from a link.
     ///
     /// A reply from a peer's address (that is not also a node) goes to

@@ -258,3 +258,28 @@ fn a_replica_found_in_the_masters_info_is_asked_at_once() {
         "{asked:?}"
     );
 }
+
+#[test]
+fn probes_lost_with_their_link_go_out_again() {
+    let (mut core, _) = core_with(&[PEER_A], false);
+    let start = Instant::now();
+    let sent_to = |core: &Core, to: &str, sent: Sent| {
+        core.outbox
+            .iter()
+            .any(|o| o.to == addr(to) && o.sent == sent)
+    };
+    core.tick(start);
+    assert!(sent_to(&core, MASTER, Sent::Ping) && sent_to(&core, MASTER, Sent::Info));
+    assert!(sent_to(&core, PEER_A, Sent::Ping));
+    core.outbox.clear();
+    // Unanswered, they are still in flight: nothing new goes out.
+    let later = start + Duration::from_millis(1500);
+    core.tick(later);
+    assert!(!sent_to(&core, MASTER, Sent::Ping) && !sent_to(&core, PEER_A, Sent::Ping));
+    // Their links closed (new credentials): they go out again.
+    core.jobs_lost(addr(MASTER));
+    core.jobs_lost(addr(PEER_A));
+    core.tick(later + Duration::from_millis(100));
+    assert!(sent_to(&core, MASTER, Sent::Ping) && sent_to(&core, MASTER, Sent::Info));
+    assert!(sent_to(&core, PEER_A, Sent::Ping));
+}
