@@ -10,9 +10,12 @@
 //!   fallback for when the server cannot be asked.
 //!
 //! Names are compared case-insensitively after copying them to a stack buffer;
-//! no allocation happens per command.
+//! no allocation happens per command, and the table hashes names with FNV-1a
+//! rather than SipHash (every forwarded command is looked up; the keys are a
+//! fixed set of short names, so flooding resistance buys nothing here).
 
 use std::collections::HashMap;
+use std::hash::{BuildHasherDefault, Hasher};
 
 use redis_protocol::resp2::types::OwnedFrame;
 
@@ -117,13 +120,39 @@ const MAX_NAME: usize = 32;
 /// Command name → [`CommandInfo`], lower-case keys.
 #[derive(Debug, Clone)]
 pub struct CommandTable {
-    commands: HashMap<Box<[u8]>, CommandInfo>,
+    commands: Names,
+}
+
+/// The table's map: short ASCII keys hashed with [`Fnv1a`].
+type Names = HashMap<Box<[u8]>, CommandInfo, BuildHasherDefault<Fnv1a>>;
+
+/// The 64-bit FNV-1a hash: a few nanoseconds for a command name, less than
+/// SipHash's setup alone (every forwarded command is looked up).
+#[derive(Debug, Clone, Copy)]
+struct Fnv1a(u64);
+
+impl Default for Fnv1a {
+    fn default() -> Self {
+        Fnv1a(0xcbf2_9ce4_8422_2325)
+    }
+}
+
+impl Hasher for Fnv1a {
+    fn finish(&self) -> u64 {
+        self.0
+    }
+
+    fn write(&mut self, bytes: &[u8]) {
+        for byte in bytes {
+            self.0 = (self.0 ^ u64::from(*byte)).wrapping_mul(0x0100_0000_01b3);
+        }
+    }
 }
 
 impl CommandTable {
     /// The built-in table used until (or unless) the server's `COMMAND` reply is read.
     pub fn builtin() -> Self {
-        let mut commands = HashMap::new();
+        let mut commands = Names::default();
         let groups: [(Class, bool, &str); 6] = [
             (Class::Read, false, BUILTIN_READ),
             (Class::Write, true, BUILTIN_WRITE),
@@ -161,7 +190,7 @@ impl CommandTable {
         let OwnedFrame::Array(entries) = reply else {
             return None;
         };
-        let mut commands = HashMap::with_capacity(entries.len());
+        let mut commands = Names::with_capacity_and_hasher(entries.len(), Default::default());
         for entry in entries {
             let OwnedFrame::Array(fields) = entry else {
                 return None;
