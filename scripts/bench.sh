@@ -2,32 +2,42 @@
 # scripts/bench.sh — sentinel-proxy vs HAProxy vs direct Redis, one command.
 #
 # WHAT IT MEASURES
-#   Three ways for a client to reach the same redis-server, all on 127.0.0.1:
+#   Four ways for a client to reach the same redis-server, all on 127.0.0.1:
 #     direct   redis-benchmark -> redis-server
 #     haproxy  redis-benchmark -> HAProxy (mode tcp, Sentinel-style tcp-check
 #              health check: PING/+PONG, info replication/role:master,
 #              QUIT/+OK, inter 1s) -> redis-server
-#     proxy    redis-benchmark -> target/release/sentinel-proxy -> redis-server
-#              (one backend connection per client, the default)
-#     shared   the same with --share-backend (stateless clients share one
-#              backend connection; their commands are batched)
+#     proxy    redis-benchmark -> target/release/sentinel-proxy -> redis-server,
+#              its default configuration (clients in Redis's default
+#              connection state share a backend connection)
+#     own      the same binary with --share-backend false (one backend
+#              connection per client, as HAProxy has)
 #
-#   1. Throughput: redis-benchmark -q --csv, SET and GET, four scenarios:
+#   1. Throughput: redis-benchmark -q --csv, SET and GET, five scenarios:
 #        -n 200000 -c 50 -P 1        one request in flight per connection
 #        -n 200000 -c 50 -P 16       pipelining
 #        -n 100000 -c 50 -d 4096     4 KiB values
 #        -n 100000 -c 1000           many connections
-#      Targets are interleaved within a round (direct, haproxy, proxy, shared for each
-#      scenario), ROUNDS rounds, and the median per target/scenario/test is
-#      reported together with the ratios to direct and to HAProxy.
-#   2. CPU per request: utime+stime of the HAProxy and proxy processes from
+#        -n 200000 -c 10000          very many connections
+#      Targets are interleaved within a round (direct, haproxy, proxy, own for
+#      each scenario), ROUNDS rounds, and the median per target/scenario/test
+#      is reported together with the ratios to direct and to HAProxy.
+#   2. Latency: the p50 and p99 that redis-benchmark reports for each of those
+#      runs; for -c 50 -P 1 also each hop's p50 and p99 minus direct's.
+#   3. CPU per request: utime+stime of the HAProxy and proxy processes from
 #      /proc/PID/stat (clock ticks, getconf CLK_TCK), read before and after
 #      each of their redis-benchmark runs, divided by the requests of that run
 #      (n x 2 tests). Reported as µs of CPU per request and proxy/haproxy.
 #      redis-server's own µs/request in the direct runs is shown for scale.
-#   3. Memory per client connection: scripts/idle_conns.py opens IDLE_CONNS
-#      (10,000) concurrent TCP connections to HAProxy, then to the proxy, and
-#      reads the VmRSS of that process (/proc/PID/status):
+#   4. Fairness under mixed load: one client reads a 10 MB value in a loop
+#      (redis-benchmark -c 1 GET bench:large) while 50 clients run
+#      redis-benchmark -t get -c 50 -n 100000 through the same hop; the small
+#      GETs' p50 and p99, and how many 10 MB reads the large reader made
+#      meanwhile (from redis-server's commandstats).
+#   5. Memory per client connection: scripts/idle_conns.py opens IDLE_CONNS
+#      (10,000 and 50,000) concurrent TCP connections to HAProxy, then to the
+#      proxy (and, at the first count, to `own`), and reads the VmRSS of that
+#      process (/proc/PID/status):
 #        (a) idle: connected and accepted, never used;
 #        (b) after every connection sent PING (*1\r\n$4\r\nPING\r\n) and read
 #            +PONG\r\n, connections still open.
@@ -42,25 +52,37 @@
 #   redis-benchmark, so throughput ratios show the whole-system cost of the
 #   hop. CPU µs/request is the less noisy number for comparing the two hops.
 #
+#   The summary table at the top of the report puts every figure next to its
+#   ratio to HAProxy; the sections below it give the detail and every round.
+#
 # HOW TO RUN
-#   scripts/bench.sh                      # full run, 3 rounds (about 4 minutes)
-#   QUICK=1 scripts/bench.sh              # smoke run: -n divided by 10
+#   scripts/bench.sh                      # full run, 3 rounds (about 10 minutes)
+#   QUICK=1 scripts/bench.sh              # smoke run: -n divided by 10, 1,000 connections
 #   The table is printed and written to target/bench-report.md.
 #
 #   It installs what is missing (apt-get update + install redis-server,
-#   redis-tools, haproxy; sudo only when not root), builds the proxy with
-#   cargo build --release, starts redis-server, HAProxy and the proxy on free
-#   127.0.0.1 ports, and on exit stops exactly the PIDs it started and removes
-#   its temporary directory. Only loopback addresses are used.
+#   redis-tools, haproxy; sudo only when not root) and builds the proxy with
+#   cargo build --release. Then, as root, it runs the rest in a network
+#   namespace of its own (unshare --net, loopback only) where it can raise
+#   what 50,000 connections through a hop need without touching the host:
+#   the local port range (1024-65535: a hop opens one connection to Redis per
+#   client, from one address) and the listen backlog limit. Without root it
+#   runs in place and caps the connection counts to what the port range and
+#   the open-files limit allow (noted in the report). It starts
+#   redis-server, HAProxy and the proxy on free 127.0.0.1 ports, and on exit
+#   stops exactly the PIDs it started and removes its temporary directory.
+#   Only loopback addresses are used.
 #
 # ENVIRONMENT
 #   ROUNDS=3            rounds per target and scenario (median is reported)
-#   QUICK=1             smaller -n (a tenth) for a quick smoke run
+#   QUICK=1             smaller -n (a tenth) and connection counts, for a smoke run
 #   SKIP_HAPROXY=1      leave HAProxy out (no haproxy columns)
-#   SKIP_SHARED=1       leave the --share-backend proxy out
+#   SKIP_OWN=1          leave the --share-backend false proxy out
 #   SKIP_IDLE=1         skip the memory-per-connection test
-#   IDLE_CONNS=10000    connections for the memory test
+#   SKIP_FAIR=1         skip the fairness test
+#   IDLE_CONNS="10000 50000"  connection counts for the memory test
 #   IDLE_INLINE=1       send inline "PING\r\n" instead of the RESP array
+#   NO_NETNS=1          do not move into a network namespace of its own
 #   PROXY_ARGS="..."    extra arguments appended to the proxy command line
 #   PROXY_CMD=...       run something else in the "proxy" slot (no cargo build):
 #                         PROXY_CMD=haproxy  a second HAProxy, same config
@@ -89,17 +111,22 @@ SCRIPTS="$ROOT_DIR/scripts"
 ROUNDS="${ROUNDS:-3}"
 QUICK="${QUICK:-0}"
 SKIP_HAPROXY="${SKIP_HAPROXY:-0}"
-SKIP_SHARED="${SKIP_SHARED:-0}"
+SKIP_OWN="${SKIP_OWN:-0}"
 SKIP_IDLE="${SKIP_IDLE:-0}"
-IDLE_CONNS="${IDLE_CONNS:-10000}"
+SKIP_FAIR="${SKIP_FAIR:-0}"
+NO_NETNS="${NO_NETNS:-0}"
+if [[ "$QUICK" == 1 ]]; then IDLE_CONNS="${IDLE_CONNS:-1000}"; else IDLE_CONNS="${IDLE_CONNS:-10000 50000}"; fi
 IDLE_INLINE="${IDLE_INLINE:-0}"
 PROXY_ARGS="${PROXY_ARGS:-}"
 PROXY_CMD="${PROXY_CMD:-}"
 HAPROXY_NBTHREAD="${HAPROXY_NBTHREAD-1}"
 REPORT="${REPORT:-$ROOT_DIR/target/bench-report.md}"
 KEEP_TMP="${KEEP_TMP:-0}"
-MAXCONN=20000
-WANT_NOFILE=65536
+# Connections each server accepts: the largest memory test plus headroom.
+MAXCONN=60000
+# Descriptors: a hop with one upstream connection per client needs two per
+# client, and redis-benchmark -c 10000 or the memory test's client one each.
+WANT_NOFILE=262144
 HOST=127.0.0.1
 
 log() { printf '[bench %s] %s\n' "$(date +%H:%M:%S)" "$*" >&2; }
@@ -134,6 +161,31 @@ if [[ -z "$PROXY_CMD" ]]; then
   [[ -x "$PROXY_BIN" ]] || die "$PROXY_BIN was not built"
 fi
 
+# ------------------------------------------------------ network namespace
+# As root, the rest runs in a network namespace of its own holding only lo:
+# there the local port range and the listen backlog limit can be raised for
+# 50,000 connections through a hop (one upstream connection per client, all
+# from 127.0.0.1 to one port) without changing the host's settings, and no
+# packet can leave the machine.
+if [[ -z "${SENTINEL_PROXY_BENCH_NETNS:-}" && "$NO_NETNS" != 1 && "$(id -u)" -eq 0 ]] \
+    && command -v unshare >/dev/null && command -v ip >/dev/null; then
+  if unshare --net true 2>/dev/null; then
+    log "moving into a network namespace of its own (loopback only)"
+    export SENTINEL_PROXY_BENCH_NETNS=1
+    exec unshare --net -- bash -c '
+      ip link set lo up
+      sysctl -qw net.ipv4.ip_local_port_range="1024 65535"
+      sysctl -qw net.core.somaxconn=65535
+      exec bash "$0" "$@"' "${BASH_SOURCE[0]}" "$@"
+  fi
+  log "cannot create a network namespace; running in place"
+fi
+if [[ -n "${SENTINEL_PROXY_BENCH_NETNS:-}" ]]; then
+  links="$(ip -o link show | grep -v '^[0-9]*: lo:' || true)"
+  [[ -z "$links" ]] || die "the network namespace has links other than lo: $links"
+fi
+PORT_RANGE="$(tr '\t' ' ' </proc/sys/net/ipv4/ip_local_port_range)"
+
 # ---------------------------------------------------------- limits, tmpdir
 hard="$(ulimit -Hn)"
 if [[ "$hard" != unlimited && "$hard" -lt "$WANT_NOFILE" ]]; then
@@ -147,6 +199,22 @@ else
 fi
 NOFILE="$(ulimit -n)"
 log "open-files limit: $NOFILE"
+PORT_SPAN="$(awk '{ print $2 - $1 + 1 }' <<<"$PORT_RANGE")"
+
+# The most client connections a process can hold here when it spends
+# PER_CONN descriptors on each (a hop with one upstream connection per
+# client: 2), bounded by the local ports a hop has for its upstream
+# connections (all from 127.0.0.1 to one port), in hundreds.
+conn_cap() { # PER_CONN
+  local c
+  if [[ "$NOFILE" == unlimited ]]; then c=1000000; else c=$(( (NOFILE - 200) / $1 )); fi
+  (( c > PORT_SPAN - 1000 )) && c=$(( PORT_SPAN - 1000 ))
+  echo $(( c / 100 * 100 ))
+}
+if (( MAXCONN > $(conn_cap 2) )); then
+  MAXCONN="$(conn_cap 2)"
+  log "the open-files limit ($NOFILE, which cannot be raised here) lets a hop with one upstream connection per client hold $MAXCONN clients"
+fi
 
 TMP="$(mktemp -d "${TMPDIR:-/tmp}/sentinel-bench.XXXXXX")"
 PIDS=()
@@ -160,9 +228,14 @@ proc_gone() { # true if PID has exited (gone or zombie)
   [[ "${st:0:1}" == Z ]]
 }
 
+READER_PID="" # the fairness test's large reader, while it runs
 cleanup() {
   local rc=$? i pid
   trap - EXIT INT TERM
+  if [[ -n "$READER_PID" ]]; then
+    kill -TERM "$READER_PID" 2>/dev/null || true
+    wait "$READER_PID" 2>/dev/null || true
+  fi
   for i in "${!PIDS[@]}"; do
     kill -TERM "${PIDS[$i]}" 2>/dev/null || true
   done
@@ -287,11 +360,11 @@ listen_overflows() { # system-wide TcpExt ListenOverflows
 }
 
 # -------------------------------------------------------------- start all
-read -r REDIS_PORT HAPROXY_PORT PROXY_PORT SENTINEL_PORT METRICS_PORT SHARED_PORT SHARED_SENTINEL_PORT SHARED_METRICS_PORT \
+read -r REDIS_PORT HAPROXY_PORT PROXY_PORT SENTINEL_PORT METRICS_PORT OWN_PORT OWN_SENTINEL_PORT OWN_METRICS_PORT \
   <<<"$(python3 "$SCRIPTS/bench_util.py" free-ports 8)"
 
 start redis redis-server --bind "$HOST" --port "$REDIS_PORT" --save "" --appendonly no \
-  --maxclients "$MAXCONN" --dir "$TMP" --daemonize no --protected-mode yes
+  --maxclients "$(conn_cap 1)" --dir "$TMP" --daemonize no --protected-mode yes
 REDIS_PID="$LAST_PID"
 wait_pong "$REDIS_PORT" "$REDIS_PID" redis
 
@@ -320,7 +393,7 @@ else
   else
     cmd="$(printf '%q ' "$PROXY_BIN" --master "$HOST:$REDIS_PORT" --listen "$HOST:$PROXY_PORT" \
       --sentinel-listen "$HOST:$SENTINEL_PORT" --metrics-listen "$HOST:$METRICS_PORT" \
-      --log-level warn --max-clients "$MAXCONN")"
+      --log-level warn --max-clients "$(conn_cap 1)")"
     cmd="${cmd% }"
   fi
   [[ -n "$PROXY_ARGS" ]] && cmd="$cmd $PROXY_ARGS"
@@ -332,19 +405,19 @@ PORT[proxy]="$PROXY_PORT"
 PID[proxy]="$LAST_PID"
 TARGETS+=(proxy)
 
-# The same binary with --share-backend: stateless clients share one backend
-# connection instead of one each.
-if [[ "$SKIP_SHARED" != 1 && -z "$PROXY_CMD" ]]; then
-  cmd="$(printf '%q ' "$PROXY_BIN" --master "$HOST:$REDIS_PORT" --listen "$HOST:$SHARED_PORT" \
-    --sentinel-listen "$HOST:$SHARED_SENTINEL_PORT" --metrics-listen "$HOST:$SHARED_METRICS_PORT" \
-    --log-level warn --max-clients "$MAXCONN" --share-backend)"
+# The same binary with --share-backend false: one backend connection per
+# client, as through HAProxy.
+if [[ "$SKIP_OWN" != 1 && -z "$PROXY_CMD" ]]; then
+  cmd="$(printf '%q ' "$PROXY_BIN" --master "$HOST:$REDIS_PORT" --listen "$HOST:$OWN_PORT" \
+    --sentinel-listen "$HOST:$OWN_SENTINEL_PORT" --metrics-listen "$HOST:$OWN_METRICS_PORT" \
+    --log-level warn --max-clients "$MAXCONN" --share-backend false)"
   cmd="${cmd% }"
   [[ -n "$PROXY_ARGS" ]] && cmd="$cmd $PROXY_ARGS"
-  start shared bash -c "exec $cmd"
-  wait_pong "$SHARED_PORT" "$LAST_PID" shared
-  PORT[shared]="$SHARED_PORT"
-  PID[shared]="$LAST_PID"
-  TARGETS+=(shared)
+  start own bash -c "exec $cmd"
+  wait_pong "$OWN_PORT" "$LAST_PID" own
+  PORT[own]="$OWN_PORT"
+  PID[own]="$LAST_PID"
+  TARGETS+=(own)
 fi
 
 # Each hop must really reach this redis-server: write through it, read direct.
@@ -373,6 +446,8 @@ CLK_TCK="$(getconf CLK_TCK)"
   echo "rounds=$ROUNDS"
   echo "quick=$QUICK"
   echo "nofile=$NOFILE"
+  echo "port_range=$PORT_RANGE"
+  echo "netns=${SENTINEL_PROXY_BENCH_NETNS:-0}"
   echo "clk_tck=$CLK_TCK"
   echo "targets=${TARGETS[*]}"
   echo "load_start=$(cut -d' ' -f1-3 /proc/loadavg)"
@@ -384,7 +459,7 @@ CLK_TCK="$(getconf CLK_TCK)"
     echo "listen_backlog=${bl//direct/redis-server}"
   fi
   env_prefix=""
-  for v in ROUNDS QUICK SKIP_HAPROXY SKIP_SHARED SKIP_IDLE IDLE_CONNS IDLE_INLINE PROXY_ARGS PROXY_CMD HAPROXY_NBTHREAD; do
+  for v in ROUNDS QUICK SKIP_HAPROXY SKIP_OWN SKIP_IDLE SKIP_FAIR IDLE_CONNS IDLE_INLINE NO_NETNS PROXY_ARGS PROXY_CMD HAPROXY_NBTHREAD; do
     [[ -n "${!v+x}" && -n "$(printenv "$v" || true)" ]] && env_prefix+="$v=$(printf '%q' "${!v}") "
   done
   echo "command=${env_prefix}scripts/bench.sh"
@@ -392,39 +467,63 @@ CLK_TCK="$(getconf CLK_TCK)"
 
 # ------------------------------------------------------ memory per connection
 if [[ "$SKIP_IDLE" != 1 ]]; then
-  n="$IDLE_CONNS"
-  # A hop that keeps one upstream connection per client needs 2 fds each.
-  if [[ "$NOFILE" != unlimited ]] && (( 2 * n + 64 > NOFILE )); then
-    n=$(( (NOFILE - 64) / 2 / 100 * 100 ))
-    msg="open-files limit is $NOFILE and cannot be raised here, so the memory test used $n connections instead of $IDLE_CONNS (a hop needs two descriptors per proxied connection); bytes/conn is still ΔRSS divided by the connections actually open"
-    log "$msg"
-    echo "note_idle=$msg" >>"$TMP/meta.env"
-  fi
-  echo "idle_conns=$n" >>"$TMP/meta.env"
   idle_flags=()
   [[ "$IDLE_INLINE" == 1 ]] && idle_flags+=(--inline)
-  for t in haproxy proxy shared; do
-    [[ -n "${PORT[$t]:-}" && -n "${PID[$t]:-}" ]] || continue
-    log "memory test: $n connections to $t"
-    python3 "$SCRIPTS/idle_conns.py" --host $HOST --port "${PORT[$t]}" --pid "${PID[$t]}" \
-      --count "$n" "${idle_flags[@]}" >"$TMP/idle_$t.json"
-    log "  $(cat "$TMP/idle_$t.json")"
-    alive_or_die "${PID[$t]}" "$t"
+  counts=()
+  first=1
+  declare -A measured=()
+  for want in $IDLE_CONNS; do
+    counts+=("$want")
+    for t in haproxy proxy own; do
+      [[ -n "${PORT[$t]:-}" && -n "${PID[$t]:-}" ]] || continue
+      # One connection per client to Redis as well: the first count only.
+      [[ "$t" == own && "$first" != 1 ]] && continue
+      # Descriptors per client connection in the hop: two with one
+      # upstream connection per client, one when sharing.
+      per=2
+      [[ "$t" == proxy ]] && per=1
+      n="$want"
+      if (( n > $(conn_cap "$per") )); then
+        n="$(conn_cap "$per")"
+        msg="$t: the memory test for $want connections used $n, as many as the open-files limit ($NOFILE) and the local port range ($PORT_RANGE) allow a process that spends $per descriptor(s) on each (as root, the script runs in a network namespace of its own where it raises the port range; the open-files limit it raises where the machine allows); bytes/conn is ΔRSS divided by the connections actually open"
+        log "$msg"
+        echo "note_idle_${t}_$want=$msg" >>"$TMP/meta.env"
+      fi
+      # Capped to a count already measured: nothing new to learn.
+      [[ -n "${measured[$t:$n]:-}" ]] && continue
+      measured[$t:$n]=1
+      log "memory test: $n connections to $t"
+      python3 "$SCRIPTS/idle_conns.py" --host $HOST --port "${PORT[$t]}" --pid "${PID[$t]}" \
+        --count "$n" "${idle_flags[@]}" >"$TMP/idle_${t}_$want.json"
+      log "  $(cat "$TMP/idle_${t}_$want.json")"
+      alive_or_die "${PID[$t]}" "$t"
+    done
+    first=0
   done
+  echo "idle_conns=${counts[*]}" >>"$TMP/meta.env"
 fi
 
 # ------------------------------------------------------------- throughput
 if [[ "$QUICK" == 1 ]]; then N_BIG=20000; N_SMALL=10000; else N_BIG=200000; N_SMALL=100000; fi
-SCEN_IDS=(p1 p16 d4096 c1000)
+# Very many connections: 10,000, or as many as a hop with one upstream
+# connection per client can hold here.
+C_MANY=10000
+if (( C_MANY > MAXCONN )); then
+  C_MANY="$MAXCONN"
+  echo "note_cmany=the very-many-connections scenario uses -c $C_MANY instead of 10000: the open-files limit ($NOFILE) does not let HAProxy (two descriptors per client) hold more" >>"$TMP/meta.env"
+fi
+SCEN_IDS=(p1 p16 d4096 c1000 cmany)
 declare -A SCEN_ARGS=(
   [p1]="-n $N_BIG -c 50 -P 1"
   [p16]="-n $N_BIG -c 50 -P 16"
   [d4096]="-n $N_SMALL -c 50 -d 4096"
   [c1000]="-n $N_SMALL -c 1000"
+  [cmany]="-n $N_BIG -c $C_MANY"
 )
 printf 'id\tlabel\n' >"$TMP/scenarios.tsv"
 for s in "${SCEN_IDS[@]}"; do printf '%s\t%s\n' "$s" "${SCEN_ARGS[$s]}" >>"$TMP/scenarios.tsv"; done
-printf 'round\ttarget\tscenario\ttest\trps\n' >"$TMP/rps.tsv"
+printf 'round\ttarget\tscenario\ttest\trps\tp50_ms\tp99_ms\n' >"$TMP/rps.tsv"
+printf 'round\ttarget\trps\tp50_ms\tp99_ms\tlarge_reads\tseconds\n' >"$TMP/fair.tsv"
 printf 'round\tproc\tscenario\tticks\trequests\n' >"$TMP/cpu.tsv"
 printf 'round\ttarget\tscenario\toverflows\n' >"$TMP/overflows.tsv"
 
@@ -446,10 +545,12 @@ run_bench() { # ROUND TARGET SCENARIO
     log "  warning from redis-benchmark ($t): $(sort -u "$TMP/rb.err" | head -3 | tr '\n' ' ')"
   fi
   ntests=0
-  while IFS=, read -r test rps _; do
-    test="${test//\"/}"; rps="${rps//\"/}"
+  # "test","rps","avg_latency_ms","min_latency_ms","p50_latency_ms",
+  # "p95_latency_ms","p99_latency_ms","max_latency_ms"
+  while IFS=, read -r test rps _ _ p50 _ p99 _; do
+    test="${test//\"/}"; rps="${rps//\"/}"; p50="${p50//\"/}"; p99="${p99//\"/}"
     [[ "$test" == test || -z "$test" ]] && continue
-    printf '%s\t%s\t%s\t%s\t%s\n' "$r" "$t" "$s" "$test" "$rps" >>"$TMP/rps.tsv"
+    printf '%s\t%s\t%s\t%s\t%s\t%s\t%s\n' "$r" "$t" "$s" "$test" "$rps" "${p50:-}" "${p99:-}" >>"$TMP/rps.tsv"
     ntests=$((ntests + 1))
   done <<<"$out"
   ((ntests > 0)) || die "no results from redis-benchmark against $t: $out $(cat "$TMP/rb.err")"
@@ -462,6 +563,43 @@ run_bench() { # ROUND TARGET SCENARIO
   alive_or_die "${PID[$t]:-$REDIS_PID}" "$t"
 }
 
+# Fairness: small GETs from 50 clients while one client reads a 10 MB value
+# in a loop, all through the same hop.
+if [[ "$QUICK" == 1 ]]; then N_FAIR=10000; else N_FAIR=100000; fi
+get_calls() { # GET calls redis-server has served so far
+  redis-cli -h $HOST -p "$REDIS_PORT" info commandstats |
+    sed -n 's/^cmdstat_get:calls=\([0-9]*\),.*/\1/p'
+}
+run_fair() { # ROUND TARGET
+  local r="$1" t="$2" port="${PORT[$2]}" reader calls0 calls1 started out line
+  redis-benchmark -h $HOST -p "$port" -c 1 -n 1000000000 -q GET bench:large \
+    >"$TMP/large-reader.log" 2>&1 &
+  READER_PID="$!"
+  reader="$READER_PID"
+  sleep 0.5
+  alive_or_die "$reader" "the large reader"
+  calls0="$(get_calls)"
+  started="$(date +%s.%N)"
+  out="$(redis-benchmark -h $HOST -p "$port" -t get -c 50 -n "$N_FAIR" -q --csv 2>"$TMP/rb.err")" \
+    || die "redis-benchmark failed against $t: $(cat "$TMP/rb.err")"
+  calls1="$(get_calls)"
+  kill -TERM "$reader" 2>/dev/null || true
+  wait "$reader" 2>/dev/null || true
+  READER_PID=""
+  line="$(grep '^"GET"' <<<"$out" | tr -d '"')" || die "no GET result against $t: $out"
+  IFS=, read -r _ rps _ _ p50 _ p99 _ <<<"$line"
+  printf '%s\t%s\t%s\t%s\t%s\t%s\t%s\n' "$r" "$t" "$rps" "$p50" "$p99" \
+    "$((calls1 - calls0 - N_FAIR))" "$(awk -v a="$started" -v b="$(date +%s.%N)" 'BEGIN { printf "%.1f", b - a }')" \
+    >>"$TMP/fair.tsv"
+  log "  round $r $t [fairness]: small GET p50 $p50 ms, p99 $p99 ms; $((calls1 - calls0 - N_FAIR)) reads of 10 MB meanwhile"
+  alive_or_die "${PID[$t]:-$REDIS_PID}" "$t"
+}
+if [[ "$SKIP_FAIR" != 1 ]]; then
+  head -c 10485760 /dev/zero | tr '\0' 'v' >"$TMP/large.bin"
+  redis-cli -h $HOST -p "$REDIS_PORT" -x SET bench:large <"$TMP/large.bin" >/dev/null
+  rm -f "$TMP/large.bin"
+fi
+
 for r in $(seq "$ROUNDS"); do
   log "round $r/$ROUNDS"
   for s in "${SCEN_IDS[@]}"; do
@@ -470,6 +608,12 @@ for r in $(seq "$ROUNDS"); do
       sleep 1
     done
   done
+  if [[ "$SKIP_FAIR" != 1 ]]; then
+    for t in "${TARGETS[@]}"; do
+      run_fair "$r" "$t"
+      sleep 1
+    done
+  fi
 done
 
 # ----------------------------------------------------------------- report
