@@ -202,6 +202,14 @@ impl Ledger {
         self.pubsub_waiting > 0 || self.replaying > 0 || !self.state.subscriptions.is_empty()
     }
 
+    /// Whether the next reply from the backend goes to the client unchanged
+    /// and changes nothing the ledger keeps: it answers an ordinary command,
+    /// or replies no longer match commands (MONITOR). Such a reply may be
+    /// passed on before it is complete.
+    pub fn next_is_plain(&self) -> bool {
+        self.state.pin.replies_unmatched() || matches!(self.pending.front(), Some(Expect::Reply))
+    }
+
     /// Decides where one complete reply goes and updates the bookkeeping.
     ///
     /// `frame` is the whole reply and `kind` its type; the steps are in the

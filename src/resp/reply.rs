@@ -207,6 +207,25 @@ fn skip_value(buf: &[u8]) -> Option<usize> {
         .map(|r| r.len)
 }
 
+/// The whole length of the bulk string (`$n\r\n` + n bytes + `\r\n`) that
+/// starts `buf`, when its header is in and the whole is at least `min` bytes;
+/// `None` for anything else (another type, a null, a header not yet in).
+///
+/// Lets a large value be passed on as it arrives: only the header is read.
+pub fn large_bulk(buf: &[u8], min: usize) -> Option<usize> {
+    if buf.first() != Some(&b'$') {
+        return None;
+    }
+    let newline = find_newline(buf, 1)?;
+    let digits = buf.get(1..newline.checked_sub(1)?)?;
+    if buf.get(newline - 1) != Some(&b'\r') {
+        return None;
+    }
+    let len = usize::try_from(parse_int(digits)?).ok()?;
+    let total = (newline + 1).checked_add(len)?.checked_add(2)?;
+    (total >= min).then_some(total)
+}
+
 /// The payload of a bulk string (`$n\r\n...\r\n`) or simple string element.
 pub fn string_payload(element: &[u8]) -> Option<&[u8]> {
     match element.first()? {
@@ -230,6 +249,18 @@ pub fn integer_payload(element: &[u8]) -> Option<i64> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn large_bulk_reads_only_the_header() {
+        assert_eq!(large_bulk(b"$10\r\nabc", 0), Some(17));
+        assert_eq!(large_bulk(b"$10\r\nabc", 18), None);
+        assert_eq!(large_bulk(b"$1048576\r\n", 65536), Some(1_048_576 + 12));
+        assert_eq!(large_bulk(b"$1048576", 0), None, "header not in yet");
+        assert_eq!(large_bulk(b"$-1\r\n", 0), None, "null");
+        assert_eq!(large_bulk(b"*2\r\n", 0), None, "not a bulk string");
+        assert_eq!(large_bulk(b"$1x\r\n", 0), None, "not a length");
+        assert_eq!(large_bulk(b"$5\n", 0), None, "no CR");
+    }
 
     fn scan_one(input: &[u8]) -> Result<Option<Reply>, ProtocolError> {
         ReplyScanner::default().scan(input)

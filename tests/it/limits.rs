@@ -290,3 +290,49 @@ fn clients_that_disconnect_mid_frame_do_not_disturb_others() {
     stalled.send(b"cde\r\n");
     assert_eq!(show(&stalled.read_reply()), show(b"$5\r\nabcde\r\n"));
 }
+
+/// A large value is passed on as it arrives, not held whole: while its
+/// client reads nothing, the proxy holds a few socket buffers of it, not 64
+/// MB; values large and small, pipelined, then arrive whole and in order.
+#[test]
+fn a_large_value_is_passed_on_as_it_arrives() {
+    let (redis, proxy) = proxied_with(&[]);
+    let large = vec![b'l'; 64 * 1024 * 1024];
+    let mut setter = RespClient::connect(redis.addr());
+    setter.set_timeout(Duration::from_secs(20));
+    setter.send(&encode_command(&[b"SET", b"large", &large]));
+    assert_eq!(show(&setter.read_reply()), show(b"+OK\r\n"));
+    assert_eq!(
+        show(&setter.command(&["SET", "small", "s"])),
+        show(b"+OK\r\n")
+    );
+
+    let mut client = proxy.connect();
+    client.set_timeout(Duration::from_secs(20));
+    // A connection of its own (database 0 all the same).
+    assert_eq!(show(&client.command(&["SELECT", "0"])), show(b"+OK\r\n"));
+    let baseline = rss_kb(proxy.pid());
+    client.send(&encode_command(&[b"GET", b"large"]));
+    // Redis has the whole reply ready at once; the client reads nothing.
+    std::thread::sleep(Duration::from_millis(1500));
+    let growth_mb = rss_kb(proxy.pid()).saturating_sub(baseline) / 1024;
+    assert!(
+        growth_mb < 16,
+        "the proxy grew by {growth_mb} MB holding a 64 MB reply its client does not read"
+    );
+    let reply = client.read_reply();
+    assert_eq!(reply.len(), large.len() + "$67108864\r\n\r\n".len());
+    assert!(reply.starts_with(b"$67108864\r\nll") && reply.ends_with(b"ll\r\n"));
+
+    // Pipelined, large and small replies keep their order and their bytes.
+    let mut pipeline = Vec::new();
+    for key in [&b"large"[..], b"small", b"large", b"small"] {
+        pipeline.extend(encode_command(&[b"GET", key]));
+    }
+    client.send(&pipeline);
+    for _ in 0..2 {
+        assert_eq!(client.read_reply().len(), reply.len());
+        assert_eq!(show(&client.read_reply()), show(b"$1\r\ns\r\n"));
+    }
+    assert_eq!(show(&client.command(&["PING"])), show(b"+PONG\r\n"));
+}

@@ -96,6 +96,7 @@ impl Session {
             addr,
             buf: None,
             replies: ReplyScanner::default(),
+            streaming: 0,
             write_shut: false,
         });
         if !prelude.is_empty() {

@@ -141,6 +141,9 @@ struct Backend {
     addr: SocketAddr,
     buf: Option<BytesMut>,
     replies: ReplyScanner,
+    /// Bytes still to come of a large bulk reply that is passed on as it
+    /// arrives (its ledger entry is settled once the last byte is through).
+    streaming: usize,
     /// The client's half-close was passed on (`shutdown(Write)`): Redis
     /// itself now ends the connection, exactly as it would a direct client's,
     /// unblocking a blocked command instead of leaving it to take the next item.

@@ -25,10 +25,19 @@ use crate::backend::connect::{answers, is_master};
 use crate::proxy::bufpool;
 use crate::proxy::ledger::Route;
 use crate::proxy::state::{MAX_SHARED_REPLY, replies};
+use crate::resp::reply::{self, Kind, ReplyScanner};
 use crate::switch::Hint;
 
 /// How long the check "did a live server close us?" may take.
 const LIVENESS_TIMEOUT: Duration = Duration::from_millis(300);
+
+/// A bulk reply at least this long, on a connection of the session's own, is
+/// passed on as it arrives instead of held until complete.
+const STREAM_FROM: usize = 64 * 1024;
+
+/// Room made for each read while a large reply streams through: reads as
+/// large as the socket offers, through a buffer that stays this size.
+const STREAM_READ: usize = 64 * 1024;
 
 /// A `-READONLY` reply held back while the master's role is checked.
 #[derive(Debug, Clone, Copy)]
@@ -73,7 +82,11 @@ impl Session {
             }
         };
         let buf = backend.buf.get_or_insert_with(bufpool::take);
-        bufpool::reserve_for_read(buf);
+        if backend.streaming > 0 {
+            buf.reserve(STREAM_READ);
+        } else {
+            bufpool::reserve_for_read(buf);
+        }
         match read_ready(stream, buf).await {
             Ok(0) => return Box::pin(self.on_backend_lost()).await,
             Ok(_) => {}
@@ -101,6 +114,22 @@ impl Session {
         let mut run_start = 0;
         let mut pos = 0;
         loop {
+            if backend.streaming > 0 {
+                // The rest of a large bulk reply: passed on as it comes.
+                let through = backend.streaming.min(buf.len() - pos);
+                if through == 0 {
+                    break;
+                }
+                pos += through;
+                backend.streaming -= through;
+                if backend.streaming == 0 {
+                    // Complete: an ordinary reply, forwarded (checked when
+                    // the streaming began).
+                    self.ledger.route(b"$", Kind::Other);
+                    release_retained(&mut self.cbuf, &mut self.retained, self.ledger.counted());
+                }
+                continue;
+            }
             if let Some((bytes, close)) = self.ledger.pop_local() {
                 out.send(&buf[run_start..pos])?;
                 run_start = pos;
@@ -114,7 +143,22 @@ impl Session {
             }
             let reply = match backend.replies.scan(&buf[pos..]) {
                 Ok(Some(reply)) => reply,
-                Ok(None) => break,
+                Ok(None) => {
+                    // An incomplete reply. A large bulk string answering an
+                    // ordinary command on the session's own connection is
+                    // passed on as it arrives rather than held whole: the
+                    // client sees its first bytes at once, and the proxy holds
+                    // one read's worth of it, not the whole value.
+                    if let Some(total) = reply::large_bulk(&buf[pos..], STREAM_FROM)
+                        && matches!(backend.conn, Conn::Own(_))
+                        && self.ledger.next_is_plain()
+                    {
+                        backend.replies = ReplyScanner::default();
+                        backend.streaming = total;
+                        continue;
+                    }
+                    break;
+                }
                 Err(_) => {
                     out.send(&buf[run_start..pos])?;
                     warn!(addr = %backend.addr, "backend sent a malformed reply; closing the session");
