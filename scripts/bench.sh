@@ -80,6 +80,7 @@
 #   SKIP_OWN=1          leave the --share-backend false proxy out
 #   SKIP_IDLE=1         skip the memory-per-connection test
 #   SKIP_FAIR=1         skip the fairness test
+#   SCENARIOS="p1 p16 d4096 c1000 cmany"  throughput scenarios to run ("" for none)
 #   IDLE_CONNS="10000 50000"  connection counts for the memory test
 #   IDLE_INLINE=1       send inline "PING\r\n" instead of the RESP array
 #   NO_NETNS=1          do not move into a network namespace of its own
@@ -459,7 +460,7 @@ CLK_TCK="$(getconf CLK_TCK)"
     echo "listen_backlog=${bl//direct/redis-server}"
   fi
   env_prefix=""
-  for v in ROUNDS QUICK SKIP_HAPROXY SKIP_OWN SKIP_IDLE SKIP_FAIR IDLE_CONNS IDLE_INLINE NO_NETNS PROXY_ARGS PROXY_CMD HAPROXY_NBTHREAD; do
+  for v in ROUNDS QUICK SKIP_HAPROXY SKIP_OWN SKIP_IDLE SKIP_FAIR SCENARIOS IDLE_CONNS IDLE_INLINE NO_NETNS PROXY_ARGS PROXY_CMD HAPROXY_NBTHREAD; do
     [[ -n "${!v+x}" && -n "$(printenv "$v" || true)" ]] && env_prefix+="$v=$(printf '%q' "${!v}") "
   done
   echo "command=${env_prefix}scripts/bench.sh"
@@ -512,7 +513,7 @@ if (( C_MANY > MAXCONN )); then
   C_MANY="$MAXCONN"
   echo "note_cmany=the very-many-connections scenario uses -c $C_MANY instead of 10000: the open-files limit ($NOFILE) does not let HAProxy (two descriptors per client) hold more" >>"$TMP/meta.env"
 fi
-SCEN_IDS=(p1 p16 d4096 c1000 cmany)
+read -r -a SCEN_IDS <<<"${SCENARIOS-p1 p16 d4096 c1000 cmany}"
 declare -A SCEN_ARGS=(
   [p1]="-n $N_BIG -c 50 -P 1"
   [p16]="-n $N_BIG -c 50 -P 16"
