@@ -49,6 +49,10 @@ const MAX_IN_FLIGHT: usize = 64 * 1024;
 /// there is kept small (enough for the usual pipelines).
 const MAX_SHARED_IN_FLIGHT: usize = 32;
 
+/// Longest command name a batch remembers its last lookup for (every
+/// common command's name is shorter).
+const LAST_NAME: usize = 16;
+
 /// Where the session's input stands. A stop and the client's close may come
 /// in either order; `StoppedEof` is where both have been seen.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -236,6 +240,11 @@ impl Session {
         let mut forwarded = 0usize;
         let mut plain = true;
         let mut need_backend = false;
+        // The last name looked up in this batch, as sent, and its entry: a
+        // pipeline mostly repeats one command, which then costs a compare.
+        let mut last_name = [0u8; LAST_NAME];
+        let mut last_len = usize::MAX;
+        let mut last_info = table.info(b"");
         loop {
             let scanned = match self.requests.scan(&buf[batch.end..]) {
                 Ok(Some(scanned)) => scanned,
@@ -265,7 +274,17 @@ impl Session {
             };
             let frame = &buf[batch.end..batch.end + req.len];
             let name = req.name(frame);
-            let info = table.info(&name);
+            let info = if last_name.get(..last_len) == Some(&*name) {
+                last_info
+            } else {
+                let info = table.info(&name);
+                if let Some(slot) = last_name.get_mut(..name.len()) {
+                    slot.copy_from_slice(&name);
+                    last_len = name.len();
+                    last_info = info;
+                }
+                info
+            };
             let class = info.class;
             let requirepass = self.shared.settings.requirepass.as_deref();
             let mut action = decide(frame, &req, requirepass, self.authenticated);
