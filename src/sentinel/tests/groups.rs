@@ -16,6 +16,20 @@ fn sentinel() -> (Groups, broadcast::Receiver<crate::sentinel::api::Event>) {
     (Groups::new("e".repeat(40), template), rx)
 }
 
+/// A Sentinel monitoring one group, `name`, at 127.0.0.1:6379 (added with
+/// `SENTINEL MONITOR`, as an operator would).
+fn monitoring(name: &str, quorum: &str) -> Groups {
+    let (mut s, _) = sentinel();
+    assert_eq!(
+        ask(
+            &mut s,
+            &["SENTINEL", "MONITOR", name, "127.0.0.1", "6379", quorum]
+        ),
+        ok()
+    );
+    s
+}
+
 fn ask(groups: &mut Groups, args: &[&str]) -> OwnedFrame {
     let args: Vec<Bytes> = args
         .iter()
@@ -144,11 +158,7 @@ fn monitor_refuses_what_sentinel_refuses() {
 
 #[test]
 fn set_changes_a_group_and_refuses_in_sentinels_words() {
-    let (mut s, _) = sentinel();
-    ask(
-        &mut s,
-        &["SENTINEL", "MONITOR", "m", "127.0.0.1", "6379", "2"],
-    );
+    let mut s = monitoring("m", "2");
     assert_eq!(
         ask(
             &mut s,
@@ -231,11 +241,7 @@ fn set_changes_a_group_and_refuses_in_sentinels_words() {
 
 #[test]
 fn commands_find_their_group_and_the_peer_protocol_finds_it_by_address() {
-    let (mut s, _) = sentinel();
-    ask(
-        &mut s,
-        &["SENTINEL", "MONITOR", "a", "127.0.0.1", "6379", "1"],
-    );
+    let mut s = monitoring("a", "1");
     ask(
         &mut s,
         &["SENTINEL", "MONITOR", "b", "127.0.0.1", "6390", "1"],
@@ -304,11 +310,7 @@ fn commands_find_their_group_and_the_peer_protocol_finds_it_by_address() {
 
 #[test]
 fn debug_sets_every_groups_periods_and_new_groups_defaults() {
-    let (mut s, _) = sentinel();
-    ask(
-        &mut s,
-        &["SENTINEL", "MONITOR", "a", "127.0.0.1", "6379", "1"],
-    );
+    let mut s = monitoring("a", "1");
     assert_eq!(
         ask(
             &mut s,
@@ -432,11 +434,7 @@ fn a_master_known_by_name_moves_with_its_name() {
 /// last `INFO` as it arrived.
 #[test]
 fn simulate_failure_and_info_cache() {
-    let (mut s, _) = sentinel();
-    ask(
-        &mut s,
-        &["SENTINEL", "MONITOR", "a", "127.0.0.1", "6379", "1"],
-    );
+    let mut s = monitoring("a", "1");
     assert_eq!(
         ask(
             &mut s,
@@ -496,11 +494,7 @@ fn simulate_failure_and_info_cache() {
 /// shown and announced by name (replies, hellos, `INFO`); with `no`, by IP.
 #[test]
 fn announce_hostnames_shows_names() {
-    let (mut s, _) = sentinel();
-    ask(
-        &mut s,
-        &["SENTINEL", "MONITOR", "a", "127.0.0.1", "6379", "1"],
-    );
+    let mut s = monitoring("a", "1");
     if let Some(core) = s.cores.get_mut("a") {
         core.master.host = Some("redis-0.example".to_owned());
     }
