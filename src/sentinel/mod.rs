@@ -243,14 +243,16 @@ impl Runner {
         for (name, core) in &mut self.groups.cores {
             let group = links.entry(name.clone()).or_default();
             let peer_auth = if sentinel_auth.pass.is_some() {
-                sentinel_auth.clone()
+                sentinel_auth
             } else {
-                core.settings.auth.clone()
+                &core.settings.auth
             };
             if group.auth != core.settings.auth
-                || group.peer_auth != peer_auth
+                || group.peer_auth != *peer_auth
                 || group.renamed != core.settings.renamed_commands
             {
+                // Copied only when they changed, not at every event.
+                let peer_auth = peer_auth.clone();
                 // The jobs on the old links will never report.
                 for addr in group.links.keys() {
                     core.jobs_lost(*addr);
