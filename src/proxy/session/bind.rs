@@ -20,7 +20,7 @@ use tokio::time::Instant;
 use tracing::debug;
 
 use super::io::send_backend;
-use super::{Avoid, Backend, Conn, End, RETRY_DELAY, Session};
+use super::{Avoid, Backend, Conn, End, Phase, RETRY_DELAY, Session};
 use crate::backend::connect::{CONNECT_TIMEOUT, connect};
 use crate::proxy::state::{Expect, replies};
 use crate::proxy::{Counters, bufpool};
@@ -36,8 +36,7 @@ impl Session {
     /// or unreachable until its retry instant). A failed connection is
     /// reported as a hint and sets the retry instant; the commands stay held.
     pub(super) async fn bind(&mut self) -> Result<bool, End> {
-        if self.backend.is_some() || self.draining_until.is_some() || self.shutdown_until.is_some()
-        {
+        if self.backend.is_some() || self.phase != Phase::Serving {
             return Ok(false);
         }
         let Some(addr) = self.topology.master else {

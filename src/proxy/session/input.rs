@@ -29,7 +29,7 @@ use tracing::{debug, warn};
 
 use super::bind::release_backend;
 use super::io::{Batch, read_ready, send_backend};
-use super::{Backend, Conn, End, Session};
+use super::{Backend, Conn, End, Hold, Phase, Session};
 use crate::proxy::bufpool;
 use crate::proxy::state::{Action, Expect, decide, is_client_setinfo, replies, shareable};
 use crate::resp::request::{RequestScanner, Scanned};
@@ -92,13 +92,13 @@ impl Session {
             && (self.to_client.is_some() || self.ledger.counted() >= MAX_SHARED_IN_FLIGHT);
         if self.input == Input::Stopped {
             // Only to see the close: what arrives is dropped.
-            return !self.piping;
+            return self.phase != Phase::Piping;
         }
         self.input == Input::Open
             && self.to_backend.is_none()
             && !shared_busy
             && self.ledger.counted() < MAX_IN_FLIGHT
-            && (self.held_since.is_none() || self.unsent() < MAX_HELD_BYTES)
+            && (self.hold.is_none() || self.unsent() < MAX_HELD_BYTES)
     }
 
     /// Reads what the client sent onto the end of the input buffer; `pump`
@@ -197,7 +197,7 @@ impl Session {
     /// On a shared connection, a command that uses connection state ends the
     /// run: the session moves to a connection of its own once its replies on
     /// the shared one are in. A held command starts the hold clock
-    /// (`held_since`); forwarding it stops the clock.
+    /// (`hold`); forwarding it stops the clock.
     pub(super) fn pump(&mut self, refuse: bool) -> Result<bool, End> {
         if self.input.is_stopped() {
             return Ok(false);
@@ -217,8 +217,7 @@ impl Session {
             self.own_connection = true;
         }
         let Some(buf) = self.cbuf.as_mut() else {
-            self.held_since = None;
-            self.hold_counted = false;
+            self.hold = None;
             return Ok(false);
         };
         // Bytes past a retained command mean it is no longer alone in flight.
@@ -227,8 +226,7 @@ impl Session {
             self.retained = 0;
         }
         if self.retained > 0 || buf.is_empty() {
-            self.held_since = None;
-            self.hold_counted = false;
+            self.hold = None;
             return Ok(false);
         }
         let in_flight_before = self.ledger.counted();
@@ -319,7 +317,7 @@ impl Session {
             // session keeps its connection but sends nothing new on it.
             let ready = self.backend.is_some()
                 && self.topology.master.is_some()
-                && self.draining_until.is_none()
+                && self.phase == Phase::Serving
                 && !self.ledger.replaying();
             if forwards && on_shared && !share {
                 // This command uses or changes connection state (or the
@@ -360,7 +358,7 @@ impl Session {
                     self.counted_commands[class.index()] += 1;
                     send_backend(&self.backend, &mut self.to_backend, buf, 0)?;
                     buf.clear();
-                    self.piping = true;
+                    self.phase = Phase::Piping;
                 }
                 break;
             }
@@ -450,22 +448,25 @@ impl Session {
             }
         }
         if need_backend {
-            if self.held_since.is_none() {
-                self.held_since = Some(Instant::now());
-            }
+            let hold = self.hold.get_or_insert_with(|| Hold {
+                since: Instant::now(),
+                counted: false,
+                expired: false,
+            });
             // Waiting for a first connection is not a hold; waiting because
             // no master may be used is, and is counted once.
             let no_master = self.topology.master.is_none() || self.avoid.is_some();
-            if no_master && !self.hold_counted {
-                self.hold_counted = true;
+            if no_master && !hold.counted {
+                hold.counted = true;
                 metrics::counter!(crate::metrics::COMMANDS_HELD).increment(1);
             }
             return Ok(true);
         }
-        if let Some(since) = self.held_since.take()
-            && std::mem::take(&mut self.hold_counted)
+        if let Some(hold) = self.hold.take()
+            && hold.counted
         {
-            metrics::histogram!(crate::metrics::HOLD_SECONDS).record(since.elapsed().as_secs_f64());
+            metrics::histogram!(crate::metrics::HOLD_SECONDS)
+                .record(hold.since.elapsed().as_secs_f64());
         }
         Ok(false)
     }

@@ -179,6 +179,55 @@ enum Avoid {
     Unreachable(Instant),
 }
 
+/// Where a session stands towards its master and the proxy's life: one of
+/// these at a time, each with the deadline that bounds it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Phase {
+    /// Forwarding to the current master (bound, or binding at the next
+    /// command).
+    Serving,
+    /// The master changed while replies were in flight: they are awaited
+    /// from the old one until `until`, and nothing new is sent meanwhile.
+    Draining {
+        /// When the drain gives up and the session ends.
+        until: Instant,
+    },
+    /// The proxy is stopping: nothing more is forwarded, and the replies in
+    /// flight are awaited until `until`.
+    ShuttingDown {
+        /// When the session ends whatever is still in flight.
+        until: Instant,
+    },
+    /// SYNC/PSYNC went out: the session is a replication stream, passed on
+    /// unread both ways until either side closes (`pipe`).
+    Piping,
+}
+
+impl Phase {
+    /// The instant this phase ends the session at, if it has one.
+    fn deadline(self) -> Option<Instant> {
+        match self {
+            Phase::Draining { until } | Phase::ShuttingDown { until } => Some(until),
+            Phase::Serving | Phase::Piping => None,
+        }
+    }
+}
+
+/// Commands that wait in the input buffer for a master that may be used.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+struct Hold {
+    /// When the first of them started waiting (the hold timeout counts from
+    /// here).
+    since: Instant,
+    /// The wait is for a usable master (none, or the current one avoided),
+    /// not just for a first connection: it was counted as a hold, and its
+    /// length is recorded when it ends.
+    counted: bool,
+    /// The hold timeout passed: the next `pump` answers the held commands
+    /// with `-MASTERDOWN`.
+    expired: bool,
+}
+
 /// One client session.
 struct Session {
     /// Settings, topology, counters and links shared by every session.
@@ -202,18 +251,12 @@ struct Session {
     authenticated: bool,
     /// Where the client's input stands.
     input: Input,
-    /// When commands started waiting for a master.
-    held_since: Option<Instant>,
-    /// A switch is draining in-flight replies until this instant.
-    draining_until: Option<Instant>,
-    /// Shutdown: finish in-flight replies until this instant.
-    shutdown_until: Option<Instant>,
+    /// Serving, draining a switch, shutting down, or piping.
+    phase: Phase,
+    /// Commands waiting for a master that may be used, if any.
+    hold: Option<Hold>,
     /// Why the current master may not be bound right now.
     avoid: Option<Avoid>,
-    /// The hold timeout passed: answer held commands with -MASTERDOWN.
-    refuse_held: bool,
-    /// The current hold waits for a usable master (and was counted as such).
-    hold_counted: bool,
     /// Last client activity, when idle release is on.
     last_active: Instant,
     /// When to check next whether the backend has been idle long enough.
@@ -238,9 +281,6 @@ struct Session {
     /// Commands went over a shared connection: a later WAIT must first make
     /// the session's own connection's replication offset cover them.
     used_shared: bool,
-    /// SYNC/PSYNC went out: the session is a replication stream, passed on
-    /// unread both ways until either side closes.
-    piping: bool,
     /// A `-READONLY` reply waits at the front of the backend buffer until
     /// `ROLE` tells whether the master was demoted.
     readonly: Option<ReadOnlyReply>,
@@ -271,12 +311,9 @@ impl Session {
             ledger: Ledger::default(),
             authenticated,
             input: Input::Open,
-            held_since: None,
-            draining_until: None,
-            shutdown_until: None,
+            phase: Phase::Serving,
+            hold: None,
             avoid: None,
-            refuse_held: false,
-            hold_counted: false,
             last_active: Instant::now(),
             idle_check_at: None,
             counted_commands: [0; 7],
@@ -286,7 +323,6 @@ impl Session {
             finish_when_flushed: false,
             own_connection,
             used_shared: false,
-            piping: false,
             readonly: None,
         }
     }
@@ -311,7 +347,7 @@ impl Session {
             if let Err(end) = self.settle().await {
                 return Box::pin(self.close(end)).await;
             }
-            if self.piping {
+            if self.phase == Phase::Piping {
                 let end = Box::pin(self.pipe(&shutdown, &mut retired)).await;
                 return Box::pin(self.close(end)).await;
             }
@@ -387,7 +423,9 @@ impl Session {
         let read_client = self.wants_client_input();
         std::future::poll_fn(|cx| {
             // Once shutting down, the (cancelled) retired future is not polled.
-            if self.shutdown_until.is_none() && retired.as_mut().poll(cx).is_ready() {
+            if !matches!(self.phase, Phase::ShuttingDown { .. })
+                && retired.as_mut().poll(cx).is_ready()
+            {
                 return Poll::Ready(if shutdown.is_cancelled() {
                     Event::Shutdown
                 } else {
@@ -462,7 +500,10 @@ impl Session {
     async fn settle(&mut self) -> Result<(), End> {
         loop {
             self.emit_locals()?;
-            let refuse = std::mem::take(&mut self.refuse_held);
+            let refuse = self
+                .hold
+                .as_mut()
+                .is_some_and(|hold| std::mem::take(&mut hold.expired));
             let need_backend = self.pump(refuse)?;
             self.emit_locals()?;
             // Boxed: connecting is rare, and its state would otherwise bloat
@@ -471,7 +512,7 @@ impl Session {
                 break;
             }
         }
-        if self.piping {
+        if self.phase == Phase::Piping {
             return Ok(());
         }
         if self.finish_when_flushed && self.to_client.is_none() {

@@ -3,16 +3,18 @@
 //! commands while no master may be used, the retry of an unreachable master,
 //! the release of an idle backend connection, and shutdown.
 //!
-//! None of this reads or writes a socket: a new topology or a deadline only
-//! changes the session's state, and the next `settle` acts on it (binding,
-//! refusing held commands, or ending the session). `next_deadline` gives the
-//! event loop its one timer.
+//! The session is in one [`Phase`] at a time (serving, draining a switch,
+//! shutting down, piping a replication stream), and its commands may wait in
+//! a [`Hold`] meanwhile. None of this reads or writes a socket: a new
+//! topology or a deadline only changes the session's state, and the next
+//! `settle` acts on it (binding, refusing held commands, or ending the
+//! session). `next_deadline` gives the event loop its one timer.
 
 use tokio::time::Instant;
 use tracing::debug;
 
 use super::input::Input;
-use super::{Avoid, End, Session};
+use super::{Avoid, End, Phase, Session};
 use crate::config::OnSwitch;
 
 impl Session {
@@ -37,7 +39,9 @@ impl Session {
             self.finish_switch()
         } else {
             metrics::counter!(crate::metrics::SESSIONS_DRAINED).increment(1);
-            self.draining_until = Some(Instant::now() + self.shared.settings.drain_timeout);
+            self.phase = Phase::Draining {
+                until: Instant::now() + self.shared.settings.drain_timeout,
+            };
             Ok(())
         }
     }
@@ -45,7 +49,7 @@ impl Session {
     /// The old backend has nothing more to deliver after a switch: leave it
     /// (with `--on-switch close`, end the session).
     pub(super) fn finish_switch(&mut self) -> Result<(), End> {
-        self.draining_until = None;
+        self.phase = Phase::Serving;
         self.drop_backend();
         self.ledger.forget_backend();
         if self.shared.settings.on_switch == OnSwitch::Close {
@@ -61,26 +65,31 @@ impl Session {
     }
 
     /// The proxy is stopping: nothing more is forwarded, and the replies in
-    /// flight are awaited until the drain timeout.
+    /// flight are awaited until the drain timeout (or the end of a switch's
+    /// drain already running, if that comes first).
     pub(super) fn begin_shutdown(&mut self) {
         self.input = Input::Stopped;
-        self.shutdown_until = Some(Instant::now() + self.shared.settings.drain_timeout);
+        let mut until = Instant::now() + self.shared.settings.drain_timeout;
+        if let Phase::Draining { until: drain_ends } = self.phase {
+            until = until.min(drain_ends);
+        }
+        self.phase = Phase::ShuttingDown { until };
     }
 
     /// The earliest instant the session must wake up without I/O.
     pub(super) fn next_deadline(&self) -> Option<Instant> {
         let settings = &self.shared.settings;
-        let hold = self.held_since.map(|t| t + settings.hold_timeout);
+        let hold = self.hold.map(|h| h.since + settings.hold_timeout);
         let retry = match self.avoid {
             Some(Avoid::Unreachable(at))
-                if self.held_since.is_some() || !self.ledger.state.subscriptions.is_empty() =>
+                if self.hold.is_some() || !self.ledger.state.subscriptions.is_empty() =>
             {
                 Some(at)
             }
             _ => None,
         };
         let idle = self.backend.as_ref().and(self.idle_check_at);
-        [hold, retry, idle, self.draining_until, self.shutdown_until]
+        [hold, retry, idle, self.phase.deadline()]
             .into_iter()
             .flatten()
             .min()
@@ -92,17 +101,14 @@ impl Session {
     /// (A retry instant needs nothing here: the next `bind` tries again.)
     pub(super) fn on_timer(&mut self) -> Result<(), End> {
         let now = Instant::now();
-        if self.shutdown_until.is_some_and(|t| now >= t) {
+        if self.phase.deadline().is_some_and(|t| now >= t) {
+            debug!(phase = ?self.phase, "drain timeout; closing the session");
             return Err(End::DrainTimeout);
         }
-        if self.draining_until.is_some_and(|t| now >= t) {
-            debug!("drain timeout on switch; closing the session");
-            return Err(End::DrainTimeout);
-        }
-        if let Some(since) = self.held_since
-            && now >= since + self.shared.settings.hold_timeout
+        if let Some(hold) = self.hold.as_mut()
+            && now >= hold.since + self.shared.settings.hold_timeout
         {
-            self.refuse_held = true;
+            hold.expired = true;
         }
         if let (Some(after), Some(at)) = (self.shared.settings.idle_release, self.idle_check_at)
             && now >= at

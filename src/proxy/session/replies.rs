@@ -20,7 +20,7 @@ use tracing::{debug, info, warn};
 
 use super::input::Input;
 use super::io::{ClientOut, read_ready};
-use super::{Avoid, Conn, End, RETRY_DELAY, Session};
+use super::{Avoid, Conn, End, Phase, RETRY_DELAY, Session};
 use crate::backend::connect::{answers, is_master};
 use crate::proxy::bufpool;
 use crate::proxy::ledger::Route;
@@ -214,7 +214,7 @@ impl Session {
             Box::pin(self.on_readonly(held)).await?;
             self.route_replies()?;
         }
-        if self.draining_until.is_some() && self.ledger.counted() == 0 {
+        if matches!(self.phase, Phase::Draining { .. }) && self.ledger.counted() == 0 {
             self.finish_switch()?;
         }
         Ok(())
@@ -296,7 +296,7 @@ impl Session {
             return Err(End::BackendLost);
         }
         self.ledger.forget_backend();
-        if self.draining_until.is_some() {
+        if matches!(self.phase, Phase::Draining { .. }) {
             return self.finish_switch();
         }
         if let Some(reason) = self.ledger.state.pin.reason() {
