@@ -20,19 +20,29 @@ use std::net::SocketAddr;
 
 use tokio::time::Instant;
 
-/// Where a failover is.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
+/// Where a failover is. From `Promote` on, the stage carries the replica it
+/// promotes: no stage can be reached without one chosen.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Stage {
     /// Waiting to be elected leader for the epoch.
     WaitStart,
     /// Choosing the replica to promote.
     SelectReplica,
-    /// Sending the promotion.
-    Promote,
-    /// Waiting for the promoted replica to report the master role.
-    WaitPromotion,
+    /// Sending the promotion to the chosen replica.
+    Promote {
+        /// The replica chosen.
+        replica: SocketAddr,
+    },
+    /// Waiting for the chosen replica to report the master role.
+    WaitPromotion {
+        /// The replica promoted.
+        replica: SocketAddr,
+    },
     /// Pointing the other replicas at the new master.
-    ReconfReplicas,
+    ReconfReplicas {
+        /// The new master (the replica promoted).
+        promoted: SocketAddr,
+    },
 }
 
 impl Stage {
@@ -43,9 +53,27 @@ impl Stage {
         match self {
             Stage::WaitStart => "wait_start",
             Stage::SelectReplica => "select_slave",
-            Stage::Promote => "send_slaveof_noone",
-            Stage::WaitPromotion => "wait_promotion",
-            Stage::ReconfReplicas => "reconf_slaves",
+            Stage::Promote { .. } => "send_slaveof_noone",
+            Stage::WaitPromotion { .. } => "wait_promotion",
+            Stage::ReconfReplicas { .. } => "reconf_slaves",
+        }
+    }
+
+    /// The replica chosen for promotion, once there is one.
+    pub fn promoted(self) -> Option<SocketAddr> {
+        match self {
+            Stage::WaitStart | Stage::SelectReplica => None,
+            Stage::Promote { replica } | Stage::WaitPromotion { replica } => Some(replica),
+            Stage::ReconfReplicas { promoted } => Some(promoted),
+        }
+    }
+
+    /// The replica promoted, once its `INFO` said master: the failover is
+    /// then past the point of no return (announced, saved, routed to).
+    pub fn reconfiguring(self) -> Option<SocketAddr> {
+        match self {
+            Stage::ReconfReplicas { promoted } => Some(promoted),
+            _ => None,
         }
     }
 }
@@ -61,8 +89,6 @@ pub struct Failover {
     pub since: Instant,
     /// Requested by `SENTINEL FAILOVER`: no ODOWN needed, the master is healthy.
     pub forced: bool,
-    /// The replica chosen for promotion.
-    pub promoted: Option<SocketAddr>,
 }
 
 impl Failover {

@@ -22,7 +22,6 @@ use tokio::time::Instant;
 use super::{bulk, error, fields, millis, since};
 use crate::resp::value::OwnedFrame;
 use crate::sentinel::core::Core;
-use crate::sentinel::failover::Stage;
 use crate::sentinel::groups::Groups;
 use crate::sentinel::info::ReportedRole;
 use crate::sentinel::node::{Node, Peer};
@@ -90,7 +89,7 @@ impl Core {
         if self
             .failover
             .as_ref()
-            .is_some_and(|f| f.stage >= Stage::ReconfReplicas)
+            .is_some_and(|f| f.stage.reconfiguring().is_some())
         {
             flags.push("promoted");
         }

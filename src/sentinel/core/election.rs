@@ -78,7 +78,6 @@ impl Core {
             stage: Stage::WaitStart,
             since: now,
             forced,
-            promoted: None,
         });
         self.last_failover_start = Some(now);
         self.start_jitter = random_below(MAX_DESYNC);

@@ -41,7 +41,6 @@ use tokio::time::Instant;
 
 use super::Core;
 use crate::sentinel::events;
-use crate::sentinel::failover::Stage;
 use crate::sentinel::hello::Hello;
 use crate::sentinel::node::{self, Peer};
 
@@ -73,10 +72,11 @@ impl Core {
     /// so hellos, the saved state and the data path never disagree.
     pub fn announced_master(&self) -> (SocketAddr, u64) {
         match &self.failover {
-            Some(f) if f.stage == Stage::ReconfReplicas => {
-                (f.promoted.unwrap_or(self.master.addr), f.epoch)
-            }
-            _ => (self.master.addr, self.config_epoch),
+            Some(f) => match f.stage.reconfiguring() {
+                Some(promoted) => (promoted, f.epoch),
+                None => (self.master.addr, self.config_epoch),
+            },
+            None => (self.master.addr, self.config_epoch),
         }
     }
 

@@ -114,8 +114,7 @@ impl Core {
     /// the `INFO` period (10 s) otherwise, and always for the master.
     fn info_period(&self, addr: SocketAddr) -> Duration {
         if let Some(f) = &self.failover
-            && f.stage == Stage::WaitPromotion
-            && f.promoted == Some(addr)
+            && f.stage == (Stage::WaitPromotion { replica: addr })
         {
             return Duration::from_millis(100);
         }

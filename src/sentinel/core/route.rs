@@ -41,7 +41,6 @@ use tokio::time::Instant;
 use super::Core;
 use crate::sentinel::effect::{Target, cmd};
 use crate::sentinel::events;
-use crate::sentinel::failover::Stage;
 use crate::sentinel::link::Sent;
 use crate::sentinel::node::{Node, Peer, Reconf};
 
@@ -67,7 +66,7 @@ impl Core {
         let led = self
             .failover
             .as_ref()
-            .is_some_and(|f| f.stage == Stage::ReconfReplicas);
+            .is_some_and(|f| f.stage.reconfiguring().is_some());
         if old != new {
             self.events.scripts.client_reconfig(&name, led, old, new);
         }
@@ -200,12 +199,12 @@ impl Core {
         let promoted = self
             .failover
             .as_ref()
-            .is_some_and(|f| f.stage == Stage::ReconfReplicas);
+            .is_some_and(|f| f.stage.reconfiguring().is_some());
         if self.odown_since.is_some() && !promoted {
             return Some("master objectively down");
         }
         if let Some(f) = &self.failover
-            && f.stage != Stage::ReconfReplicas
+            && f.stage.reconfiguring().is_none()
         {
             return Some("failover in progress");
         }

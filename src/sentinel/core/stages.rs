@@ -121,18 +121,12 @@ impl Core {
                 Some(chosen) => {
                     let what = events::replica(chosen, &self.settings.name, self.master.addr);
                     self.events.emit("+selected-slave", what.clone());
-                    if let Some(f) = &mut self.failover {
-                        f.promoted = Some(chosen);
-                    }
                     self.events.emit("+failover-state-send-slaveof-noone", what);
-                    self.enter(Stage::Promote, now);
+                    self.enter(Stage::Promote { replica: chosen }, now);
                     self.step_failover(now);
                 }
             },
-            Stage::Promote => {
-                let Some(promoted) = failover.promoted else {
-                    return self.abort("-failover-abort-no-good-slave");
-                };
+            Stage::Promote { replica: promoted } => {
                 let connected = self.replicas.get(&promoted).is_some_and(|n| n.link_up);
                 if !connected {
                     if in_stage > timeout {
@@ -158,14 +152,16 @@ impl Core {
                 }
                 let what = events::replica(promoted, &self.settings.name, self.master.addr);
                 self.events.emit("+failover-state-wait-promotion", what);
-                self.enter(Stage::WaitPromotion, now);
+                self.enter(Stage::WaitPromotion { replica: promoted }, now);
             }
-            Stage::WaitPromotion => {
+            Stage::WaitPromotion { .. } => {
                 if in_stage > timeout {
                     self.abort("-failover-abort-slave-timeout");
                 }
             }
-            Stage::ReconfReplicas => self.reconfigure_replicas(&failover, now),
+            Stage::ReconfReplicas { promoted } => {
+                self.reconfigure_replicas(promoted, &failover, now);
+            }
         }
     }
 
@@ -191,7 +187,7 @@ impl Core {
         let Err(error) = result else {
             return;
         };
-        let Some(promoted) = self.failover.as_ref().and_then(|f| f.promoted) else {
+        let Some(promoted) = self.failover.as_ref().and_then(|f| f.stage.promoted()) else {
             return;
         };
         tracing::info!(%error, "FAILOVER TO refused; promoting with REPLICAOF NO ONE");
@@ -275,7 +271,7 @@ impl Core {
         let name = self.settings.name.clone();
         let old_master = self.master.addr;
         match failover.stage {
-            Stage::WaitPromotion if failover.promoted == Some(addr) => {
+            Stage::WaitPromotion { replica } if replica == addr => {
                 let promoted = self.replicas.get(&addr).is_some_and(|n| n.reports_master());
                 if !promoted {
                     return;
@@ -288,7 +284,7 @@ impl Core {
                     .emit("+failover-state-reconf-slaves", self.what_master());
                 self.config_epoch = self.config_epoch.max(failover.epoch);
                 self.dirty = true;
-                self.enter(Stage::ReconfReplicas, now);
+                self.enter(Stage::ReconfReplicas { promoted: addr }, now);
                 // Saved (and announced) from here: the promoted replica under
                 // the new epoch, as Sentinel has saved it when it crashes.
                 if self.simulated_failure.after_promotion {
@@ -297,18 +293,16 @@ impl Core {
                 }
                 self.hello_now();
                 self.reconfigure_replicas(
+                    addr,
                     &Failover {
-                        stage: Stage::ReconfReplicas,
+                        stage: Stage::ReconfReplicas { promoted: addr },
                         since: now,
                         ..failover
                     },
                     now,
                 );
             }
-            Stage::ReconfReplicas => {
-                let Some(promoted) = failover.promoted else {
-                    return;
-                };
+            Stage::ReconfReplicas { promoted } => {
                 let Some(node) = self.replicas.get_mut(&addr) else {
                     return;
                 };
@@ -342,10 +336,7 @@ impl Core {
     /// not among the replicas yet: it becomes one at the switch and is
     /// converted when it comes back claiming master. The end calls
     /// `switch_master` with the failover's epoch, which clears the failover.
-    fn reconfigure_replicas(&mut self, failover: &Failover, now: Instant) {
-        let Some(promoted) = failover.promoted else {
-            return;
-        };
+    fn reconfigure_replicas(&mut self, promoted: SocketAddr, failover: &Failover, now: Instant) {
         let name = self.settings.name.clone();
         let old_master = self.master.addr;
         let reconf_timeout = self.timers.reconf_timeout;
