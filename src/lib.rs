@@ -3,8 +3,9 @@
 //! Legacy applications connect to the proxy as if it were Redis. Bytes are
 //! forwarded as received, over a backend connection shared with other clients
 //! while the client's connection state allows (`--share-backend`, on by
-//! default), else over one of the client's own. When the master changes, sessions move to the new master without
-//! the client noticing, or are closed when their state cannot move honestly.
+//! default), else over one of the client's own. When the master changes,
+//! sessions move to the new master without the client noticing, or are
+//! closed when their state cannot move honestly.
 //! Who decides that the master changed is a control-path *source*: the
 //! built-in Sentinel (a group of proxies, and real `redis-sentinel`s if
 //! wanted, monitor, agree, elect and fail over), or existing Sentinels the
@@ -30,6 +31,8 @@
 //!   backend connections.
 //! * [`backend`]: connecting to Redis servers; the control path's probes.
 //! * [`secret`]: constant-time password comparison, for both ports.
+//! * [`accept`]: the accept loop of both Redis-speaking ports (admission,
+//!   `maxclients`, the refusal).
 //!
 //! The seam:
 //! * [`switch`]: `Topology` snapshots, one writer, lock-free readers; hints
@@ -60,6 +63,7 @@
 
 #![forbid(unsafe_code)]
 
+pub mod accept;
 pub mod admin;
 pub mod app;
 pub mod backend;

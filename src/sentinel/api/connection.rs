@@ -23,14 +23,15 @@ use bytes::{Buf, Bytes, BytesMut};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::{TcpListener, TcpStream};
 use tokio::sync::broadcast::error::RecvError;
-use tokio::sync::{Semaphore, broadcast, mpsc, oneshot};
+use tokio::sync::{broadcast, mpsc, oneshot};
 use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
-use tracing::{debug, warn};
+use tracing::debug;
 
 use super::encode::{Shape, core_shape, put_core_reply, put_error};
 use super::session::{Session, Step};
-use super::{Event, MAX_OUTPUT, MAX_REQUEST, Request, replies};
+use super::{Event, MAX_OUTPUT, MAX_REQUEST, Request};
+use crate::accept::{Admission, accept_until};
 use crate::resp::ProtocolError;
 use crate::resp::request::{self, RequestScanner, Scanned};
 use crate::resp::value::OwnedFrame;
@@ -42,12 +43,9 @@ const OUTPUT_HIGH: usize = 64 * 1024;
 /// Room made in the input buffer before each read.
 const READ_CHUNK: usize = 4096;
 
-/// How long final replies (QUIT, protocol error, shutdown, max clients) may
+/// How long final replies (QUIT, protocol error, shutdown) may
 /// take to write before the socket is closed anyway.
 const FLUSH_TIMEOUT: Duration = Duration::from_secs(1);
-
-/// Pause after a failed `accept` (out of file descriptors, …).
-const ACCEPT_BACKOFF: Duration = Duration::from_millis(50);
 
 /// What every connection shares.
 #[derive(Debug)]
@@ -69,60 +67,38 @@ pub(super) struct Shared {
     pub(super) core_timeout: Duration,
 }
 
-/// Accepts clients until `stop`, then waits for their connections to close.
+/// Accepts clients until `stop` ([`accept_until`]: at most `max_clients`,
+/// Redis's refusal for the next), then waits for their connections to close.
 pub(super) async fn accept_loop(
     listener: TcpListener,
     shared: Arc<Shared>,
     max_clients: usize,
     stop: CancellationToken,
 ) {
-    let slots = Arc::new(Semaphore::new(max_clients.min(Semaphore::MAX_PERMITS)));
     let connections = TaskTracker::new();
+    let admission = Admission {
+        port: "sentinel port",
+        max_clients,
+    };
     let mut last_id = 0u64;
-    loop {
-        let accepted = tokio::select! {
-            // Shutdown: stop accepting; connections see `stop` themselves.
-            _ = stop.cancelled() => break,
-            // A new client.
-            accepted = listener.accept() => accepted,
-        };
-        let (stream, peer) = match accepted {
-            Ok(conn) => conn,
-            Err(error) => {
-                // EMFILE and friends: back off briefly rather than spin.
-                warn!(%error, "sentinel port: accept failed");
-                tokio::time::sleep(ACCEPT_BACKOFF).await;
-                continue;
-            }
-        };
-        let Ok(permit) = Arc::clone(&slots).try_acquire_owned() else {
-            debug!(%peer, "sentinel port: refusing client, max_clients reached");
-            connections.spawn(refuse(stream));
-            continue;
-        };
-        let _ = stream.set_nodelay(true);
+    let serve_one = |stream, peer| {
         last_id += 1;
         let (shared, stop, id) = (Arc::clone(&shared), stop.clone(), last_id);
         let kills = shared.kills.subscribe();
         shared.stats.accepted.fetch_add(1, Ordering::Relaxed);
         shared.stats.connected.fetch_add(1, Ordering::Relaxed);
-        connections.spawn(async move {
+        async move {
             let end = Connection::new(id, kills).run(stream, &shared, &stop).await;
             if let Ok(mut logged_in) = shared.logged_in.lock() {
                 logged_in.remove(&id);
             }
             shared.stats.connected.fetch_sub(1, Ordering::Relaxed);
             debug!(%peer, id, ?end, "sentinel port: connection closed");
-            drop(permit);
-        });
-    }
+        }
+    };
+    accept_until(listener, admission, &connections, &stop, || {}, serve_one).await;
     connections.close();
     connections.wait().await;
-}
-
-/// Tells a client over the limit why it is closed, without waiting on it long.
-async fn refuse(mut stream: TcpStream) {
-    let _ = tokio::time::timeout(FLUSH_TIMEOUT, stream.write_all(replies::MAX_CLIENTS)).await;
 }
 
 /// Why a connection ended (for logs).

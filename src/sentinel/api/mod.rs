@@ -133,8 +133,8 @@ impl std::fmt::Debug for Options {
 /// ([`connection`]) and the core's replies ([`encode`]).
 mod replies {
     pub use crate::resp::words::{
-        AUTH_UNCONFIGURED, BAD_NAME, BAD_PROTOCOL, MAX_CLIENTS, NOAUTH, NOAUTH_HELLO, NOPROTO, OK,
-        PONG, WRONGPASS,
+        AUTH_UNCONFIGURED, BAD_NAME, BAD_PROTOCOL, NOAUTH, NOAUTH_HELLO, NOPROTO, OK, PONG,
+        WRONGPASS,
     };
 
     /// `RESET`.
