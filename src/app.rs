@@ -63,8 +63,6 @@ impl App {
         config: Config,
         metrics: Option<PrometheusHandle>,
     ) -> anyhow::Result<App> {
-        let listener = bind(config.listen)
-            .map_err(|e| anyhow::anyhow!("cannot listen on {}: {e}", config.listen))?;
         let admin_listener = match config.metrics_listen {
             Some(addr) => {
                 let listener = std::net::TcpListener::bind(addr).map_err(|e| {
@@ -80,7 +78,6 @@ impl App {
             .map(std::net::TcpListener::local_addr)
             .transpose()?;
         let (status_tx, status_rx) = crate::status::channel();
-        let listen_addr = listener.local_addr()?;
         let (hints, hint_rx) = switch::hints();
         let control = CancellationToken::new();
         let commands = Arc::new(ArcSwap::from_pointee(CommandTable::builtin()));
@@ -131,6 +128,12 @@ impl App {
                 (ControlPath::Follow(Box::new(follower)), reader)
             }
         };
+        // The client port is bound last: once it accepts connections, so do
+        // the sentinel and metrics ports (a TCP readiness probe on the client
+        // port may be followed at once by a SENTINEL command).
+        let listener = bind(config.listen)
+            .map_err(|e| anyhow::anyhow!("cannot listen on {}: {e}", config.listen))?;
+        let listen_addr = listener.local_addr()?;
         let sentinel_addr = match &control_path {
             ControlPath::Core(plan) => Some(plan.sentinel_addr),
             ControlPath::Follow(_) => None,
