@@ -483,6 +483,6 @@ impl Groups {
     /// Whether any group is in TILT (the clock or the process stalled; every
     /// group sees the same stall).
     pub fn tilt(&self) -> bool {
-        self.cores.values().any(|c| c.tilt_since.is_some())
+        self.cores.values().any(|c| c.tilt.is_on())
     }
 }

@@ -10,6 +10,36 @@ use tokio::time::Instant;
 
 use super::info::{InfoReport, ReportedRole};
 
+/// Whether something is down, and since when: a node subjectively (SDOWN,
+/// Sentinel's `SRI_S_DOWN` and `s_down_since_time`), or the group's master
+/// objectively, by quorum (ODOWN, `SRI_O_DOWN` and `o_down_since_time`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum Liveness {
+    /// Not known to be down.
+    #[default]
+    Up,
+    /// Down since `since`.
+    Down {
+        /// When it was first seen down (kept while it stays down).
+        since: Instant,
+    },
+}
+
+impl Liveness {
+    /// Whether it is down.
+    pub fn is_down(self) -> bool {
+        matches!(self, Liveness::Down { .. })
+    }
+
+    /// Since when it is down, if it is.
+    pub fn down_since(self) -> Option<Instant> {
+        match self {
+            Liveness::Up => None,
+            Liveness::Down { since } => Some(since),
+        }
+    }
+}
+
 /// The socket address of an IP address and a port as Redis and Sentinel
 /// write them apart (`INFO`'s `slave0:ip=…,port=…`, a hello's
 /// `master_ip,master_port`); IPv6 addresses come without brackets there, so
@@ -79,8 +109,8 @@ pub struct Node {
     pub replication_changed_at: Instant,
     /// When the last hello was published to it.
     pub last_hello: Option<Instant>,
-    /// Subjectively down since then.
-    pub sdown_since: Option<Instant>,
+    /// Subjectively down (SDOWN), and since when.
+    pub sdown: Liveness,
     /// As the master, it restarted (a new run id) then and has not answered
     /// `PONG` since (Sentinel's `SRI_MASTER_REBOOT`); only kept with
     /// `master-reboot-down-after-period` set.
@@ -126,7 +156,7 @@ impl Node {
             role_changed_at: now,
             replication_changed_at: now,
             last_hello: None,
-            sdown_since: None,
+            sdown: Liveness::Up,
             rebooted_at: None,
             last_fix: None,
             reconf: Reconf::Idle,

@@ -16,7 +16,7 @@ use crate::resp::value::OwnedFrame;
 use crate::sentinel::core::Core;
 use crate::sentinel::events;
 use crate::sentinel::groups::Groups;
-use crate::sentinel::node::Node;
+use crate::sentinel::node::{Liveness, Node};
 
 impl Core {
     /// `SENTINEL RESET`: forget replicas and discovered peers; they are found
@@ -26,7 +26,7 @@ impl Core {
         self.peers
             .retain(|addr, _| self.settings.voters.contains(addr));
         self.failover = None;
-        self.odown_since = None;
+        self.odown = Liveness::Up;
         self.master = Node::new(self.master.addr, now);
         self.dirty = true;
         self.events.emit(

@@ -30,9 +30,9 @@ impl Core {
         };
         // An observer's view never counts towards anyone's ODOWN.
         let down = !self.settings.observer
-            && self.tilt_since.is_none()
+            && !self.tilt.is_on()
             && addr == self.master.addr
-            && self.master.sdown_since.is_some();
+            && self.master.sdown.is_down();
         let from_partitioned = self.peers.values().any(|p| {
             p.run_id.as_deref() == Some(runid.as_str()) && self.partitioned.contains(&p.addr)
         });

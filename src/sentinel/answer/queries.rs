@@ -74,10 +74,10 @@ impl Core {
         let (addr, _) = self.announced_master();
         let node = &self.master;
         let mut flags = vec!["master"];
-        if node.sdown_since.is_some() {
+        if node.sdown.is_down() {
             flags.push("s_down");
         }
-        if self.odown_since.is_some() {
+        if self.odown.is_down() {
             flags.push("o_down");
         }
         if !node.link_up {
@@ -101,10 +101,10 @@ impl Core {
             ("flags", flags.join(",")),
         ];
         pairs.extend(self.link_fields(node, now));
-        if let Some(t) = node.sdown_since {
+        if let Some(t) = node.sdown.down_since() {
             pairs.push(("s-down-time", millis(now.saturating_duration_since(t))));
         }
-        if let Some(t) = self.odown_since {
+        if let Some(t) = self.odown.down_since() {
             pairs.push(("o-down-time", millis(now.saturating_duration_since(t))));
         }
         pairs.extend([
@@ -163,7 +163,7 @@ impl Core {
     /// replica.
     fn replica_fields(&self, node: &Node, now: Instant) -> OwnedFrame {
         let mut flags = vec!["slave"];
-        if node.sdown_since.is_some() {
+        if node.sdown.is_down() {
             flags.push("s_down");
         }
         if !node.link_up {

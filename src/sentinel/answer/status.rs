@@ -34,7 +34,7 @@ impl Core {
             up: n.link_up
                 && n.unanswered_since
                     .is_none_or(|t| now.saturating_duration_since(t) < self.settings.down_after),
-            sdown: n.sdown_since.is_some(),
+            sdown: n.sdown.is_down(),
             lag_bytes: match (n.role(), master_offset) {
                 (Some(ReportedRole::Replica(r)), Some(m)) => Some(m.saturating_sub(r.offset)),
                 _ => None,
@@ -52,9 +52,9 @@ impl Core {
             }),
             current_epoch: self.current_epoch,
             config_epoch: self.config_epoch,
-            sdown: self.master.sdown_since.is_some(),
-            odown: self.odown_since.is_some(),
-            tilt: self.tilt_since.is_some(),
+            sdown: self.master.sdown.is_down(),
+            odown: self.odown.is_down(),
+            tilt: self.tilt.is_on(),
             failover: self.failover.as_ref().map(|f| f.stage.as_str().to_owned()),
             nodes: std::iter::once(node(&self.master, "master"))
                 .chain(self.replicas.values().map(|n| node(n, "replica")))
@@ -84,9 +84,9 @@ impl Core {
     /// the replicas, and the Sentinels (the peers heard from plus this one).
     pub fn info_master_line(&self, index: usize) -> String {
         let (addr, _) = self.announced_master();
-        let status = if self.odown_since.is_some() {
+        let status = if self.odown.is_down() {
             "odown"
-        } else if self.master.sdown_since.is_some() {
+        } else if self.master.sdown.is_down() {
             "sdown"
         } else {
             "ok"

@@ -102,7 +102,7 @@ impl Core {
     /// `start_jitter`; it also runs from the last vote given to another
     /// candidate, and a switch of master clears it.
     pub(super) fn start_failover_if_needed(&mut self, now: Instant) {
-        let Some(odown_since) = self.odown_since else {
+        let Some(odown_since) = self.odown.down_since() else {
             return;
         };
         if self.failover.is_some() || self.settings.observer {

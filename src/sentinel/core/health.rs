@@ -47,6 +47,7 @@ use crate::sentinel::events;
 use crate::sentinel::failover::Stage;
 use crate::sentinel::info::ReportedRole;
 use crate::sentinel::link::Sent;
+use crate::sentinel::node::Liveness;
 
 /// A peer's report of the master is valid this long (Sentinel: 5 ask periods).
 ///
@@ -89,13 +90,13 @@ impl Core {
         } else {
             events::replica(addr, &name, master_addr)
         };
-        match (down, node.sdown_since) {
-            (true, None) => {
-                node.sdown_since = Some(now);
+        match (down, node.sdown) {
+            (true, Liveness::Up) => {
+                node.sdown = Liveness::Down { since: now };
                 self.events.emit("+sdown", what);
             }
-            (false, Some(_)) => {
-                node.sdown_since = None;
+            (false, Liveness::Down { .. }) => {
+                node.sdown = Liveness::Up;
                 self.events.emit("-sdown", what);
             }
             _ => {}
@@ -110,7 +111,7 @@ impl Core {
     /// periods old. Observers and unknown peers never count.
     fn down_votes(&self, now: Instant) -> u32 {
         let validity = DOWN_REPORT_VALIDITY * self.timers.ask;
-        let mine = u32::from(!self.settings.observer && self.master.sdown_since.is_some());
+        let mine = u32::from(!self.settings.observer && self.master.sdown.is_down());
         let theirs = self
             .peers
             .values()
@@ -131,20 +132,19 @@ impl Core {
     /// `+odown <master> #quorum <votes>/<quorum>`; leaving it emits `-odown`.
     /// A switch of master clears ODOWN without an event.
     pub(super) fn check_odown(&mut self, now: Instant) {
-        let odown =
-            self.master.sdown_since.is_some() && self.down_votes(now) >= self.settings.quorum;
+        let odown = self.master.sdown.is_down() && self.down_votes(now) >= self.settings.quorum;
         let what = events::master(&self.settings.name, self.master.addr);
-        match (odown, self.odown_since) {
-            (true, None) => {
-                self.odown_since = Some(now);
+        match (odown, self.odown) {
+            (true, Liveness::Up) => {
+                self.odown = Liveness::Down { since: now };
                 self.start_jitter = random_below(MAX_DESYNC);
                 let votes = self.down_votes(now);
                 let quorum = self.settings.quorum;
                 self.events
                     .emit("+odown", format!("{what} #quorum {votes}/{quorum}"));
             }
-            (false, Some(_)) => {
-                self.odown_since = None;
+            (false, Liveness::Down { .. }) => {
+                self.odown = Liveness::Up;
                 self.events.emit("-odown", what);
             }
             _ => {}
@@ -164,7 +164,7 @@ impl Core {
             .failover
             .as_ref()
             .filter(|f| f.stage == Stage::WaitStart);
-        if self.master.sdown_since.is_none() && candidate.is_none() {
+        if !self.master.sdown.is_down() && candidate.is_none() {
             return;
         }
         let runid = match candidate {
@@ -176,7 +176,7 @@ impl Core {
         // Until a quorum agrees, ask four times as often as Sentinel: every
         // quarter period saved here is a quarter period less of pause for
         // the applications.
-        let period = if self.odown_since.is_none() {
+        let period = if !self.odown.is_down() {
             self.timers.ask / 4
         } else {
             self.timers.ask

@@ -39,8 +39,30 @@ use super::effect::{Outgoing, Target};
 use super::events::Events;
 use super::failover::{Failover, Vote};
 use super::hello;
-use super::node::{Node, Peer};
+use super::node::{Liveness, Node, Peer};
 use super::persist::{SavedPeer, SavedState};
+
+/// Sentinel's TILT mode: entered when the clock or the process jumped (ticks
+/// came too far apart), left after a quiet `tilt_period`. In TILT the core
+/// keeps probing but decides nothing (no SDOWN, ODOWN, vote or failover step).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum Tilt {
+    /// Deciding as usual.
+    #[default]
+    Off,
+    /// In TILT since the last late tick.
+    On {
+        /// The last late tick (each one restarts the quiet period).
+        since: Instant,
+    },
+}
+
+impl Tilt {
+    /// Whether the core is in TILT.
+    pub fn is_on(self) -> bool {
+        matches!(self, Tilt::On { .. })
+    }
+}
 
 /// The core's fixed settings.
 #[derive(Debug, Clone)]
@@ -170,15 +192,15 @@ pub struct Core {
     pub failover: Option<Failover>,
     /// When the last failover attempt began (retry after twice the timeout).
     pub last_failover_start: Option<Instant>,
-    /// The master is objectively down since then.
-    pub odown_since: Option<Instant>,
+    /// Whether the master is objectively down (ODOWN), and since when.
+    pub odown: Liveness,
     /// How long after ODOWN this proxy waits before trying a failover.
     pub start_jitter: Duration,
     /// Set by a switch: the old master's last valid reply, until commands
     /// are routed to the new master (the client-visible outage).
     pub unavailable_since: Option<Instant>,
-    /// TILT since then (no decisions while the clock is unreliable).
-    pub tilt_since: Option<Instant>,
+    /// Normal, or TILT (no decisions while the clock is unreliable).
+    pub tilt: Tilt,
     /// When the previous tick ran.
     pub last_tick: Option<Instant>,
     /// Jobs for the links.
@@ -219,10 +241,10 @@ impl Core {
             vote: None,
             failover: None,
             last_failover_start: None,
-            odown_since: None,
+            odown: Liveness::Up,
             start_jitter: Duration::ZERO,
             unavailable_since: None,
-            tilt_since: None,
+            tilt: Tilt::Off,
             last_tick: None,
             outbox: Vec::new(),
             events,

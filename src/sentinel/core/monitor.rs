@@ -40,7 +40,7 @@ use std::time::Duration;
 
 use tokio::time::Instant;
 
-use super::{Core, elapsed};
+use super::{Core, Tilt, elapsed};
 use crate::sentinel::effect::{Outgoing, Target, cmd};
 use crate::sentinel::failover::Stage;
 use crate::sentinel::hello;
@@ -68,7 +68,7 @@ impl Core {
             self.probe_peer(addr, now);
         }
         self.forget_silent_observers(now);
-        if self.tilt_since.is_some() {
+        if self.tilt.is_on() {
             return;
         }
         let addrs: Vec<SocketAddr> = std::iter::once(self.master.addr)
@@ -92,14 +92,14 @@ impl Core {
         if let Some(last) = self.last_tick
             && now.saturating_duration_since(last) > self.timers.tilt_trigger
         {
-            if self.tilt_since.is_none() {
+            if !self.tilt.is_on() {
                 self.events.emit("+tilt", "#tilt mode entered".to_owned());
             }
-            self.tilt_since = Some(now);
-        } else if let Some(since) = self.tilt_since
+            self.tilt = Tilt::On { since: now };
+        } else if let Tilt::On { since } = self.tilt
             && now.saturating_duration_since(since) > self.timers.tilt_period
         {
-            self.tilt_since = None;
+            self.tilt = Tilt::Off;
             self.events.emit("-tilt", "#tilt mode exited".to_owned());
         }
         self.last_tick = Some(now);
@@ -118,7 +118,7 @@ impl Core {
         {
             return Duration::from_millis(100);
         }
-        let troubled = self.odown_since.is_some() || self.failover.is_some();
+        let troubled = self.odown.is_down() || self.failover.is_some();
         let link_down = self
             .node(addr)
             .and_then(|n| n.replicating())

@@ -215,7 +215,7 @@ impl Core {
                 }
                 // Act on the answer now, not at the next tick: it may complete
                 // the quorum or the election.
-                if self.tilt_since.is_none() {
+                if !self.tilt.is_on() {
                     self.check_odown(now);
                     self.start_failover_if_needed(now);
                     self.step_failover(now);
@@ -324,7 +324,7 @@ impl Core {
         }
         // As in Sentinel, nothing a report shows is acted on in TILT: the
         // clock that says how long things took cannot be trusted.
-        if self.tilt_since.is_some() {
+        if self.tilt.is_on() {
             return;
         }
         self.failover_progress(addr, now);
@@ -348,9 +348,7 @@ impl Core {
     /// replica that names its master by host name counts as following
     /// another master.
     fn fix_replica_config(&mut self, addr: SocketAddr, now: Instant) {
-        if addr == self.master.addr
-            || self.master.sdown_since.is_some()
-            || !self.master.reports_master()
+        if addr == self.master.addr || self.master.sdown.is_down() || !self.master.reports_master()
         {
             return;
         }
@@ -373,7 +371,7 @@ impl Core {
             && !node.follows(master, self.settings.resolve_hostnames)
         {
             if now.saturating_duration_since(node.replication_changed_at) <= failover_timeout
-                || node.sdown_since.is_some()
+                || node.sdown.is_down()
             {
                 return;
             }

@@ -42,7 +42,7 @@ use super::Core;
 use crate::sentinel::effect::{Target, cmd};
 use crate::sentinel::events;
 use crate::sentinel::link::Sent;
-use crate::sentinel::node::{Node, Peer, Reconf};
+use crate::sentinel::node::{Liveness, Node, Peer, Reconf};
 
 impl Core {
     /// Makes `new` the master under `epoch`: the old master and every other
@@ -83,7 +83,7 @@ impl Core {
                     node.last_info = None;
                     node.role_changed_at = now;
                 }
-                node.sdown_since = None;
+                node.sdown = Liveness::Up;
                 node.unanswered_since = None;
                 node.last_ok = now;
                 node
@@ -96,13 +96,13 @@ impl Core {
             if !already_routed {
                 self.unavailable_since = Some(old_node.last_ok);
             }
-            if let Some(odown) = self.odown_since {
+            if let Some(odown) = self.odown.down_since() {
                 metrics::histogram!(crate::metrics::FAILOVER_SECONDS)
                     .record(now.saturating_duration_since(odown).as_secs_f64());
             }
         }
         if old != new {
-            old_node.sdown_since = None;
+            old_node.sdown = Liveness::Up;
             old_node.last_ok = now;
             old_node.unanswered_since = None;
             self.replicas.insert(old, old_node);
@@ -112,7 +112,7 @@ impl Core {
         }
         self.config_epoch = epoch;
         self.failover = None;
-        self.odown_since = None;
+        self.odown = Liveness::Up;
         // What peers said about the old master says nothing about the new one.
         for peer in self.peers.values_mut() {
             peer.says_down_at = None;
@@ -200,7 +200,7 @@ impl Core {
             .failover
             .as_ref()
             .is_some_and(|f| f.stage.reconfiguring().is_some());
-        if self.odown_since.is_some() && !promoted {
+        if self.odown.is_down() && !promoted {
             return Some("master objectively down");
         }
         if let Some(f) = &self.failover

@@ -134,7 +134,7 @@ impl Core {
                     }
                     return;
                 }
-                if failover.forced && self.master.link_up && self.master.sdown_since.is_none() {
+                if failover.forced && self.master.link_up && !self.master.sdown.is_down() {
                     // The master is healthy: let it hand over itself, so it
                     // stops writes and waits for the replica to catch up.
                     let ms = timeout.as_millis().to_string();
@@ -205,7 +205,8 @@ impl Core {
     pub(super) fn select_replica(&self, now: Instant, forced: bool) -> Option<SocketAddr> {
         let master_down_for = self
             .master
-            .sdown_since
+            .sdown
+            .down_since()
             .map_or(std::time::Duration::ZERO, |t| {
                 now.saturating_duration_since(t)
             });
@@ -214,7 +215,7 @@ impl Core {
             info_period: self.timers.info,
             down_after: self.settings.down_after,
             master_down_for,
-            master_sdown: self.master.sdown_since.is_some() && !forced,
+            master_sdown: self.master.sdown.is_down() && !forced,
         };
         let candidates: Vec<Candidate> = self
             .replicas
@@ -235,7 +236,7 @@ impl Core {
                 Some(Candidate {
                     addr: node.addr,
                     run_id: node.run_id.clone(),
-                    down: node.sdown_since.is_some(),
+                    down: node.sdown.is_down(),
                     connected: node.link_up,
                     last_reply_age: node.last_reply_age(now),
                     info_age: node.last_info.map_or(std::time::Duration::MAX, |t| {
@@ -363,7 +364,7 @@ impl Core {
             if budget == 0 {
                 break;
             }
-            if node.addr == promoted || node.reconf != Reconf::Idle || node.sdown_since.is_some() {
+            if node.addr == promoted || node.reconf != Reconf::Idle || node.sdown.is_down() {
                 continue;
             }
             node.reconf = Reconf::Sent(now);
@@ -385,7 +386,7 @@ impl Core {
         let pending = self
             .replicas
             .values()
-            .filter(|n| n.addr != promoted && n.sdown_since.is_none() && n.reconf != Reconf::Done)
+            .filter(|n| n.addr != promoted && !n.sdown.is_down() && n.reconf != Reconf::Done)
             .count();
         let timed_out =
             now.saturating_duration_since(failover.since) > self.settings.failover_timeout;

@@ -45,7 +45,7 @@ fn a_promotion_seen_in_tilt_waits_for_tilt_to_end() {
     // The process stalls for 3 s, then the promoted replica's INFO arrives.
     let resumed = now + Duration::from_secs(3);
     core.tick(resumed);
-    assert!(core.tilt_since.is_some());
+    assert!(core.tilt.is_on());
     core.observe(addr(REPLICA), Sent::Info, Ok(promoted_info()), resumed);
     assert_eq!(
         core.master.addr,
@@ -227,15 +227,15 @@ fn a_rebooted_master_that_only_answers_loading_is_down_after_the_reboot_period()
         core.observe(addr(MASTER), Sent::Info, Ok(master_info_of('e')), now);
         let loading = "LOADING Redis is loading the dataset in memory";
         let now = pinged(&mut core, now, 1500, loading);
-        assert!(core.master.sdown_since.is_none(), "within the period");
+        assert!(!core.master.sdown.is_down(), "within the period");
         let now = pinged(&mut core, now, 1000, loading);
         assert_eq!(
-            core.master.sdown_since.is_some(),
+            core.master.sdown.is_down(),
             period.is_some(),
             "SDOWN past the reboot period only when it is set ({period:?})"
         );
         pinged(&mut core, now, 500, "PONG");
-        assert!(core.master.sdown_since.is_none(), "a PONG ends it");
+        assert!(!core.master.sdown.is_down(), "a PONG ends it");
     }
 }
 
