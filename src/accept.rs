@@ -7,8 +7,9 @@
 //! time, the next one told `-ERR max number of clients reached` and closed,
 //! small replies never held back by Nagle's algorithm, and a failed `accept`
 //! (out of file descriptors, say) answered by a short pause rather than a
-//! busy loop. A TLS handshake, when there is one, belongs here too: once,
-//! before either port sees the stream.
+//! busy loop. A TLS handshake comes after admission, in the connection's own
+//! task ([`crate::tls::ServerTls::accept`]), so a slow one never stalls the
+//! loop.
 
 use std::future::Future;
 use std::net::SocketAddr;

@@ -26,6 +26,7 @@ use crate::proxy::{self, Shared};
 use crate::resp::command::{Class, CommandTable};
 use crate::sentinel::{self, Core};
 use crate::switch::{self, Hint, SwitchWriter};
+use crate::tls::ServerTls;
 
 /// A running proxy: its bound address and the handles to stop it.
 pub struct App {
@@ -37,6 +38,10 @@ pub struct App {
     pub metrics_addr: Option<SocketAddr>,
     /// The client endpoints of the `[[group]]`s that have one, by group name.
     pub group_addrs: Vec<(String, SocketAddr)>,
+    /// The TLS client endpoint, when there is one.
+    pub tls_addr: Option<SocketAddr>,
+    /// Its certificate, re-read by [`App::reload_tls`].
+    tls: Option<Arc<ServerTls>>,
     stop_accepting: CancellationToken,
     shutdown: CancellationToken,
     sessions: TaskTracker,
@@ -128,6 +133,19 @@ impl App {
                 (ControlPath::Follow(Box::new(follower)), reader)
             }
         };
+        // The TLS endpoint: its certificate read again (check-config read it
+        // once), its port bound before the plain one.
+        let tls_endpoint = match &config.tls {
+            Some(endpoint) => {
+                let tls =
+                    ServerTls::load(endpoint.files.clone()).map_err(|e| anyhow::anyhow!("{e}"))?;
+                let listener = bind(endpoint.listen).map_err(|e| {
+                    anyhow::anyhow!("cannot listen on {} (tls_listen): {e}", endpoint.listen)
+                })?;
+                Some((listener, Arc::new(tls)))
+            }
+            None => None,
+        };
         // The client port is bound last: once it accepts connections, so do
         // the sentinel and metrics ports (a TCP readiness probe on the client
         // port may be followed at once by a SENTINEL command).
@@ -204,7 +222,7 @@ impl App {
         let shared = shared_for(reader);
         let stop_accepting = CancellationToken::new();
         let sessions = TaskTracker::new();
-        let serve = |listener, shared| {
+        let serve = |listener, shared, tls| {
             tokio::spawn(proxy::listener::serve(
                 listener,
                 shared,
@@ -212,16 +230,25 @@ impl App {
                 sessions.clone(),
                 stop_accepting.clone(),
                 shutdown.clone(),
+                tls,
             ))
         };
-        let accept_task = serve(listener, Arc::clone(&shared));
+        let accept_task = serve(listener, Arc::clone(&shared), None);
         let mut group_addrs = Vec::new();
         let mut group_accept_tasks = Vec::new();
+        let (mut tls_addr, mut tls) = (None, None);
+        if let Some((listener, server_tls)) = tls_endpoint {
+            let addr = listener.local_addr()?;
+            info!(listen = %addr, "serving TLS clients");
+            tls_addr = Some(addr);
+            tls = Some(Arc::clone(&server_tls));
+            group_accept_tasks.push(serve(listener, Arc::clone(&shared), Some(server_tls)));
+        }
         for (name, listener, reader) in group_endpoints {
             let addr = listener.local_addr()?;
             info!(group = %name, listen = %addr, "serving the group's clients");
             group_addrs.push((name, addr));
-            group_accept_tasks.push(serve(listener, shared_for(reader)));
+            group_accept_tasks.push(serve(listener, shared_for(reader), None));
         }
         match sentinel_addr {
             Some(sentinel) => {
@@ -236,6 +263,8 @@ impl App {
             sentinel_addr,
             metrics_addr,
             group_addrs,
+            tls_addr,
+            tls,
             stop_accepting,
             shutdown,
             sessions,
@@ -246,6 +275,21 @@ impl App {
             group_accept_tasks,
             shared: Arc::clone(&shared),
         })
+    }
+
+    /// Re-reads the TLS endpoint's certificate, key and CA files (SIGHUP):
+    /// new connections use them; open ones keep theirs. A file that does
+    /// not load is logged and the certificate in force stays.
+    pub fn reload_tls(&self) {
+        let Some(tls) = &self.tls else {
+            return;
+        };
+        match tls.reload() {
+            Ok(()) => info!("TLS certificate reloaded"),
+            Err(error) => {
+                warn!(%error, "TLS certificate not reloaded; the previous one stays in use")
+            }
+        }
     }
 
     /// Graceful stop: stop accepting, let sessions finish their in-flight

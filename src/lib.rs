@@ -33,6 +33,8 @@
 //! * [`secret`]: constant-time password comparison, for both ports.
 //! * [`accept`]: the accept loop of both Redis-speaking ports (admission,
 //!   `maxclients`, the refusal).
+//! * [`tls`]: the TLS client endpoint (rustls): certificates, reload on
+//!   SIGHUP, and a stream sessions drive without waiting.
 //!
 //! The seam:
 //! * [`switch`]: `Topology` snapshots, one writer, lock-free readers; hints
@@ -83,6 +85,7 @@ pub mod standin;
 pub mod status;
 pub mod switch;
 pub mod telemetry;
+pub mod tls;
 
 pub use app::App;
 pub use config::Config;

@@ -88,10 +88,15 @@ async fn run(config: Config) -> anyhow::Result<()> {
         Some(_) => Some(sentinel_proxy::metrics::install()?),
         None => None,
     };
+    let mut hup = signal(SignalKind::hangup())?;
     let app = App::start_with_metrics(config, metrics).await?;
-    let which = tokio::select! {
-        _ = term.recv() => "SIGTERM",
-        _ = int.recv() => "SIGINT",
+    // SIGHUP re-reads the TLS certificate; SIGTERM and SIGINT stop.
+    let which = loop {
+        tokio::select! {
+            _ = term.recv() => break "SIGTERM",
+            _ = int.recv() => break "SIGINT",
+            _ = hup.recv() => app.reload_tls(),
+        }
     };
     tracing::info!(signal = which, "shutting down: draining sessions");
     app.shutdown().await;

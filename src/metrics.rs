@@ -26,6 +26,9 @@ pub const CONNECTIONS: &str = "sentinel_proxy_client_connections_total";
 pub const CONNECTIONS_OPEN: &str = "sentinel_proxy_client_connections";
 /// Client connections refused, by reason.
 pub const CONNECTIONS_REJECTED: &str = "sentinel_proxy_client_connections_rejected_total";
+/// TLS handshakes on a client endpoint that failed (no or a wrong client
+/// certificate, not TLS at all, too slow).
+pub const TLS_HANDSHAKE_FAILURES: &str = "sentinel_proxy_tls_handshake_failures_total";
 /// Commands by class.
 pub const COMMANDS: &str = "sentinel_proxy_commands_total";
 /// Open connections to the master by kind: `own` (one client's), `shared`.
@@ -134,6 +137,10 @@ fn describe_all() {
         "Client connections refused, by reason."
     );
     describe_counter!(COMMANDS, "Commands received from clients, by class.");
+    describe_counter!(
+        TLS_HANDSHAKE_FAILURES,
+        "TLS handshakes on a client endpoint that failed (the connection was closed)."
+    );
     describe_gauge!(
         BACKEND_CONNECTIONS,
         "Open connections to the master: own (one client's) or shared by the clients in the default connection state (--share-backend)."

@@ -66,6 +66,7 @@ fn start(master: std::net::SocketAddr) -> Harness {
         TaskTracker::new(),
         stop.clone(),
         stop.clone(),
+        None,
     ));
     Harness {
         runtime,

@@ -74,6 +74,18 @@ pub enum OnSwitch {
     Close,
 }
 
+/// Whether TLS clients must show a certificate (Redis's `tls-auth-clients`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum TlsAuthClients {
+    /// A certificate signed by tls-ca-cert-file is required.
+    Yes,
+    /// No certificate is asked for.
+    No,
+    /// A certificate is asked for; one that is shown must be valid.
+    Optional,
+}
+
 /// Log line format.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum, Deserialize)]
 #[serde(rename_all = "lowercase")]
@@ -91,6 +103,26 @@ pub struct Settings {
     /// Client endpoint for legacy applications [default: 127.0.0.1:6379]
     #[arg(long, value_name = "ADDR")]
     pub listen: Option<String>,
+
+    /// TLS client endpoint, beside the plain one (needs tls-cert-file and tls-key-file) [default: none]
+    #[arg(long, value_name = "ADDR")]
+    pub tls_listen: Option<String>,
+
+    /// Certificate chain of the TLS client endpoint (PEM; re-read on SIGHUP) [default: none]
+    #[arg(long, value_name = "FILE")]
+    pub tls_cert_file: Option<PathBuf>,
+
+    /// Private key of tls-cert-file (PEM; re-read on SIGHUP) [default: none]
+    #[arg(long, value_name = "FILE")]
+    pub tls_key_file: Option<PathBuf>,
+
+    /// CA certificates that client certificates are checked against (PEM; re-read on SIGHUP) [default: none]
+    #[arg(long, value_name = "FILE")]
+    pub tls_ca_cert_file: Option<PathBuf>,
+
+    /// Whether TLS clients must show a certificate signed by tls-ca-cert-file: yes, no or optional [default: yes]
+    #[arg(long, value_enum, value_name = "MODE")]
+    pub tls_auth_clients: Option<TlsAuthClients>,
 
     /// Name of the monitored group, as Sentinel knows it [default: mymaster]
     #[arg(long, value_name = "NAME")]
@@ -225,6 +257,11 @@ impl Settings {
     pub fn overlay(self, over: Settings) -> Settings {
         Settings {
             listen: over.listen.or(self.listen),
+            tls_listen: over.tls_listen.or(self.tls_listen),
+            tls_cert_file: over.tls_cert_file.or(self.tls_cert_file),
+            tls_key_file: over.tls_key_file.or(self.tls_key_file),
+            tls_ca_cert_file: over.tls_ca_cert_file.or(self.tls_ca_cert_file),
+            tls_auth_clients: over.tls_auth_clients.or(self.tls_auth_clients),
             master_name: over.master_name.or(self.master_name),
             master: over.master.or(self.master),
             sentinels: if over.sentinels.is_empty() {

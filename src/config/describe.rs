@@ -5,6 +5,7 @@
 use std::net::SocketAddr;
 
 use super::{Config, CoreConfig, LogFormat, OnSwitch, Source};
+use crate::tls::AuthClients;
 
 impl Config {
     /// The effective settings as TOML-like lines, secrets redacted (`check-config`).
@@ -34,6 +35,7 @@ impl Config {
         [
             format!("listen = \"{}\"", self.listen),
             format!("master_name = \"{}\"", self.master_name),
+            self.describe_tls(),
             source,
             format!("on_switch = \"{on_switch}\""),
             format!("drain_timeout_ms = {}", self.drain_timeout.as_millis()),
@@ -146,4 +148,29 @@ fn path_or_none(path: &Option<std::path::PathBuf>) -> String {
     path.as_ref().map_or("none".to_owned(), |p| {
         format!("{:?}", p.display().to_string())
     })
+}
+
+impl Config {
+    /// The TLS endpoint's lines (`tls_listen = "off"` without one).
+    fn describe_tls(&self) -> String {
+        let Some(tls) = &self.tls else {
+            return "tls_listen = \"off\"".to_owned();
+        };
+        let auth = match tls.files.auth_clients {
+            AuthClients::Yes => "yes",
+            AuthClients::No => "no",
+            AuthClients::Optional => "optional",
+        };
+        let ca = tls.files.ca.as_ref().map_or("none".to_owned(), |p| {
+            format!("{:?}", p.display().to_string())
+        });
+        [
+            format!("tls_listen = \"{}\"", tls.listen),
+            format!("tls_cert_file = {:?}", tls.files.cert.display().to_string()),
+            format!("tls_key_file = {:?}", tls.files.key.display().to_string()),
+            format!("tls_ca_cert_file = {ca}"),
+            format!("tls_auth_clients = \"{auth}\""),
+        ]
+        .join("\n")
+    }
 }

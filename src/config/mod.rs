@@ -13,8 +13,10 @@ use std::net::{SocketAddr, ToSocketAddrs};
 use std::path::Path;
 use std::time::Duration;
 
-pub use cli::{Cli, Command, LogFormat, OnSwitch, Settings};
+pub use cli::{Cli, Command, LogFormat, OnSwitch, Settings, TlsAuthClients};
 pub use group::GroupConfig;
+
+use crate::tls::{AuthClients, ServerFiles};
 
 /// A setting that cannot be used. Displays as one line naming the field.
 #[derive(Debug, thiserror::Error)]
@@ -146,6 +148,8 @@ impl fmt::Debug for Credentials {
 pub struct Config {
     /// Client endpoint.
     pub listen: SocketAddr,
+    /// The TLS client endpoint, if any.
+    pub tls: Option<TlsEndpoint>,
     /// Name of the monitored group.
     pub master_name: String,
     /// Where the master comes from.
@@ -176,6 +180,15 @@ pub struct Config {
     pub log_format: LogFormat,
     /// Log filter.
     pub log_level: String,
+}
+
+/// A TLS client endpoint: where it listens and the files it is built from.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct TlsEndpoint {
+    /// Its address.
+    pub listen: SocketAddr,
+    /// Certificate, key, CA and client authentication.
+    pub files: crate::tls::ServerFiles,
 }
 
 /// Largest `threads`.
@@ -252,6 +265,7 @@ impl Config {
                 "must not be empty (omit it to disable client AUTH)",
             ));
         }
+        let tls = tls_endpoint(&s)?;
         let log_level = s.log_level.unwrap_or_else(|| "info".to_owned());
         if tracing_subscriber::EnvFilter::try_new(&log_level).is_err() {
             return Err(invalid(
@@ -261,6 +275,7 @@ impl Config {
         }
         Ok(Config {
             listen,
+            tls,
             master_name,
             source,
             groups,
@@ -281,6 +296,49 @@ impl Config {
             log_level,
         })
     }
+}
+
+/// Validates the TLS client endpoint's settings, reading its files once so
+/// that a bad one stops the start (or `check-config`) with its name.
+fn tls_endpoint(s: &Settings) -> Result<Option<TlsEndpoint>, ConfigError> {
+    let Some(listen) = s.tls_listen.as_deref() else {
+        for (field, set) in [
+            ("tls_cert_file", s.tls_cert_file.is_some()),
+            ("tls_key_file", s.tls_key_file.is_some()),
+            ("tls_ca_cert_file", s.tls_ca_cert_file.is_some()),
+            ("tls_auth_clients", s.tls_auth_clients.is_some()),
+        ] {
+            if set {
+                return Err(invalid(
+                    field,
+                    "is for the TLS endpoint: set tls_listen as well",
+                ));
+            }
+        }
+        return Ok(None);
+    };
+    let listen = resolve("tls_listen", listen)?;
+    let cert = s
+        .tls_cert_file
+        .clone()
+        .ok_or_else(|| invalid("tls_cert_file", "required with tls_listen"))?;
+    let key = s
+        .tls_key_file
+        .clone()
+        .ok_or_else(|| invalid("tls_key_file", "required with tls_listen"))?;
+    let auth_clients = match s.tls_auth_clients.unwrap_or(TlsAuthClients::Yes) {
+        TlsAuthClients::Yes => AuthClients::Yes,
+        TlsAuthClients::No => AuthClients::No,
+        TlsAuthClients::Optional => AuthClients::Optional,
+    };
+    let files = ServerFiles {
+        cert,
+        key,
+        ca: s.tls_ca_cert_file.clone(),
+        auth_clients,
+    };
+    crate::tls::ServerTls::load(files.clone()).map_err(|e| invalid(e.field, e.reason))?;
+    Ok(Some(TlsEndpoint { listen, files }))
 }
 
 /// Validates the sentinel core's settings.

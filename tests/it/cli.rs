@@ -195,3 +195,77 @@ fn check_config_warns_of_a_quorum_above_the_voters() {
         text(&reachable.stderr)
     );
 }
+
+/// Bad TLS settings stop the start with one line naming the setting: a
+/// missing key, a file that holds no certificate, a key that does not go
+/// with the certificate, a TLS file without a TLS endpoint, client checks
+/// without a CA.
+#[test]
+fn bad_tls_settings_name_the_field() {
+    let pki = crate::support::tls::Pki::new();
+    let file = |name: &str| pki.file(name).display().to_string();
+    let tls = loopback(free_port()).to_string();
+    let base = ["--master", "127.0.0.1:7000", "--tls-listen", &tls];
+    let check = |extra: &[&str]| {
+        let mut args: Vec<&str> = base.to_vec();
+        args.extend_from_slice(extra);
+        args.push("check-config");
+        run(&args)
+    };
+    let cert = file("a-server.crt");
+    let key = file("a-server.key");
+    let other_key = file("b-server.key");
+    let ca = file("a-ca.crt");
+    let not_pem = file("a-server.crt.txt");
+    std::fs::write(&not_pem, "hello\n").expect("write");
+
+    assert_usage_error(
+        &check(&["--tls-cert-file", &cert]),
+        &["tls_key_file", "required"],
+    );
+    let line = assert_usage_error(
+        &check(&[
+            "--tls-cert-file",
+            &not_pem,
+            "--tls-key-file",
+            &key,
+            "--tls-auth-clients",
+            "no",
+        ]),
+        &["tls_cert_file", "no PEM certificate"],
+    );
+    assert!(line.contains(&not_pem), "the file is named: {line}");
+    assert_usage_error(
+        &check(&[
+            "--tls-cert-file",
+            &cert,
+            "--tls-key-file",
+            &other_key,
+            "--tls-auth-clients",
+            "no",
+        ]),
+        &["tls_key_file", "does not go with tls_cert_file"],
+    );
+    assert_usage_error(
+        &check(&["--tls-cert-file", &cert, "--tls-key-file", &key]),
+        &["tls_ca_cert_file", "required to check client certificates"],
+    );
+    let fine = check(&[
+        "--tls-cert-file",
+        &cert,
+        "--tls-key-file",
+        &key,
+        "--tls-ca-cert-file",
+        &ca,
+    ]);
+    assert_eq!(fine.status.code(), Some(0), "{}", text(&fine.stderr));
+    assert!(text(&fine.stdout).contains("tls_auth_clients = \"yes\""));
+    let alone = run(&[
+        "--master",
+        "127.0.0.1:7000",
+        "--tls-cert-file",
+        &cert,
+        "check-config",
+    ]);
+    assert_usage_error(&alone, &["tls_cert_file", "set tls_listen as well"]);
+}

@@ -47,7 +47,7 @@ fn redis_py_8() -> std::path::PathBuf {
 
 /// Runs `script` with redis-py 8 and `args` as `sys.argv[1:]`; panics with
 /// its output unless it exits 0. Returns what it printed.
-fn run_redis_py(script: &str, args: &[String]) -> String {
+pub(crate) fn run_redis_py(script: &str, args: &[String]) -> String {
     let mut command = std::process::Command::new(redis_py_8());
     command.arg("-c").arg(script).args(args);
     let out = support::run_bounded(command, b"", SCRIPT_DEADLINE);

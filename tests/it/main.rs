@@ -37,3 +37,4 @@ mod readme;
 mod resp;
 mod session;
 mod shared;
+mod tls;

@@ -13,17 +13,19 @@ use std::pin::Pin;
 use std::task::Poll;
 
 use bytes::{Buf, BytesMut};
+use tokio::io::AsyncRead;
 use tokio::net::TcpStream;
 
 use super::{Backend, Conn, End, Session};
 use crate::proxy::{Counters, bufpool, write_some};
+use crate::tls::Stream;
 
 impl Session {
     /// Where replies to the client go.
     pub(super) fn client_out(&mut self) -> ClientOut<'_> {
         ClientOut {
             counters: &self.shared.counters,
-            stream: &self.client,
+            stream: &mut self.client,
             pending: &mut self.to_client,
         }
     }
@@ -41,7 +43,10 @@ impl Session {
 /// Reads what is ready without waiting (`WouldBlock` if nothing is). Unlike
 /// `try_read`, a short read clears the socket's readiness, which saves the
 /// `EAGAIN` system call per request that a second attempt would cost.
-pub(super) async fn read_ready(stream: &mut TcpStream, buf: &mut BytesMut) -> io::Result<usize> {
+pub(super) async fn read_ready<S: AsyncRead + Unpin>(
+    stream: &mut S,
+    buf: &mut BytesMut,
+) -> io::Result<usize> {
     std::future::poll_fn(|cx| {
         match tokio_util::io::poll_read_buf(Pin::new(&mut *stream), cx, buf) {
             Poll::Ready(result) => Poll::Ready(result),
@@ -56,8 +61,8 @@ pub(super) async fn read_ready(stream: &mut TcpStream, buf: &mut BytesMut) -> io
 pub(super) struct ClientOut<'a> {
     /// Where the bytes sent to clients are counted.
     pub(super) counters: &'a Counters,
-    /// The client's socket.
-    pub(super) stream: &'a TcpStream,
+    /// The client's connection.
+    pub(super) stream: &'a mut Stream,
     /// Output the socket did not take yet (the session's `to_client`).
     pub(super) pending: &'a mut Option<BytesMut>,
 }
@@ -66,7 +71,7 @@ impl ClientOut<'_> {
     /// Sends `bytes` to the client after any output already waiting.
     pub(super) fn send(&mut self, bytes: &[u8]) -> Result<(), End> {
         self.counters.add_bytes_out(bytes.len());
-        send(self.stream, self.pending, bytes).map_err(|_| End::Client)
+        send_client(self.stream, self.pending, bytes).map_err(|_| End::Client)
     }
 }
 
@@ -142,6 +147,57 @@ fn send(stream: &TcpStream, pending: &mut Option<BytesMut>, bytes: &[u8]) -> io:
 pub(super) fn flush_pending(stream: &TcpStream, pending: &mut Option<BytesMut>) -> io::Result<()> {
     if let Some(out) = pending.as_mut() {
         write_some(stream, out)?;
+    }
+    bufpool::give_back_if_empty(pending);
+    Ok(())
+}
+
+/// As `send`, to the client's connection: under TLS, bytes rustls took but
+/// the socket did not yet are output waiting too (an empty `pending` buffer
+/// keeps the session waiting for writability until they are out).
+fn send_client(
+    stream: &mut Stream,
+    pending: &mut Option<BytesMut>,
+    bytes: &[u8],
+) -> io::Result<()> {
+    if let Stream::Plain(tcp) = stream {
+        return send(tcp, pending, bytes);
+    }
+    if bytes.is_empty() {
+        return Ok(());
+    }
+    if let Some(out) = pending.as_mut() {
+        out.extend_from_slice(bytes);
+        return Ok(());
+    }
+    let mut written = 0;
+    while written < bytes.len() {
+        match stream.try_write(&bytes[written..]) {
+            Ok(0) => return Err(io::ErrorKind::WriteZero.into()),
+            Ok(n) => written += n,
+            Err(e) if e.kind() == io::ErrorKind::WouldBlock => break,
+            Err(e) => return Err(e),
+        }
+    }
+    if written < bytes.len() || stream.has_unsent() {
+        let mut out = bufpool::take();
+        out.extend_from_slice(&bytes[written..]);
+        *pending = Some(out);
+    }
+    Ok(())
+}
+
+/// As `flush_pending`, to the client's connection (TLS records rustls still
+/// holds go first, and keep `pending` until they are out).
+pub(super) fn flush_client(stream: &mut Stream, pending: &mut Option<BytesMut>) -> io::Result<()> {
+    if let Stream::Plain(tcp) = stream {
+        return flush_pending(tcp, pending);
+    }
+    if let Some(out) = pending.as_mut() {
+        stream.write_some(out)?;
+        if out.is_empty() && stream.has_unsent() && !stream.push_unsent()? {
+            return Ok(());
+        }
     }
     bufpool::give_back_if_empty(pending);
     Ok(())

@@ -71,7 +71,7 @@ use tokio_util::sync::{CancellationToken, WaitForCancellationFutureOwned};
 use tracing::debug;
 
 use self::input::Input;
-use self::io::flush_pending;
+use self::io::flush_client;
 use self::replies::ReadOnlyReply;
 use super::Shared;
 use super::bufpool;
@@ -80,6 +80,7 @@ use super::shared::{Inbox, Link};
 use crate::resp::reply::ReplyScanner;
 use crate::resp::request::RequestScanner;
 use crate::switch::Topology;
+use crate::tls::Stream;
 
 /// Commands counted locally before they are added to the shared counters.
 const COUNTER_FLUSH: u32 = 256;
@@ -232,8 +233,8 @@ struct Hold {
 struct Session {
     /// Settings, topology, counters and links shared by every session.
     shared: Arc<Shared>,
-    /// The client's socket.
-    client: TcpStream,
+    /// The client's connection (plain, or TLS on `--tls-listen`).
+    client: Stream,
     /// Client bytes not yet forwarded (plus, at its front, `retained` bytes of
     /// the one command in flight, kept for a retry after `-READONLY`).
     cbuf: Option<BytesMut>,
@@ -287,7 +288,7 @@ struct Session {
 }
 
 /// Serves one client until it or the proxy is done.
-pub async fn run(client: TcpStream, shared: Arc<Shared>, shutdown: CancellationToken) {
+pub async fn run(client: Stream, shared: Arc<Shared>, shutdown: CancellationToken) {
     let mut session = Session::new(client, shared);
     let end = session.serve(shutdown).await;
     debug!(reason = ?end, "session ended");
@@ -296,7 +297,7 @@ pub async fn run(client: TcpStream, shared: Arc<Shared>, shutdown: CancellationT
 impl Session {
     /// A session for a client just accepted: unbound, reading, and in
     /// Redis's default connection state.
-    fn new(client: TcpStream, shared: Arc<Shared>) -> Session {
+    fn new(client: Stream, shared: Arc<Shared>) -> Session {
         let topology = shared.switch.current();
         let authenticated = shared.settings.requirepass.is_none();
         let own_connection = !shared.settings.share_backend;
@@ -380,7 +381,7 @@ impl Session {
                     self.on_new_topology()
                 }
                 Event::ClientWritable => {
-                    flush_pending(&self.client, &mut self.to_client).map_err(|_| End::Client)
+                    flush_client(&mut self.client, &mut self.to_client).map_err(|_| End::Client)
                 }
                 Event::BackendWritable => self.flush_to_backend(),
                 Event::BackendReadable => {
@@ -483,7 +484,7 @@ impl Session {
             while self.to_client.is_some() {
                 tokio::select! {
                     ready = self.client.writable() => {
-                        if ready.is_err() || flush_pending(&self.client, &mut self.to_client).is_err() {
+                        if ready.is_err() || flush_client(&mut self.client, &mut self.to_client).is_err() {
                             break;
                         }
                     }

@@ -45,6 +45,9 @@ impl Session {
                 counters.add_bytes_out(out.len());
                 self.client.write_all(&out).await.map_err(|_| End::Client)?;
             }
+            // Under TLS, records rustls still holds (and, after an empty
+            // `to_client`, records an earlier write left) go out now.
+            self.client.flush().await.map_err(|_| End::Client)?;
             Ok(())
         };
         if let Err(end) = flushed.await {

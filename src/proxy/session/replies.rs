@@ -108,7 +108,7 @@ impl Session {
         // Field by field: the backend's buffer stays borrowed meanwhile.
         let mut out = ClientOut {
             counters: &self.shared.counters,
-            stream: &self.client,
+            stream: &mut self.client,
             pending: &mut self.to_client,
         };
         let mut run_start = 0;
@@ -239,7 +239,7 @@ impl Session {
         if !retry {
             ClientOut {
                 counters: &self.shared.counters,
-                stream: &self.client,
+                stream: &mut self.client,
                 pending: &mut self.to_client,
             }
             .send(&buf[..held.len])?;

@@ -32,7 +32,11 @@ async fn session_future_stays_small() {
             measure_latency: false,
         },
     });
-    let future = run(client, shared, CancellationToken::new());
+    let future = run(
+        crate::tls::Stream::Plain(client),
+        shared,
+        CancellationToken::new(),
+    );
     let size = std::mem::size_of_val(&future);
     eprintln!(
         "session future: {size} bytes (Session {} bytes)",

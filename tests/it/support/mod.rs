@@ -14,6 +14,7 @@ pub mod hosts;
 pub mod proxy;
 pub mod redis;
 pub mod sentinel;
+pub mod tls;
 
 // Re-exports for test modules; not every test binary state uses all of them.
 #[allow(unused_imports)]

@@ -1,0 +1,99 @@
+//! Certificates for the TLS tests, made fresh in a temporary directory: two
+//! unrelated CAs, and from each a server certificate (for `localhost` and
+//! 127.0.0.1) and a client certificate, as PEM files.
+
+use std::path::{Path, PathBuf};
+
+use rcgen::{
+    BasicConstraints, CertificateParams, DnType, ExtendedKeyUsagePurpose, IsCa, Issuer, KeyPair,
+    KeyUsagePurpose, SanType,
+};
+
+/// A CA's files: `<name>-ca.crt`, and `<name>-server.{crt,key}`,
+/// `<name>-client.{crt,key}` signed by it.
+pub struct Pki {
+    dir: tempfile::TempDir,
+}
+
+impl Pki {
+    /// Two CAs, `a` and `b`, each with a server and a client certificate.
+    pub fn new() -> Pki {
+        let dir = tempfile::Builder::new()
+            .prefix("sentinel-proxy-tls-")
+            .tempdir()
+            .expect("temporary directory for certificates");
+        for name in ["a", "b"] {
+            issue(dir.path(), name);
+        }
+        Pki { dir }
+    }
+
+    /// The path of one of the files, e.g. `file("a-server.crt")`.
+    pub fn file(&self, name: &str) -> PathBuf {
+        self.dir.path().join(name)
+    }
+
+    /// The proxy flags of a TLS endpoint on `listen` with CA `ca`'s server
+    /// certificate, checking clients against CA `ca` (`auth` is
+    /// `tls-auth-clients`).
+    pub fn endpoint_args(&self, listen: std::net::SocketAddr, ca: &str, auth: &str) -> Vec<String> {
+        vec![
+            "--tls-listen".into(),
+            listen.to_string(),
+            "--tls-cert-file".into(),
+            self.file(&format!("{ca}-server.crt")).display().to_string(),
+            "--tls-key-file".into(),
+            self.file(&format!("{ca}-server.key")).display().to_string(),
+            "--tls-ca-cert-file".into(),
+            self.file(&format!("{ca}-ca.crt")).display().to_string(),
+            "--tls-auth-clients".into(),
+            auth.into(),
+        ]
+    }
+}
+
+/// Writes CA `name` and the certificates it signs into `dir`.
+fn issue(dir: &Path, name: &str) {
+    let write = |file: String, text: String| {
+        std::fs::write(dir.join(file), text).expect("write certificate file");
+    };
+    let mut ca = CertificateParams::new(Vec::<String>::new()).expect("CA parameters");
+    ca.is_ca = IsCa::Ca(BasicConstraints::Unconstrained);
+    ca.distinguished_name
+        .push(DnType::CommonName, format!("sentinel-proxy test CA {name}"));
+    ca.key_usages = vec![
+        KeyUsagePurpose::KeyCertSign,
+        KeyUsagePurpose::DigitalSignature,
+    ];
+    let ca_key = KeyPair::generate().expect("CA key");
+    let ca_cert = ca.self_signed(&ca_key).expect("self-signed CA");
+    write(format!("{name}-ca.crt"), ca_cert.pem());
+    let issuer = Issuer::new(ca, ca_key);
+
+    let mut server = CertificateParams::new(vec!["localhost".to_owned()]).expect("server names");
+    server
+        .subject_alt_names
+        .push(SanType::IpAddress([127, 0, 0, 1].into()));
+    server
+        .distinguished_name
+        .push(DnType::CommonName, format!("server {name}"));
+    server.extended_key_usages = vec![ExtendedKeyUsagePurpose::ServerAuth];
+    let server_key = KeyPair::generate().expect("server key");
+    let server_cert = server
+        .signed_by(&server_key, &issuer)
+        .expect("server certificate");
+    write(format!("{name}-server.crt"), server_cert.pem());
+    write(format!("{name}-server.key"), server_key.serialize_pem());
+
+    let mut client = CertificateParams::new(Vec::<String>::new()).expect("client parameters");
+    client
+        .distinguished_name
+        .push(DnType::CommonName, format!("client {name}"));
+    client.extended_key_usages = vec![ExtendedKeyUsagePurpose::ClientAuth];
+    let client_key = KeyPair::generate().expect("client key");
+    let client_cert = client
+        .signed_by(&client_key, &issuer)
+        .expect("client certificate");
+    write(format!("{name}-client.crt"), client_cert.pem());
+    write(format!("{name}-client.key"), client_key.serialize_pem());
+}
