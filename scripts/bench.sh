@@ -346,14 +346,8 @@ start_haproxy() { # PORT NAME -> sets LAST_PID
   LAST_PID="$pid"
 }
 
-cpu_ticks() { # utime+stime of PID in clock ticks
-  local s
-  s="$(cat "/proc/$1/stat")"
-  s="${s##*) }"
-  # shellcheck disable=SC2086
-  set -- $s
-  echo $(( ${12} + ${13} ))
-}
+# shellcheck source=scripts/bench-lib.sh
+source "$SCRIPTS/bench-lib.sh"
 
 listen_overflows() { # system-wide TcpExt ListenOverflows
   awk '/^TcpExt:/ { if (!c) { for (i = 2; i <= NF; i++) if ($i == "ListenOverflows") c = i }
