@@ -105,11 +105,29 @@ impl App {
             group_endpoints.push((group.name.clone(), listener, reader));
             group_writers.push((group.name.clone(), writer));
         }
+        // The TLS endpoints' certificate, read again (check-config read it
+        // once); one for both endpoints, so one SIGHUP reloads both.
+        let tls = match &config.tls {
+            Some(tls) => Some(Arc::new(
+                ServerTls::load(tls.files.clone()).map_err(|e| anyhow::anyhow!("{e}"))?,
+            )),
+            None => None,
+        };
         let (control_path, reader) = match &config.source {
             Source::Core(core) => {
                 let (writer, reader) = switch::new(None, 0, &shutdown);
-                let plan =
-                    CorePlan::prepare(&config, core, writer, group_writers, hint_rx, status_tx)?;
+                let tls_sentinel = tls
+                    .clone()
+                    .zip(config.tls.as_ref().and_then(|t| t.sentinel_listen));
+                let plan = CorePlan::prepare(
+                    &config,
+                    core,
+                    writer,
+                    group_writers,
+                    hint_rx,
+                    status_tx,
+                    tls_sentinel,
+                )?;
                 (ControlPath::Core(Box::new(plan)), reader)
             }
             Source::Sentinels(sentinels) => {
@@ -133,18 +151,14 @@ impl App {
                 (ControlPath::Follow(Box::new(follower)), reader)
             }
         };
-        // The TLS endpoint: its certificate read again (check-config read it
-        // once), its port bound before the plain one.
-        let tls_endpoint = match &config.tls {
-            Some(endpoint) => {
-                let tls =
-                    ServerTls::load(endpoint.files.clone()).map_err(|e| anyhow::anyhow!("{e}"))?;
-                let listener = bind(endpoint.listen).map_err(|e| {
-                    anyhow::anyhow!("cannot listen on {} (tls_listen): {e}", endpoint.listen)
-                })?;
-                Some((listener, Arc::new(tls)))
+        // The TLS client endpoint, bound before the plain one.
+        let tls_endpoint = match (&tls, config.tls.as_ref().and_then(|t| t.listen)) {
+            (Some(tls), Some(addr)) => {
+                let listener = bind(addr)
+                    .map_err(|e| anyhow::anyhow!("cannot listen on {addr} (tls_listen): {e}"))?;
+                Some((listener, Arc::clone(tls)))
             }
-            None => None,
+            _ => None,
         };
         // The client port is bound last: once it accepts connections, so do
         // the sentinel and metrics ports (a TCP readiness probe on the client
@@ -236,12 +250,11 @@ impl App {
         let accept_task = serve(listener, Arc::clone(&shared), None);
         let mut group_addrs = Vec::new();
         let mut group_accept_tasks = Vec::new();
-        let (mut tls_addr, mut tls) = (None, None);
+        let mut tls_addr = None;
         if let Some((listener, server_tls)) = tls_endpoint {
             let addr = listener.local_addr()?;
             info!(listen = %addr, "serving TLS clients");
             tls_addr = Some(addr);
-            tls = Some(Arc::clone(&server_tls));
             group_accept_tasks.push(serve(listener, Arc::clone(&shared), Some(server_tls)));
         }
         for (name, listener, reader) in group_endpoints {
@@ -372,6 +385,7 @@ impl CorePlan {
         group_writers: Vec<(String, SwitchWriter)>,
         hints: tokio::sync::mpsc::Receiver<Hint>,
         status: tokio::sync::watch::Sender<crate::status::Status>,
+        tls: Option<(Arc<ServerTls>, SocketAddr)>,
     ) -> anyhow::Result<CorePlan> {
         let warnings = core.warnings();
         let saved = match &core.data_dir {
@@ -400,6 +414,17 @@ impl CorePlan {
         })?;
         listener.set_nonblocking(true)?;
         let sentinel_addr = listener.local_addr()?;
+        let tls = match tls {
+            Some((tls, addr)) => {
+                let listener = std::net::TcpListener::bind(addr).map_err(|e| {
+                    anyhow::anyhow!("cannot listen on {addr} (tls_sentinel_listen): {e}")
+                })?;
+                listener.set_nonblocking(true)?;
+                info!(listen = %listener.local_addr()?, "serving the sentinel port over TLS");
+                Some((listener, tls))
+            }
+            None => None,
+        };
         let announce = core
             .announce
             .unwrap_or_else(|| announce_addr(sentinel_addr, master));
@@ -522,6 +547,7 @@ impl CorePlan {
             },
             port: sentinel::Port {
                 listener,
+                tls,
                 api: api_tx,
                 events,
                 options: sentinel::api::Options {

@@ -33,7 +33,7 @@
 //! * [`secret`]: constant-time password comparison, for both ports.
 //! * [`accept`]: the accept loop of both Redis-speaking ports (admission,
 //!   `maxclients`, the refusal).
-//! * [`tls`]: the TLS client endpoint (rustls): certificates, reload on
+//! * [`tls`]: the TLS endpoints (rustls): certificates, reload on
 //!   SIGHUP, and a stream sessions drive without waiting.
 //!
 //! The seam:

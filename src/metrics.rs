@@ -26,7 +26,7 @@ pub const CONNECTIONS: &str = "sentinel_proxy_client_connections_total";
 pub const CONNECTIONS_OPEN: &str = "sentinel_proxy_client_connections";
 /// Client connections refused, by reason.
 pub const CONNECTIONS_REJECTED: &str = "sentinel_proxy_client_connections_rejected_total";
-/// TLS handshakes on a client endpoint that failed (no or a wrong client
+/// TLS handshakes on a TLS endpoint that failed (no or a wrong client
 /// certificate, not TLS at all, too slow).
 pub const TLS_HANDSHAKE_FAILURES: &str = "sentinel_proxy_tls_handshake_failures_total";
 /// Commands by class.
@@ -139,7 +139,7 @@ fn describe_all() {
     describe_counter!(COMMANDS, "Commands received from clients, by class.");
     describe_counter!(
         TLS_HANDSHAKE_FAILURES,
-        "TLS handshakes on a client endpoint that failed (the connection was closed)."
+        "TLS handshakes on a TLS endpoint (client or sentinel port) that failed (the connection was closed)."
     );
     describe_gauge!(
         BACKEND_CONNECTIONS,

@@ -123,6 +123,7 @@ fn bind_and_build(path: PathBuf, conf: StandIn) -> anyhow::Result<Prepared> {
         },
         port: sentinel::Port {
             listener,
+            tls: None,
             api: api_tx,
             events,
             options: sentinel::api::Options {

@@ -108,7 +108,11 @@ pub struct Settings {
     #[arg(long, value_name = "ADDR")]
     pub tls_listen: Option<String>,
 
-    /// Certificate chain of the TLS client endpoint (PEM; re-read on SIGHUP) [default: none]
+    /// TLS sentinel endpoint, beside the plain sentinel port, for Sentinel-aware clients (built-in core only; same certificate) [default: none]
+    #[arg(long, value_name = "ADDR")]
+    pub tls_sentinel_listen: Option<String>,
+
+    /// Certificate chain of the TLS endpoints (PEM; re-read on SIGHUP) [default: none]
     #[arg(long, value_name = "FILE")]
     pub tls_cert_file: Option<PathBuf>,
 
@@ -258,6 +262,7 @@ impl Settings {
         Settings {
             listen: over.listen.or(self.listen),
             tls_listen: over.tls_listen.or(self.tls_listen),
+            tls_sentinel_listen: over.tls_sentinel_listen.or(self.tls_sentinel_listen),
             tls_cert_file: over.tls_cert_file.or(self.tls_cert_file),
             tls_key_file: over.tls_key_file.or(self.tls_key_file),
             tls_ca_cert_file: over.tls_ca_cert_file.or(self.tls_ca_cert_file),

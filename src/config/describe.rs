@@ -154,7 +154,10 @@ impl Config {
     /// The TLS endpoint's lines (`tls_listen = "off"` without one).
     fn describe_tls(&self) -> String {
         let Some(tls) = &self.tls else {
-            return "tls_listen = \"off\"".to_owned();
+            return "tls_listen = \"off\"\ntls_sentinel_listen = \"off\"".to_owned();
+        };
+        let addr = |a: Option<std::net::SocketAddr>| {
+            a.map_or("\"off\"".to_owned(), |a| format!("\"{a}\""))
         };
         let auth = match tls.files.auth_clients {
             AuthClients::Yes => "yes",
@@ -165,7 +168,8 @@ impl Config {
             format!("{:?}", p.display().to_string())
         });
         [
-            format!("tls_listen = \"{}\"", tls.listen),
+            format!("tls_listen = {}", addr(tls.listen)),
+            format!("tls_sentinel_listen = {}", addr(tls.sentinel_listen)),
             format!("tls_cert_file = {:?}", tls.files.cert.display().to_string()),
             format!("tls_key_file = {:?}", tls.files.key.display().to_string()),
             format!("tls_ca_cert_file = {ca}"),

@@ -148,8 +148,8 @@ impl fmt::Debug for Credentials {
 pub struct Config {
     /// Client endpoint.
     pub listen: SocketAddr,
-    /// The TLS client endpoint, if any.
-    pub tls: Option<TlsEndpoint>,
+    /// The TLS endpoints, if any.
+    pub tls: Option<TlsConfig>,
     /// Name of the monitored group.
     pub master_name: String,
     /// Where the master comes from.
@@ -182,12 +182,15 @@ pub struct Config {
     pub log_level: String,
 }
 
-/// A TLS client endpoint: where it listens and the files it is built from.
+/// The TLS endpoints (client and sentinel port, at least one) and the
+/// files they are built from.
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub struct TlsEndpoint {
-    /// Its address.
-    pub listen: SocketAddr,
-    /// Certificate, key, CA and client authentication.
+pub struct TlsConfig {
+    /// The TLS client endpoint.
+    pub listen: Option<SocketAddr>,
+    /// The TLS sentinel endpoint (built-in core only).
+    pub sentinel_listen: Option<SocketAddr>,
+    /// Certificate, key, CA and client authentication, for both.
     pub files: crate::tls::ServerFiles,
 }
 
@@ -265,7 +268,7 @@ impl Config {
                 "must not be empty (omit it to disable client AUTH)",
             ));
         }
-        let tls = tls_endpoint(&s)?;
+        let tls = tls_config(&s)?;
         let log_level = s.log_level.unwrap_or_else(|| "info".to_owned());
         if tracing_subscriber::EnvFilter::try_new(&log_level).is_err() {
             return Err(invalid(
@@ -298,10 +301,20 @@ impl Config {
     }
 }
 
-/// Validates the TLS client endpoint's settings, reading its files once so
-/// that a bad one stops the start (or `check-config`) with its name.
-fn tls_endpoint(s: &Settings) -> Result<Option<TlsEndpoint>, ConfigError> {
-    let Some(listen) = s.tls_listen.as_deref() else {
+/// Validates the TLS endpoints' settings, reading their files once so that
+/// a bad one stops the start (or `check-config`) with its name.
+fn tls_config(s: &Settings) -> Result<Option<TlsConfig>, ConfigError> {
+    let listen = s
+        .tls_listen
+        .as_deref()
+        .map(|a| resolve("tls_listen", a))
+        .transpose()?;
+    let sentinel_listen = s
+        .tls_sentinel_listen
+        .as_deref()
+        .map(|a| resolve("tls_sentinel_listen", a))
+        .transpose()?;
+    if listen.is_none() && sentinel_listen.is_none() {
         for (field, set) in [
             ("tls_cert_file", s.tls_cert_file.is_some()),
             ("tls_key_file", s.tls_key_file.is_some()),
@@ -311,21 +324,20 @@ fn tls_endpoint(s: &Settings) -> Result<Option<TlsEndpoint>, ConfigError> {
             if set {
                 return Err(invalid(
                     field,
-                    "is for the TLS endpoint: set tls_listen as well",
+                    "is for the TLS endpoints: set tls_listen or tls_sentinel_listen as well",
                 ));
             }
         }
         return Ok(None);
-    };
-    let listen = resolve("tls_listen", listen)?;
+    }
     let cert = s
         .tls_cert_file
         .clone()
-        .ok_or_else(|| invalid("tls_cert_file", "required with tls_listen"))?;
+        .ok_or_else(|| invalid("tls_cert_file", "required with a TLS endpoint"))?;
     let key = s
         .tls_key_file
         .clone()
-        .ok_or_else(|| invalid("tls_key_file", "required with tls_listen"))?;
+        .ok_or_else(|| invalid("tls_key_file", "required with a TLS endpoint"))?;
     let auth_clients = match s.tls_auth_clients.unwrap_or(TlsAuthClients::Yes) {
         TlsAuthClients::Yes => AuthClients::Yes,
         TlsAuthClients::No => AuthClients::No,
@@ -338,7 +350,11 @@ fn tls_endpoint(s: &Settings) -> Result<Option<TlsEndpoint>, ConfigError> {
         auth_clients,
     };
     crate::tls::ServerTls::load(files.clone()).map_err(|e| invalid(e.field, e.reason))?;
-    Ok(Some(TlsEndpoint { listen, files }))
+    Ok(Some(TlsConfig {
+        listen,
+        sentinel_listen,
+        files,
+    }))
 }
 
 /// Validates the sentinel core's settings.
@@ -414,7 +430,7 @@ fn core_config(s: &Settings) -> Result<CoreConfig, ConfigError> {
 
 /// Validates the list of Sentinels to follow; the core's settings must be absent.
 fn follow_config(s: &Settings) -> Result<Vec<SocketAddr>, ConfigError> {
-    let core_only: [(&'static str, bool); 14] = [
+    let core_only: [(&'static str, bool); 15] = [
         ("sentinel_user", s.sentinel_user.is_some()),
         ("sentinel_pass", s.sentinel_pass.is_some()),
         ("notification_script", s.notification_script.is_some()),
@@ -423,6 +439,7 @@ fn follow_config(s: &Settings) -> Result<Vec<SocketAddr>, ConfigError> {
         ("quorum", s.quorum.is_some()),
         ("observer", s.observer.is_some()),
         ("sentinel_listen", s.sentinel_listen.is_some()),
+        ("tls_sentinel_listen", s.tls_sentinel_listen.is_some()),
         ("announce", s.announce.is_some()),
         ("down_after_ms", s.down_after_ms.is_some()),
         (

@@ -368,6 +368,9 @@ impl Runner {
 pub struct Port {
     /// The bound listener (non-blocking).
     pub listener: std::net::TcpListener,
+    /// A TLS endpoint of the same port (`tls_sentinel_listen`): its bound
+    /// listener and certificate.
+    pub tls: Option<(std::net::TcpListener, std::sync::Arc<crate::tls::ServerTls>)>,
     /// Where its connections send the commands the groups answer.
     pub api: mpsc::Sender<api::Request>,
     /// The events its subscribers receive.
@@ -380,9 +383,21 @@ pub struct Port {
 /// runtime until `stop` is cancelled, then waits for the port's
 /// connections to close.
 pub async fn run_with_port(runner: Runner, port: Port, stop: CancellationToken) {
+    let tls = match port
+        .tls
+        .map(|(l, tls)| (tokio::net::TcpListener::from_std(l), tls))
+    {
+        Some((Ok(listener), tls)) => Some((listener, tls)),
+        Some((Err(error), _)) => {
+            tracing::error!(%error, "cannot serve the sentinel port over TLS");
+            None
+        }
+        None => None,
+    };
     let server = match tokio::net::TcpListener::from_std(port.listener) {
         Ok(listener) => Some(tokio::spawn(api::serve(
             listener,
+            tls,
             port.api,
             port.events,
             port.options,

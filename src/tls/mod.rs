@@ -1,4 +1,4 @@
-//! TLS on the client port, on rustls (no OpenSSL), in Redis's terms:
+//! TLS on the client and sentinel ports, on rustls (no OpenSSL), in Redis's terms:
 //! `tls-cert-file`, `tls-key-file`, `tls-ca-cert-file` and
 //! `tls-auth-clients yes|no|optional`.
 //!

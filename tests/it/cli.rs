@@ -267,5 +267,24 @@ fn bad_tls_settings_name_the_field() {
         &cert,
         "check-config",
     ]);
-    assert_usage_error(&alone, &["tls_cert_file", "set tls_listen as well"]);
+    assert_usage_error(
+        &alone,
+        &[
+            "tls_cert_file",
+            "set tls_listen or tls_sentinel_listen as well",
+        ],
+    );
+    let sentinel = loopback(free_port()).to_string();
+    let following = run(&[
+        "--sentinel",
+        &sentinel,
+        "--tls-sentinel-listen",
+        &tls,
+        "--tls-cert-file",
+        &cert,
+        "--tls-key-file",
+        &key,
+        "check-config",
+    ]);
+    assert_usage_error(&following, &["tls_sentinel_listen"]);
 }

@@ -338,3 +338,56 @@ print(r.hgetall("missing"))
         "a RESP3 map came back as a dict: {out:?}"
     );
 }
+
+#[test]
+fn the_sentinel_port_answers_over_tls() {
+    let pki = Pki::new();
+    let master = RedisServer::spawn();
+    let tls_sentinel = loopback(support::free_port());
+    let data = tempfile::tempdir().expect("data dir");
+    let mut args = crate::core::lone_proxy_args(master.addr(), 1, data.path());
+    args.extend([
+        "--tls-sentinel-listen".to_owned(),
+        tls_sentinel.to_string(),
+        "--tls-cert-file".to_owned(),
+        pki.file("a-server.crt").display().to_string(),
+        "--tls-key-file".to_owned(),
+        pki.file("a-server.key").display().to_string(),
+        "--tls-ca-cert-file".to_owned(),
+        pki.file("a-ca.crt").display().to_string(),
+    ]);
+    let proxy = Proxy::builder().args(args).spawn();
+    let asked = ["SENTINEL", "get-master-addr-by-name", "mymaster"];
+    let out = cli(&pki, tls_sentinel, "a", Some("a"), &asked, b"");
+    let expected = format!("127.0.0.1\n{}", master.port());
+    assert_eq!(out.trim(), expected, "over TLS");
+    assert!(!cli(&pki, tls_sentinel, "a", None, &asked, b"").contains("127.0.0.1"));
+    assert!(proxy.log_contains_within(
+        "sentinel port: TLS handshake failed",
+        Duration::from_secs(5)
+    ));
+    // The plain sentinel port is still there; no TLS client endpoint was asked for.
+    assert_eq!(
+        crate::core::master_named_by(proxy.sentinel_addr()),
+        Some(master.addr())
+    );
+    // A Sentinel-aware client over TLS: redis-py's Sentinel helper.
+    let script = r#"
+import sys, redis
+from redis.sentinel import Sentinel
+port, ca, cert, key = int(sys.argv[1]), sys.argv[2], sys.argv[3], sys.argv[4]
+tls = dict(ssl=True, ssl_ca_certs=ca, ssl_certfile=cert, ssl_keyfile=key)
+s = Sentinel([("localhost", port)], sentinel_kwargs=tls, protocol=3)
+print("%s:%d" % s.discover_master("mymaster"))
+"#;
+    let out = crate::clients::run_redis_py(
+        script,
+        &[
+            tls_sentinel.port().to_string(),
+            pki.file("a-ca.crt").display().to_string(),
+            pki.file("a-client.crt").display().to_string(),
+            pki.file("a-client.key").display().to_string(),
+        ],
+    );
+    assert_eq!(out.trim(), master.addr().to_string());
+}

@@ -21,12 +21,12 @@ use std::time::Duration;
 
 use bytes::{Buf, Bytes, BytesMut};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
-use tokio::net::{TcpListener, TcpStream};
+use tokio::net::TcpListener;
 use tokio::sync::broadcast::error::RecvError;
 use tokio::sync::{broadcast, mpsc, oneshot};
 use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
-use tracing::debug;
+use tracing::{debug, warn};
 
 use super::encode::{Shape, core_shape, put_core_reply, put_error};
 use super::session::{Session, Step};
@@ -35,6 +35,7 @@ use crate::accept::{Admission, accept_until};
 use crate::resp::ProtocolError;
 use crate::resp::request::{self, RequestScanner, Scanned};
 use crate::resp::value::OwnedFrame;
+use crate::tls::{ServerTls, Stream};
 
 /// Pending output above which requests are not read or answered until the
 /// client drains its replies.
@@ -74,6 +75,7 @@ pub(super) async fn accept_loop(
     shared: Arc<Shared>,
     max_clients: usize,
     stop: CancellationToken,
+    tls: Option<Arc<ServerTls>>,
 ) {
     let connections = TaskTracker::new();
     let admission = Admission {
@@ -81,14 +83,25 @@ pub(super) async fn accept_loop(
         max_clients,
     };
     let mut last_id = 0u64;
-    let serve_one = |stream, peer| {
+    let serve_one = |tcp, peer| {
         last_id += 1;
-        let (shared, stop, id) = (Arc::clone(&shared), stop.clone(), last_id);
+        let (shared, stop, id, tls) = (Arc::clone(&shared), stop.clone(), last_id, tls.clone());
         let kills = shared.kills.subscribe();
         shared.stats.accepted.fetch_add(1, Ordering::Relaxed);
         shared.stats.connected.fetch_add(1, Ordering::Relaxed);
         async move {
-            let end = Connection::new(id, kills).run(stream, &shared, &stop).await;
+            let stream = match tls {
+                None => Ok(Stream::Plain(tcp)),
+                Some(tls) => tls.accept(tcp).await,
+            };
+            let end = match stream {
+                Ok(stream) => Connection::new(id, kills).run(stream, &shared, &stop).await,
+                Err(error) => {
+                    warn!(%peer, %error, "sentinel port: TLS handshake failed");
+                    metrics::counter!(crate::metrics::TLS_HANDSHAKE_FAILURES).increment(1);
+                    End::ClientGone
+                }
+            };
             if let Ok(mut logged_in) = shared.logged_in.lock() {
                 logged_in.remove(&id);
             }
@@ -179,12 +192,9 @@ impl Connection {
     }
 
     /// Serves `stream` until the client leaves, misbehaves, or `stop`.
-    async fn run(
-        mut self,
-        mut stream: TcpStream,
-        shared: &Shared,
-        stop: &CancellationToken,
-    ) -> End {
+    async fn run(mut self, stream: Stream, shared: &Shared, stop: &CancellationToken) -> End {
+        // One reader and one writer over the (plain or TLS) connection.
+        let (mut reader, mut writer) = tokio::io::split(stream);
         // Logged in from the start, so `CLIENT KILL USER` counts a client
         // that has not sent anything yet.
         if let Ok(users) = shared.users.lock() {
@@ -198,7 +208,6 @@ impl Connection {
             if self.output.len() < OUTPUT_HIGH {
                 self.input.reserve(READ_CHUNK);
             }
-            let (mut reader, mut writer) = stream.split();
             tokio::select! {
                 // Shutdown: close even an idle connection.
                 _ = stop.cancelled() => break End::Stopped,
@@ -230,7 +239,11 @@ impl Connection {
             }
         };
         if end.flushes() && !self.output.is_empty() {
-            let _ = tokio::time::timeout(FLUSH_TIMEOUT, stream.write_all(&self.output)).await;
+            let flushed = async {
+                writer.write_all(&self.output).await?;
+                writer.flush().await
+            };
+            let _ = tokio::time::timeout(FLUSH_TIMEOUT, flushed).await;
         }
         end
     }

@@ -59,6 +59,7 @@ use tokio_util::sync::CancellationToken;
 use self::connection::{Shared, accept_loop};
 pub use self::glob::glob_match;
 use crate::resp::value::OwnedFrame;
+use crate::tls::ServerTls;
 
 /// Largest single request accepted; sentinel commands are tiny.
 pub const MAX_REQUEST: usize = 1024 * 1024;
@@ -148,6 +149,7 @@ mod replies {
 /// first) and returns once they are all gone.
 pub async fn serve(
     listener: TcpListener,
+    tls: Option<(TcpListener, Arc<ServerTls>)>,
     core: mpsc::Sender<Request>,
     events: broadcast::Sender<Event>,
     options: Options,
@@ -163,5 +165,14 @@ pub async fn serve(
         kills,
         core_timeout: CORE_TIMEOUT,
     });
-    accept_loop(listener, shared, options.max_clients, stop).await;
+    let tls_port = tls.map(|(listener, tls)| {
+        let (shared, stop) = (Arc::clone(&shared), stop.clone());
+        tokio::spawn(async move {
+            accept_loop(listener, shared, options.max_clients, stop, Some(tls)).await;
+        })
+    });
+    accept_loop(listener, shared, options.max_clients, stop, None).await;
+    if let Some(tls_port) = tls_port {
+        let _ = tls_port.await;
+    }
 }

@@ -65,7 +65,13 @@ async fn start_with(
         core_timeout: Duration::from_millis(200),
     });
     let stop = CancellationToken::new();
-    let served = tokio::spawn(accept_loop(listener, shared, max_clients, stop.clone()));
+    let served = tokio::spawn(accept_loop(
+        listener,
+        shared,
+        max_clients,
+        stop.clone(),
+        None,
+    ));
     Server {
         addr,
         events,
