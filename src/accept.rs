@@ -18,7 +18,7 @@ use std::time::Duration;
 
 use tokio::io::AsyncWriteExt;
 use tokio::net::{TcpListener, TcpStream};
-use tokio::sync::Semaphore;
+use tokio::sync::{OwnedSemaphorePermit, Semaphore};
 use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
 use tracing::{debug, warn};
@@ -32,6 +32,10 @@ const ACCEPT_BACKOFF: Duration = Duration::from_millis(50);
 /// before its socket is closed anyway.
 const REFUSE_TIMEOUT: Duration = Duration::from_secs(1);
 
+/// A connection's place among a port's `max_clients`: the task serving the
+/// connection holds it, and dropping it frees the place.
+pub type Place = OwnedSemaphorePermit;
+
 /// One port's way of admitting connections.
 #[derive(Debug, Clone, Copy)]
 pub struct Admission {
@@ -42,9 +46,11 @@ pub struct Admission {
 }
 
 /// Accepts connections on `listener` until `stop` is cancelled, running
-/// `serve(stream, peer)` for each on `tasks` while it holds one of
-/// `max_clients` places; a connection over the limit is refused (on `tasks`
-/// as well, so that a shutdown waits for the refusal too) after
+/// `serve(stream, peer, place)` for each on `tasks`; the future `serve`
+/// returns must hold `place` until the connection is done (it is spawned as
+/// it is: wrapping it in another future would store it twice, and a session
+/// is mostly idle memory). A connection over the limit is refused (on
+/// `tasks` as well, so that a shutdown waits for the refusal too) after
 /// `on_refused` is called. Returns when `stop` is cancelled; the caller
 /// waits on `tasks` for the connections still open.
 pub async fn accept_until<S, F>(
@@ -55,7 +61,7 @@ pub async fn accept_until<S, F>(
     on_refused: impl Fn(),
     mut serve: S,
 ) where
-    S: FnMut(TcpStream, SocketAddr) -> F,
+    S: FnMut(TcpStream, SocketAddr, Place) -> F,
     F: Future<Output = ()> + Send + 'static,
 {
     let places = Arc::new(Semaphore::new(
@@ -81,11 +87,7 @@ pub async fn accept_until<S, F>(
             continue;
         };
         let _ = stream.set_nodelay(true);
-        let served = serve(stream, peer);
-        tasks.spawn(async move {
-            served.await;
-            drop(place);
-        });
+        tasks.spawn(serve(stream, peer, place));
     }
 }
 

@@ -31,7 +31,7 @@ use tracing::{debug, warn};
 use super::encode::{Shape, core_shape, put_core_reply, put_error};
 use super::session::{Session, Step};
 use super::{Event, MAX_OUTPUT, MAX_REQUEST, Request};
-use crate::accept::{Admission, accept_until};
+use crate::accept::{Admission, Place, accept_until};
 use crate::resp::ProtocolError;
 use crate::resp::request::{self, RequestScanner, Scanned};
 use crate::resp::value::OwnedFrame;
@@ -83,16 +83,18 @@ pub(super) async fn accept_loop(
         max_clients,
     };
     let mut last_id = 0u64;
-    let serve_one = |tcp, peer| {
+    let serve_one = |tcp, peer, place: Place| {
         last_id += 1;
         let (shared, stop, id, tls) = (Arc::clone(&shared), stop.clone(), last_id, tls.clone());
         let kills = shared.kills.subscribe();
         shared.stats.accepted.fetch_add(1, Ordering::Relaxed);
         shared.stats.connected.fetch_add(1, Ordering::Relaxed);
         async move {
+            let _place = place;
             let stream = match tls {
                 None => Ok(Stream::Plain(tcp)),
-                Some(tls) => tls.accept(tcp).await,
+                // Boxed: the handshake's state stays out of plain connections' tasks.
+                Some(tls) => Box::pin(tls.accept(tcp)).await,
             };
             let end = match stream {
                 Ok(stream) => Connection::new(id, kills).run(stream, &shared, &stop).await,
