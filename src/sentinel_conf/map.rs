@@ -81,7 +81,8 @@ impl SentinelConf {
             notes: std::mem::take(&mut self.notes),
         };
         self.plan_group(&mut plan);
-        self.plan_ports(&mut plan);
+        let host = self.plan_ports(&mut plan);
+        self.plan_tls(&mut plan, &host);
         self.plan_auth(&mut plan);
         self.plan_scripts(&mut plan);
         self.plan_suggestions(&mut plan);
@@ -153,8 +154,9 @@ impl SentinelConf {
         ]);
     }
 
-    /// `sentinel_listen` from `port` and `bind`, then `announce`.
-    fn plan_ports(&self, plan: &mut Plan) {
+    /// `sentinel_listen` from `port` and `bind`, then `announce`; returns
+    /// the host it listens on.
+    fn plan_ports(&self, plan: &mut Plan) -> String {
         let port = self.port.as_ref().map_or(SENTINEL_PORT, |p| p.value);
         let (host, bind_at) = match &self.bind {
             Some(bind) => (listen_host(bind, &mut plan.notes), Some(bind.line)),
@@ -175,6 +177,81 @@ impl SentinelConf {
             active: true,
         });
         self.plan_announce(plan, port);
+        host
+    }
+
+    /// `tls-port` as `tls_sentinel_listen` (on `host`, as `bind` says), with
+    /// the certificate files and `tls-auth-clients`; without a TLS port the
+    /// files have no endpoint to serve and are only noted. `tls-replication`
+    /// is noted: the proxy connects to Redis and to peers without TLS.
+    fn plan_tls(&self, plan: &mut Plan, host: &str) {
+        let tls = &self.tls;
+        if let Some(on) = tls.replication.as_ref().filter(|r| r.value) {
+            plan.notes.add(
+                on.line,
+                "tls-replication yes: Sentinel reached Redis and the other Sentinels over TLS; \
+                 the proxy connects to them without TLS, so each Redis server needs a plain \
+                 port for it too",
+            );
+        }
+        let files = [
+            (
+                "tls_cert_file",
+                "Certificate chain of the TLS endpoints (PEM)",
+                &tls.cert_file,
+            ),
+            ("tls_key_file", "Its private key (PEM)", &tls.key_file),
+            (
+                "tls_ca_cert_file",
+                "CA that client certificates must be signed by (PEM)",
+                &tls.ca_cert_file,
+            ),
+        ];
+        let Some(port) = &tls.port else {
+            for (_, _, file) in files {
+                if let Some(file) = file {
+                    plan.notes.add(
+                        file.line,
+                        "no tls-port: the proxy serves TLS only on a TLS endpoint; not carried over",
+                    );
+                }
+            }
+            return;
+        };
+        plan.entries.push(Entry {
+            comment: format!(
+                "The sentinel port over TLS, for Sentinel-aware clients; peers use \
+                 sentinel_listen ({}).",
+                from_line(port.line)
+            ),
+            key: "tls_sentinel_listen",
+            value: toml_string(&bracketed(host, port.value)),
+            active: true,
+        });
+        for (key, what, file) in files {
+            if let Some(file) = file {
+                plan.entries.push(Entry {
+                    comment: format!(
+                        "{what}; must exist on the proxy's host, re-read on SIGHUP ({}).",
+                        from_line(file.line)
+                    ),
+                    key,
+                    value: toml_string(&file.value),
+                    active: true,
+                });
+            }
+        }
+        if let Some(auth) = &tls.auth_clients {
+            plan.entries.push(Entry {
+                comment: format!(
+                    "Whether TLS clients must show a certificate ({}).",
+                    from_line(auth.line)
+                ),
+                key: "tls_auth_clients",
+                value: toml_string(&auth.value),
+                active: true,
+            });
+        }
     }
 
     /// `announce` from `announce-ip` and `announce-port`; without an ip, a

@@ -27,11 +27,16 @@
 //!   `announce`.
 //! * `known-sentinel` → `peer` (the group's other voters); `known-replica`
 //!   only as a comment (the proxy finds replicas from the master's `INFO`).
+//! * `tls-port` → `tls_sentinel_listen` (on `bind`'s address), with
+//!   `tls-cert-file`, `tls-key-file`, `tls-ca-cert-file` and
+//!   `tls-auth-clients`; `tls-replication yes` is noted, since the proxy
+//!   connects to Redis and to peers without TLS.
 //!
 //! # What is not
 //! State (`myid`, epochs), process and logging settings, ACL users, the
-//! Sentinel port's `requirepass`, `sentinel-user`/`sentinel-pass`, TLS and
-//! anything unknown become notes, listed in [`Imported::notes`] and as
+//! Sentinel port's `requirepass`, `sentinel-user`/`sentinel-pass`, the TLS
+//! lines the proxy has no setting for (cipher lists, client certificates)
+//! and anything unknown become notes, listed in [`Imported::notes`] and as
 //! comments at the end of the TOML. `data_dir` and `listen` have no
 //! counterpart in `sentinel.conf`; they are written commented out.
 //!

@@ -93,7 +93,25 @@ pub(super) fn top_level_note(directive: &str) -> String {
         "include" => {
             "included files are not read: append their lines to this file and convert again"
         }
-        tls if tls.starts_with("tls-") => "the proxy does not speak TLS",
+        "tls-ciphers"
+        | "tls-ciphersuites"
+        | "tls-protocols"
+        | "tls-prefer-server-ciphers"
+        | "tls-dh-params-file"
+        | "tls-session-caching"
+        | "tls-session-cache-size"
+        | "tls-session-cache-timeout" => {
+            "the proxy uses rustls's safe defaults (TLS 1.2 and 1.3), which are not configurable"
+        }
+        "tls-ca-cert-dir" => "give the CA certificates in one PEM file: tls_ca_cert_file",
+        "tls-key-file-pass" | "tls-client-key-file-pass" => {
+            "encrypted private keys are not supported: decrypt the key file (openssl pkey)"
+        }
+        "tls-client-cert-file" | "tls-client-key-file" => {
+            "the proxy connects to Redis and to other Sentinels without TLS"
+        }
+        "tls-cluster" => "the proxy does not serve Redis Cluster",
+        tls if tls.starts_with("tls-") => "not a TLS setting the proxy has",
         _ => {
             return format!(
                 "`{}` is not a setting of the proxy; ignored",

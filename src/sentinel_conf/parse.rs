@@ -83,6 +83,9 @@ pub(crate) struct SentinelConf {
     pub(crate) port: Option<Sourced<u16>>,
     /// `bind`: its addresses, IP addresses or wildcards, `-` marks removed.
     pub(crate) bind: Option<Sourced<Vec<String>>>,
+    /// The TLS lines the proxy carries over (`tls-port`, the files,
+    /// `tls-auth-clients`, `tls-replication`).
+    pub(crate) tls: Tls,
     /// `sentinel announce-ip`; empty is Sentinel's "not set".
     pub(crate) announce_ip: Option<Sourced<String>>,
     /// `sentinel announce-port`; 0 is Sentinel's "not set".
@@ -137,10 +140,35 @@ fn read_monitor(line: &Line) -> Result<Group, ImportError> {
 // ---------------------------------------------------------------------------
 // Directives
 
+/// A Sentinel's TLS lines: its TLS port and what it is built from, and
+/// whether it spoke TLS to Redis and the other Sentinels.
+#[derive(Default)]
+pub(crate) struct Tls {
+    /// `tls-port`.
+    pub(crate) port: Option<Sourced<u16>>,
+    /// `tls-cert-file`: a path on the Sentinel's host.
+    pub(crate) cert_file: Option<Sourced<String>>,
+    /// `tls-key-file`.
+    pub(crate) key_file: Option<Sourced<String>>,
+    /// `tls-ca-cert-file`.
+    pub(crate) ca_cert_file: Option<Sourced<String>>,
+    /// `tls-auth-clients`: `yes`, `no` or `optional`.
+    pub(crate) auth_clients: Option<Sourced<String>>,
+    /// `tls-replication yes`: Sentinel's links to Redis and to the other
+    /// Sentinels used TLS.
+    pub(crate) replication: Option<Sourced<bool>>,
+}
+
 /// Directives set once: a later one replaces an earlier one, as in Sentinel.
 const SINGLE_VALUED: &[&str] = &[
     "port",
     "bind",
+    "tls-port",
+    "tls-cert-file",
+    "tls-key-file",
+    "tls-ca-cert-file",
+    "tls-auth-clients",
+    "tls-replication",
     "sentinel down-after-milliseconds",
     "sentinel master-reboot-down-after-period",
     "sentinel failover-timeout",
@@ -185,6 +213,7 @@ impl Reader {
                 client_reconfig_script: None,
                 port: None,
                 bind: None,
+                tls: Tls::default(),
                 announce_ip: None,
                 announce_port: None,
                 peers: Vec::new(),
@@ -227,6 +256,40 @@ impl Reader {
                 self.conf.port = at(parse_port(line, port)?, line);
             }
             "bind" => self.conf.bind = at(bind_addresses(line)?, line),
+            "tls-port" => {
+                let [port] = exactly(line, operands, "tls-port <port>")?;
+                // 0 is Sentinel's "no TLS port".
+                self.conf.tls.port = match port {
+                    "0" => None,
+                    port => at(parse_port(line, port)?, line),
+                };
+            }
+            "tls-cert-file" | "tls-key-file" | "tls-ca-cert-file" => {
+                let [path] = exactly(line, operands, "tls-...-file <path>")?;
+                let path = at(path.to_owned(), line);
+                match line.directive().as_str() {
+                    "tls-cert-file" => self.conf.tls.cert_file = path,
+                    "tls-key-file" => self.conf.tls.key_file = path,
+                    _ => self.conf.tls.ca_cert_file = path,
+                }
+            }
+            "tls-auth-clients" => {
+                let [mode] = exactly(line, operands, "tls-auth-clients yes|no|optional")?;
+                let mode = mode.to_ascii_lowercase();
+                if !matches!(mode.as_str(), "yes" | "no" | "optional") {
+                    return Err(value_error(line, "tls-auth-clients is yes, no or optional"));
+                }
+                self.conf.tls.auth_clients = at(mode, line);
+            }
+            "tls-replication" => {
+                let [flag] = exactly(line, operands, "tls-replication yes|no")?;
+                let on = match flag.to_ascii_lowercase().as_str() {
+                    "yes" => true,
+                    "no" => false,
+                    _ => return Err(value_error(line, "tls-replication is yes or no")),
+                };
+                self.conf.tls.replication = at(on, line);
+            }
             other => self.conf.notes.add(line.number, top_level_note(other)),
         }
         Ok(())

@@ -382,3 +382,56 @@ fn the_reboot_down_period_is_carried_over_under_either_name() {
         out.notes
     );
 }
+
+/// A Sentinel with a TLS port: the port becomes `tls_sentinel_listen` on
+/// `bind`'s address, the files and `tls-auth-clients` carry over as given,
+/// and what the proxy cannot do (TLS towards Redis, cipher lists) is noted.
+#[test]
+fn tls_lines_carry_over_to_the_tls_sentinel_endpoint() {
+    let conf = "port 26379\nbind 10.0.0.7\ntls-port 26380\ntls-cert-file /etc/tls/s.crt\n\
+                tls-key-file /etc/tls/s.key\ntls-ca-cert-file /etc/tls/ca.crt\n\
+                tls-auth-clients optional\ntls-replication yes\ntls-ciphers DEFAULT\n\
+                sentinel monitor mymaster 10.0.0.1 6379 2\n";
+    let out = convert(conf).expect("converts");
+    let s: Settings = toml::from_str(&out.toml).expect("valid TOML");
+    assert_eq!(s.sentinel_listen.as_deref(), Some("10.0.0.7:26379"));
+    assert_eq!(s.tls_sentinel_listen.as_deref(), Some("10.0.0.7:26380"));
+    assert_eq!(
+        s.tls_cert_file.as_deref(),
+        Some(std::path::Path::new("/etc/tls/s.crt"))
+    );
+    assert_eq!(
+        s.tls_key_file.as_deref(),
+        Some(std::path::Path::new("/etc/tls/s.key"))
+    );
+    assert_eq!(
+        s.tls_ca_cert_file.as_deref(),
+        Some(std::path::Path::new("/etc/tls/ca.crt"))
+    );
+    assert_eq!(
+        s.tls_auth_clients,
+        Some(crate::config::TlsAuthClients::Optional)
+    );
+    assert!(s.tls_listen.is_none(), "sentinel.conf has no client port");
+    let notes = out.notes.join("\n");
+    assert!(notes.contains("line 8: tls-replication yes"), "{notes}");
+    assert!(
+        notes.contains("`tls-ciphers`: the proxy uses rustls's safe defaults"),
+        "{notes}"
+    );
+
+    // Without a TLS port the files have nothing to serve: noted, not set.
+    let conf = "tls-cert-file /etc/tls/s.crt\nsentinel monitor mymaster 10.0.0.1 6379 2\n";
+    let out = convert(conf).expect("converts");
+    let s: Settings = toml::from_str(&out.toml).expect("valid TOML");
+    assert!(s.tls_cert_file.is_none() && s.tls_sentinel_listen.is_none());
+    assert!(
+        out.notes.join("\n").contains("no tls-port"),
+        "{:?}",
+        out.notes
+    );
+    assert!(
+        err("tls-auth-clients maybe\nsentinel monitor m 10.0.0.1 6379 2\n")
+            .contains("tls-auth-clients is yes, no or optional")
+    );
+}

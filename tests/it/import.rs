@@ -87,3 +87,58 @@ fn a_broken_file_gets_one_line_and_exit_2() {
     assert_eq!(stderr.lines().count(), 1, "{stderr}");
     assert!(stderr.contains("line 2"), "{stderr}");
 }
+
+/// A Sentinel's TLS port and certificate carry over: the converted config
+/// passes `check-config` (which loads the certificate) with the sentinel
+/// port's TLS endpoint where Sentinel had its TLS port.
+#[test]
+fn a_tls_sentinel_converts_into_a_tls_sentinel_endpoint() {
+    let pki = crate::support::tls::Pki::new();
+    let conf = format!(
+        "port 26379\ntls-port 26380\ntls-cert-file {}\ntls-key-file {}\n\
+         tls-ca-cert-file {}\ntls-replication yes\n\
+         sentinel monitor mymaster 127.0.0.1 6380 2\n",
+        pki.file("a-server.crt").display(),
+        pki.file("a-server.key").display(),
+        pki.file("a-ca.crt").display()
+    );
+    let dir = tempfile::tempdir().expect("tempdir");
+    let file = dir.path().join("sentinel.conf");
+    std::fs::write(&file, conf).expect("write");
+    let out = Proxy::command()
+        .arg("import-sentinel-conf")
+        .arg(&file)
+        .output()
+        .expect("run import-sentinel-conf");
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let converted = dir.path().join("converted.toml");
+    std::fs::write(&converted, &out.stdout).expect("write");
+    let check = Proxy::command()
+        .arg("-c")
+        .arg(&converted)
+        .arg("check-config")
+        .output()
+        .expect("check-config");
+    assert!(
+        check.status.success(),
+        "{}",
+        String::from_utf8_lossy(&check.stderr)
+    );
+    let settings = String::from_utf8_lossy(&check.stdout);
+    assert!(
+        settings.contains("tls_sentinel_listen = \"0.0.0.0:26380\""),
+        "{settings}"
+    );
+    assert!(
+        settings.contains("tls_auth_clients = \"yes\""),
+        "{settings}"
+    );
+    assert!(
+        String::from_utf8_lossy(&out.stderr).contains("tls-replication yes"),
+        "the note about TLS towards Redis is shown"
+    );
+}
