@@ -1,7 +1,8 @@
 //! The switch: the one seam between the control path and the data path.
 //!
-//! The control path (a fixed master, or the Sentinel follower) owns the truth about
-//! which node is the master and publishes it here as a [`Topology`] snapshot. The
+//! The control path (the built-in sentinel core, or the follower of existing
+//! Sentinels: a [`crate::control::Source`]) owns the truth about which node is the
+//! master and publishes it here as a [`Topology`] snapshot. The
 //! data path reads snapshots lock-free and learns of a new one through the old
 //! snapshot's `retired` future. There is exactly one [`SwitchWriter`]; any number
 //! of [`SwitchReader`]s.
@@ -26,7 +27,8 @@ use tokio_util::sync::{CancellationToken, WaitForCancellationFutureOwned};
 pub struct Topology {
     /// Bumped by every publish; sessions compare it to know whether they are current.
     pub generation: u64,
-    /// The Sentinel config epoch the master was committed under (0 for a fixed master).
+    /// The Sentinel config epoch the master was committed under (0 until a
+    /// failover has happened, as in Sentinel).
     pub config_epoch: u64,
     /// The committed master, or `None` while no master may be used (unreachable,
     /// failover in progress): commands are then held, never sent anywhere.
