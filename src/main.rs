@@ -128,11 +128,16 @@ fn stand_in(file: &std::path::Path) -> ExitCode {
     let outcome: anyhow::Result<()> = runtime.block_on(async {
         let mut term = signal(SignalKind::terminate())?;
         let mut int = signal(SignalKind::interrupt())?;
+        // redis-sentinel ignores SIGHUP; so does its stand-in.
+        let mut hup = signal(SignalKind::hangup())?;
         let stop = tokio_util::sync::CancellationToken::new();
         let running = tokio::spawn(prepared.run(stop.clone()));
-        let which = tokio::select! {
-            _ = term.recv() => "SIGTERM",
-            _ = int.recv() => "SIGINT",
+        let which = loop {
+            tokio::select! {
+                _ = term.recv() => break "SIGTERM",
+                _ = int.recv() => break "SIGINT",
+                _ = hup.recv() => tracing::info!("SIGHUP ignored, as redis-sentinel does"),
+            }
         };
         tracing::info!(signal = which, "stopping");
         stop.cancel();

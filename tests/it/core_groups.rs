@@ -150,8 +150,8 @@ fn a_group_added_at_run_time_fails_over_while_the_served_group_keeps_serving() {
 
 /// `sentinel-proxy --sentinel-conf FILE` in `redis-sentinel`'s place: it
 /// starts with no group, is given one at run time, fails it over, rewrites
-/// its file with the new master (keeping the operator's comments), and
-/// comes back from that file as itself after a restart.
+/// its file with the new master (keeping the operator's comments), shrugs
+/// off SIGHUP, and comes back from that file as itself after a restart.
 #[test]
 fn the_stand_in_rewrites_its_sentinel_conf_and_restarts_from_it() {
     let (mut master, replica) = pair();
@@ -187,6 +187,15 @@ fn the_stand_in_rewrites_its_sentinel_conf_and_restarts_from_it() {
     let conf = std::fs::read_to_string(stand_in.config_path()).expect("read sentinel.conf");
     assert!(conf.contains("# kept by every rewrite"), "{conf}");
     assert!(conf.contains(&format!("sentinel myid {myid}")), "{conf}");
+    // SIGHUP leaves it running, as it leaves redis-sentinel.
+    let hup = std::process::Command::new("kill")
+        .args(["-HUP", &stand_in.pid().to_string()])
+        .status()
+        .expect("kill -HUP");
+    assert!(hup.success());
+    std::thread::sleep(Duration::from_millis(200));
+    assert!(stand_in.is_running(), "the stand-in died of SIGHUP");
+    assert_eq!(master_of(addr, "mymaster"), Some(replica.addr()));
 
     stand_in.restart();
     let again: String = sentinel_query(addr, &["SENTINEL", "MYID"]).expect("MYID");
