@@ -122,34 +122,39 @@ impl TlsStream {
         }
     }
 
-    /// Reads decrypted bytes into `out` without waiting: `Ok(0)` at the end
-    /// (a `close_notify`, or the socket closed), `WouldBlock` when nothing is
-    /// ready.
-    fn read_now(&mut self, out: &mut [u8]) -> io::Result<usize> {
+    /// Pulls records from the socket until decrypted bytes are ready, without
+    /// waiting: how many there are, `Ok(0)` at the end (a `close_notify`, or
+    /// the socket closed), `WouldBlock` when none are ready yet.
+    fn fill(&mut self) -> io::Result<usize> {
         loop {
             if self.buffered > 0 {
-                let n = self.tls.reader().read(out)?;
-                self.buffered -= n.min(self.buffered);
-                return Ok(n);
+                return Ok(self.buffered);
             }
-            match self.tls.read_tls(&mut NoWait(&self.tcp)) {
-                Ok(0) => return Ok(0),
-                Ok(_) => {}
-                Err(e) => return Err(e),
+            if self.tls.read_tls(&mut NoWait(&self.tcp))? == 0 {
+                return Ok(0);
             }
             self.decrypt()?;
             // Records that carry no data (a key update, a ticket) may call
             // for an answer; it goes with the next write if not now.
             self.push_unsent()?;
             if self.buffered == 0 {
-                match self.tls.reader().read(out) {
-                    Ok(n) => return Ok(n),
+                // A close_notify ends the stream; anything else waits for more.
+                match self.tls.reader().read(&mut [0u8; 1]) {
+                    Ok(_) => return Ok(0),
                     Err(e) if e.kind() == io::ErrorKind::UnexpectedEof => return Ok(0),
                     Err(e) if e.kind() == io::ErrorKind::WouldBlock => {}
                     Err(e) => return Err(e),
                 }
             }
         }
+    }
+
+    /// Copies up to `out.len()` decrypted bytes (as many as [`Self::fill`]
+    /// made ready) into `out`.
+    fn take(&mut self, out: &mut [u8]) -> io::Result<usize> {
+        let n = self.tls.reader().read(out)?;
+        self.buffered -= n.min(self.buffered);
+        Ok(n)
     }
 
     /// Writes encrypted bytes rustls holds to the socket until it takes no
@@ -262,17 +267,12 @@ impl AsyncRead for Stream {
         match self.get_mut() {
             Stream::Plain(tcp) => Pin::new(tcp).poll_read(cx, buf),
             Stream::Tls(t) => loop {
-                // Only as much room is zeroed as there is plaintext (or one
-                // record's worth when none is decrypted yet).
-                let want = if t.buffered > 0 {
-                    t.buffered
-                } else {
-                    16 * 1024
-                };
-                let room = buf.remaining().min(want);
-                let out = buf.initialize_unfilled_to(room);
-                match t.read_now(out) {
-                    Ok(n) => {
+                match t.fill() {
+                    Ok(0) => return Poll::Ready(Ok(())),
+                    Ok(ready) => {
+                        // Only as much room is zeroed as there is plaintext.
+                        let out = buf.initialize_unfilled_to(buf.remaining().min(ready));
+                        let n = t.take(out)?;
                         buf.advance(n);
                         return Poll::Ready(Ok(()));
                     }
