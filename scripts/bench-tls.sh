@@ -12,6 +12,7 @@
 #   CLIENTS=50          redis-benchmark -c
 #   PIPELINES="1 16"    redis-benchmark -P values, one scenario each
 #   HAPROXY_NBTHREAD=1  HAProxy's threads (the proxy runs its default, one)
+#   PROXY_BIN=path      a proxy binary to measure instead of building this tree
 #
 # Needs redis-server, redis-benchmark (Debian's, built with TLS), haproxy and
 # openssl (for a throwaway CA and certificate); builds the proxy in release.
@@ -28,8 +29,10 @@ log() { printf '[bench-tls %s] %s\n' "$(date +%H:%M:%S)" "$*" >&2; }
 for bin in redis-server redis-benchmark haproxy openssl; do
   command -v "$bin" >/dev/null || { log "ERROR: $bin not found"; exit 1; }
 done
-cargo build --release --quiet
-PROXY_BIN="$PWD/target/release/sentinel-proxy"
+if [[ -z "${PROXY_BIN:-}" ]]; then
+  cargo build --release --quiet
+  PROXY_BIN="$PWD/target/release/sentinel-proxy"
+fi
 
 TMP="$(mktemp -d /tmp/sentinel-proxy-bench-tls.XXXXXX)"
 PIDS=()
