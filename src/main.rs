@@ -128,15 +128,24 @@ fn stand_in(file: &std::path::Path) -> ExitCode {
     let outcome: anyhow::Result<()> = runtime.block_on(async {
         let mut term = signal(SignalKind::terminate())?;
         let mut int = signal(SignalKind::interrupt())?;
-        // redis-sentinel ignores SIGHUP; so does its stand-in.
+        // redis-sentinel ignores SIGHUP; its stand-in only re-reads the TLS
+        // port's files, if it has one.
         let mut hup = signal(SignalKind::hangup())?;
+        let tls = prepared.tls();
         let stop = tokio_util::sync::CancellationToken::new();
         let running = tokio::spawn(prepared.run(stop.clone()));
         let which = loop {
             tokio::select! {
                 _ = term.recv() => break "SIGTERM",
                 _ = int.recv() => break "SIGINT",
-                _ = hup.recv() => tracing::info!("SIGHUP ignored, as redis-sentinel does"),
+                _ = hup.recv() => match tls.as_ref().map(|tls| tls.reload()) {
+                    None => tracing::info!("SIGHUP ignored, as redis-sentinel does"),
+                    Some(Ok(())) => tracing::info!("TLS certificate reloaded"),
+                    Some(Err(error)) => tracing::warn!(
+                        %error,
+                        "TLS certificate not reloaded; the previous one stays in use"
+                    ),
+                },
             }
         };
         tracing::info!(signal = which, "stopping");

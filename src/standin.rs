@@ -15,6 +15,8 @@
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
 
+use std::sync::Arc;
+
 use anyhow::Context as _;
 use tokio_util::sync::CancellationToken;
 use tracing::{info, warn};
@@ -25,6 +27,7 @@ use crate::sentinel::persist::{SavedPeer, SavedState};
 use crate::sentinel::scripts::Scripts;
 use crate::sentinel::{self, Core, node};
 use crate::sentinel_conf::standin::{self, ConfGroup, StandIn};
+use crate::tls::{AuthClients, ServerFiles, ServerTls};
 
 /// Sentinel's port when the file names none.
 const DEFAULT_PORT: u16 = 26379;
@@ -42,6 +45,8 @@ const MAX_CLIENTS: usize = 10_000;
 pub struct Prepared {
     runner: sentinel::Runner,
     port: sentinel::Port,
+    /// The TLS port's certificate (`tls-port`), for SIGHUP to re-read.
+    tls: Option<Arc<ServerTls>>,
     /// Kept so the runner's hint channel stays open (no sessions here).
     _hints: crate::switch::HintSender,
 }
@@ -85,6 +90,50 @@ pub fn prepare(file: &Path) -> Result<Prepared, Failed> {
     })
 }
 
+/// The TLS port (`tls-port`, beside `port`): bound, with its certificate
+/// loaded from `tls-cert-file`, `tls-key-file` and `tls-ca-cert-file`.
+/// `tls-replication yes` is warned about: the stand-in reaches Redis and the
+/// other Sentinels without TLS.
+fn tls_port(
+    conf: &StandIn,
+    bind: &str,
+) -> anyhow::Result<Option<(std::net::TcpListener, Arc<ServerTls>)>> {
+    if conf.tls_replication {
+        warn!(
+            "tls-replication yes: this stand-in connects to Redis and to other Sentinels without TLS"
+        );
+    }
+    let Some(port) = conf.tls_port else {
+        return Ok(None);
+    };
+    let file = |value: &Option<String>, directive: &str| {
+        value
+            .clone()
+            .map(PathBuf::from)
+            .with_context(|| format!("{directive}: required with tls-port"))
+    };
+    let files = ServerFiles {
+        cert: file(&conf.tls_cert_file, "tls-cert-file")?,
+        key: file(&conf.tls_key_file, "tls-key-file")?,
+        ca: conf.tls_ca_cert_file.clone().map(PathBuf::from),
+        auth_clients: match conf.tls_auth_clients.as_deref() {
+            Some("no") => AuthClients::No,
+            Some("optional") => AuthClients::Optional,
+            _ => AuthClients::Yes,
+        },
+    };
+    // The proxy's field names in the message become Sentinel's directives.
+    let tls = ServerTls::load(files)
+        .map_err(|e| anyhow::anyhow!("{}: {}", e.field.replace('_', "-"), e.reason))?;
+    let listen = node::address(bind, port)
+        .with_context(|| format!("bind: '{bind}' is not an IP address"))?;
+    let listener = std::net::TcpListener::bind(listen)
+        .with_context(|| format!("tls-port: cannot listen on {listen}"))?;
+    listener.set_nonblocking(true)?;
+    info!(listen = %listener.local_addr()?, "serving the sentinel port over TLS");
+    Ok(Some((listener, Arc::new(tls))))
+}
+
 /// Why the stand-in could not start.
 #[derive(Debug)]
 pub enum Failed {
@@ -104,6 +153,7 @@ fn bind_and_build(path: PathBuf, conf: StandIn) -> anyhow::Result<Prepared> {
         .with_context(|| format!("port: cannot listen on {listen}"))?;
     listener.set_nonblocking(true)?;
     let bound = listener.local_addr()?;
+    let tls = tls_port(&conf, bind)?;
     let first_master = conf.groups.iter().find_map(|g| master_addr(g, &conf));
     let announce = announce(&conf, bound, first_master);
     let (events, _) = tokio::sync::broadcast::channel(EVENT_BUFFER);
@@ -121,9 +171,10 @@ fn bind_and_build(path: PathBuf, conf: StandIn) -> anyhow::Result<Prepared> {
             api: api_rx,
             store: sentinel::Store::SentinelConf(path),
         },
+        tls: tls.as_ref().map(|(_, tls)| Arc::clone(tls)),
         port: sentinel::Port {
             listener,
-            tls: None,
+            tls,
             api: api_tx,
             events,
             options: sentinel::api::Options {
@@ -137,6 +188,11 @@ fn bind_and_build(path: PathBuf, conf: StandIn) -> anyhow::Result<Prepared> {
 }
 
 impl Prepared {
+    /// The TLS port's certificate, when `tls-port` is set (SIGHUP re-reads it).
+    pub fn tls(&self) -> Option<Arc<ServerTls>> {
+        self.tls.clone()
+    }
+
     /// Runs the sentinel port and the groups until `stop` is cancelled.
     pub async fn run(self, stop: CancellationToken) {
         sentinel::run_with_port(self.runner, self.port, stop).await;

@@ -18,7 +18,8 @@ use super::notes::{Notes, RENAME_NOTE, STATE_NOTE, sentinel_note, top_level_note
 use super::shown;
 use super::values::{
     DOWN_AFTER, FAILOVER_TIMEOUT, NumberKey, PARALLEL_SYNCS, QUORUM, REBOOT_DOWN_AFTER,
-    announce_host, bind_addresses, exactly, host_port, parse_number, parse_port, value_error,
+    announce_host, bind_addresses, exactly, host_port, parse_number, parse_port, tls_auth_clients,
+    value_error,
 };
 
 /// Reads the text of a `sentinel.conf` into its description.
@@ -275,11 +276,7 @@ impl Reader {
             }
             "tls-auth-clients" => {
                 let [mode] = exactly(line, operands, "tls-auth-clients yes|no|optional")?;
-                let mode = mode.to_ascii_lowercase();
-                if !matches!(mode.as_str(), "yes" | "no" | "optional") {
-                    return Err(value_error(line, "tls-auth-clients is yes, no or optional"));
-                }
-                self.conf.tls.auth_clients = at(mode, line);
+                self.conf.tls.auth_clients = at(tls_auth_clients(line, mode)?, line);
             }
             "tls-replication" => {
                 let [flag] = exactly(line, operands, "tls-replication yes|no")?;

@@ -19,7 +19,7 @@
 
 use super::error::ImportError;
 use super::lines::{Line, parse_lines};
-use super::values::{exactly, parse_port, value_error};
+use super::values::{exactly, parse_port, tls_auth_clients, value_error};
 
 /// One group of a `sentinel.conf`.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
@@ -93,6 +93,18 @@ pub struct StandIn {
     pub sentinel_pass: Option<String>,
     /// `requirepass`: the password clients of the sentinel port give.
     pub requirepass: Option<String>,
+    /// `tls-port` (0 or absent: none).
+    pub tls_port: Option<u16>,
+    /// `tls-cert-file`.
+    pub tls_cert_file: Option<String>,
+    /// `tls-key-file`.
+    pub tls_key_file: Option<String>,
+    /// `tls-ca-cert-file`.
+    pub tls_ca_cert_file: Option<String>,
+    /// `tls-auth-clients` (`yes`, `no`, `optional`; Sentinel's default: yes).
+    pub tls_auth_clients: Option<String>,
+    /// `tls-replication yes`: Sentinel's own links would use TLS.
+    pub tls_replication: bool,
     /// The groups, in file order.
     pub groups: Vec<ConfGroup>,
 }
@@ -144,6 +156,21 @@ fn read_line(conf: &mut StandIn, line: &Line) -> Result<(), ImportError> {
         "logfile" => conf.logfile = args.get(1).cloned().filter(|f| !f.is_empty()),
         "loglevel" => conf.loglevel = args.get(1).map(|l| l.to_ascii_lowercase()),
         "requirepass" => conf.requirepass = args.get(1).cloned().filter(|p| !p.is_empty()),
+        "tls-port" => {
+            conf.tls_port = match arg(1).as_str() {
+                "0" => None,
+                port => Some(parse_port(line, port)?),
+            }
+        }
+        "tls-cert-file" => conf.tls_cert_file = args.get(1).cloned().filter(|f| !f.is_empty()),
+        "tls-key-file" => conf.tls_key_file = args.get(1).cloned().filter(|f| !f.is_empty()),
+        "tls-ca-cert-file" => {
+            conf.tls_ca_cert_file = args.get(1).cloned().filter(|f| !f.is_empty())
+        }
+        "tls-auth-clients" => {
+            conf.tls_auth_clients = Some(tls_auth_clients(line, &arg(1))?);
+        }
+        "tls-replication" => conf.tls_replication = yes(&arg(1)),
         "sentinel" => {
             let sub = line.sub_directive().unwrap_or_default();
             match sub.as_str() {

@@ -181,3 +181,13 @@ pub(super) fn value_error(line: &Line, problem: impl Into<String>) -> ImportErro
         problem: problem.into(),
     }
 }
+
+/// `tls-auth-clients`' value: `yes`, `no` or `optional`, lowercased.
+pub(super) fn tls_auth_clients(line: &Line, text: &str) -> Result<String, ImportError> {
+    let mode = text.to_ascii_lowercase();
+    if matches!(mode.as_str(), "yes" | "no" | "optional") {
+        Ok(mode)
+    } else {
+        Err(value_error(line, "tls-auth-clients is yes, no or optional"))
+    }
+}

@@ -391,3 +391,49 @@ print("%s:%d" % s.discover_master("mymaster"))
     );
     assert_eq!(out.trim(), master.addr().to_string());
 }
+
+/// A Sentinel config with a `tls-port`: redis-sentinel and its stand-in
+/// (`--sentinel-conf`) both answer Sentinel-aware clients over TLS there,
+/// checking client certificates as the file says.
+#[test]
+fn a_sentinel_conf_tls_port_is_served_by_redis_sentinel_and_the_stand_in() {
+    let pki = Pki::new();
+    let master = RedisServer::spawn();
+    for stand_in in [false, true] {
+        let tls_port = support::free_port();
+        let sentinel = crate::support::Sentinel::spawn(
+            master.addr(),
+            crate::support::SentinelOptions {
+                stand_in,
+                extra_config: vec![
+                    format!("tls-port {tls_port}"),
+                    format!("tls-cert-file {}", pki.file("a-server.crt").display()),
+                    format!("tls-key-file {}", pki.file("a-server.key").display()),
+                    format!("tls-ca-cert-file {}", pki.file("a-ca.crt").display()),
+                ],
+                ..Default::default()
+            },
+        );
+        let who = if stand_in {
+            "the stand-in"
+        } else {
+            "redis-sentinel"
+        };
+        let asked = ["SENTINEL", "get-master-addr-by-name", "mymaster"];
+        let expected = format!("127.0.0.1\n{}", master.port());
+        let tls = loopback(tls_port);
+        assert_eventually!(Duration::from_secs(10), {
+            cli(&pki, tls, "a", Some("a"), &asked, b"").trim() == expected
+        });
+        let refused = cli(&pki, tls, "a", None, &asked, b"");
+        assert!(
+            !refused.contains("127.0.0.1"),
+            "{who} served a client without a certificate"
+        );
+        assert_eq!(
+            crate::core::master_named_by(sentinel.addr()),
+            Some(master.addr()),
+            "{who}'s plain port"
+        );
+    }
+}
