@@ -17,24 +17,45 @@ fn samples() -> Vec<PathBuf> {
     files
 }
 
+/// `import-sentinel-conf file`: the converted TOML and the notes (stderr);
+/// panics unless it exits 0.
+fn import(file: &Path) -> (String, String) {
+    let out = Proxy::command()
+        .arg("import-sentinel-conf")
+        .arg(file)
+        .output()
+        .expect("run import-sentinel-conf");
+    let notes = String::from_utf8_lossy(&out.stderr).into_owned();
+    assert!(out.status.success(), "{}: {notes}", file.display());
+    (String::from_utf8(out.stdout).expect("UTF-8"), notes)
+}
+
+/// `check-config` on `toml` (written into `dir`): the effective settings,
+/// or a panic with the reason and the TOML.
+fn check(dir: &Path, toml: &str, what: &str) -> String {
+    let converted = dir.join("converted.toml");
+    std::fs::write(&converted, toml).expect("write");
+    let check = Proxy::command()
+        .arg("-c")
+        .arg(&converted)
+        .arg("check-config")
+        .output()
+        .expect("check-config");
+    assert!(
+        check.status.success(),
+        "{what} converts into a config check-config rejects: {}\n{toml}",
+        String::from_utf8_lossy(&check.stderr)
+    );
+    String::from_utf8_lossy(&check.stdout).into_owned()
+}
+
 #[test]
 fn every_sample_converts_into_a_valid_config() {
     let files = samples();
     assert!(files.len() >= 2, "samples: {files:?}");
     let dir = tempfile::tempdir().expect("tempdir");
     for file in files {
-        let out = Proxy::command()
-            .arg("import-sentinel-conf")
-            .arg(&file)
-            .output()
-            .expect("run import-sentinel-conf");
-        assert!(
-            out.status.success(),
-            "{}: {}",
-            file.display(),
-            String::from_utf8_lossy(&out.stderr)
-        );
-        let mut toml = String::from_utf8(out.stdout).expect("UTF-8");
+        let (mut toml, _) = import(&file);
         // Scripts named in a sample do not exist on this machine: point them
         // at a real executable so check-config judges the rest.
         toml = toml
@@ -49,21 +70,7 @@ fn every_sample_converts_into_a_valid_config() {
             })
             .collect::<Vec<_>>()
             .join("\n");
-        let converted = dir.path().join("converted.toml");
-        std::fs::write(&converted, &toml).expect("write");
-        let check = Proxy::command()
-            .arg("-c")
-            .arg(&converted)
-            .arg("check-config")
-            .output()
-            .expect("check-config");
-        assert!(
-            check.status.success(),
-            "{} converts into a config check-config rejects: {}\n{toml}",
-            file.display(),
-            String::from_utf8_lossy(&check.stderr)
-        );
-        let settings = String::from_utf8_lossy(&check.stdout);
+        let settings = check(dir.path(), &toml, &file.display().to_string());
         assert!(settings.contains("master = \""), "{settings}");
     }
 }
@@ -105,30 +112,8 @@ fn a_tls_sentinel_converts_into_a_tls_sentinel_endpoint() {
     let dir = tempfile::tempdir().expect("tempdir");
     let file = dir.path().join("sentinel.conf");
     std::fs::write(&file, conf).expect("write");
-    let out = Proxy::command()
-        .arg("import-sentinel-conf")
-        .arg(&file)
-        .output()
-        .expect("run import-sentinel-conf");
-    assert!(
-        out.status.success(),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-    let converted = dir.path().join("converted.toml");
-    std::fs::write(&converted, &out.stdout).expect("write");
-    let check = Proxy::command()
-        .arg("-c")
-        .arg(&converted)
-        .arg("check-config")
-        .output()
-        .expect("check-config");
-    assert!(
-        check.status.success(),
-        "{}",
-        String::from_utf8_lossy(&check.stderr)
-    );
-    let settings = String::from_utf8_lossy(&check.stdout);
+    let (toml, notes) = import(&file);
+    let settings = check(dir.path(), &toml, "a TLS sentinel.conf");
     assert!(
         settings.contains("tls_sentinel_listen = \"0.0.0.0:26380\""),
         "{settings}"
@@ -138,7 +123,7 @@ fn a_tls_sentinel_converts_into_a_tls_sentinel_endpoint() {
         "{settings}"
     );
     assert!(
-        String::from_utf8_lossy(&out.stderr).contains("tls-replication yes"),
+        notes.contains("tls-replication yes"),
         "the note about TLS towards Redis is shown"
     );
 }
