@@ -516,7 +516,7 @@ fn pipelined_clients_ride_through_a_planned_failover() {
         "-t",
         "incr",
         "-n",
-        "400000",
+        "1500000",
         "-c",
         "10",
         "-P",
@@ -527,11 +527,14 @@ fn pipelined_clients_ride_through_a_planned_failover() {
     thread::sleep(Duration::from_millis(500));
     topology.sentinels[0].failover().expect("SENTINEL FAILOVER");
     let new_master = topology.wait_for_new_master(old_master);
-    assert!(
-        !runner.is_finished(),
-        "the benchmark ended before the failover: make it longer"
-    );
+    let ended_early = runner.is_finished();
     let out = runner.join().expect("benchmark thread");
+    assert!(
+        !ended_early,
+        "the benchmark ended before the failover (make it longer, unless it failed): {}{}",
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    );
     let text = format!(
         "{}{}",
         String::from_utf8_lossy(&out.stdout),
