@@ -13,6 +13,7 @@ use arc_swap::ArcSwap;
 use tokio_util::sync::CancellationToken;
 use tracing::{debug, info};
 
+use crate::backend::connect::Dialer;
 use crate::backend::probe::Probe;
 use crate::config::Credentials;
 use crate::resp::command::CommandTable;
@@ -22,14 +23,17 @@ use crate::switch::SwitchReader;
 const COMMAND_TIMEOUT: Duration = Duration::from_secs(3);
 
 /// Asks `addr` for `COMMAND` and builds a table from the reply.
-pub async fn fetch(addr: SocketAddr, auth: &Credentials) -> Option<CommandTable> {
-    let mut probe = Probe::connect(addr, auth, COMMAND_TIMEOUT).await.ok()?;
+pub async fn fetch(dialer: &Dialer, addr: SocketAddr, auth: &Credentials) -> Option<CommandTable> {
+    let mut probe = Probe::connect(dialer, addr, auth, COMMAND_TIMEOUT)
+        .await
+        .ok()?;
     let reply = probe.call(&["COMMAND"]).await.ok()?;
     CommandTable::from_command_reply(&reply)
 }
 
 /// Keeps `table` in step with the current master until `cancel` fires.
 pub async fn follow(
+    dialer: Dialer,
     switch: SwitchReader,
     auth: Credentials,
     table: Arc<ArcSwap<CommandTable>>,
@@ -39,7 +43,7 @@ pub async fn follow(
     loop {
         let topology = switch.current();
         if let Some(master) = topology.master.filter(|m| Some(*m) != learned_from) {
-            match fetch(master, &auth).await {
+            match fetch(&dialer, master, &auth).await {
                 Some(learned) => {
                     info!(%master, commands = learned.len(), "command table read from COMMAND");
                     table.store(Arc::new(learned));

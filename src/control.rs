@@ -57,6 +57,8 @@ pub struct Committer {
     writer: SwitchWriter,
     /// The last decision handed in (published or refused as stale).
     decided: (Option<SocketAddr>, u64),
+    /// The host name the decided master is known by.
+    decided_host: Option<Arc<str>>,
     /// The last master commands were routed to, for counting switches.
     last_master: Option<SocketAddr>,
 }
@@ -67,6 +69,7 @@ impl Committer {
         let current = writer.current();
         Committer {
             decided: (current.master, current.config_epoch),
+            decided_host: current.master_host.clone(),
             last_master: current.master,
             writer,
         }
@@ -80,11 +83,26 @@ impl Committer {
     /// Makes `master` (or none: hold commands) the group's master under
     /// `config_epoch`, unless that is already the decision in force.
     pub fn commit(&mut self, master: Option<SocketAddr>, config_epoch: u64) -> Commit {
-        if (master, config_epoch) == self.decided {
+        self.commit_named(master, None, config_epoch)
+    }
+
+    /// As [`Committer::commit`], for a master known by host name `host`
+    /// (under TLS, the name its certificate is checked against).
+    pub fn commit_named(
+        &mut self,
+        master: Option<SocketAddr>,
+        host: Option<&str>,
+        config_epoch: u64,
+    ) -> Commit {
+        if (master, config_epoch) == self.decided && self.decided_host.as_deref() == host {
             return Commit::Unchanged;
         }
         self.decided = (master, config_epoch);
-        match self.writer.publish(master, config_epoch) {
+        self.decided_host = host.map(Arc::from);
+        match self
+            .writer
+            .publish_named(master, self.decided_host.clone(), config_epoch)
+        {
             Ok(topology) => {
                 let switched =
                     master.is_some() && self.last_master.is_some() && self.last_master != master;

@@ -20,6 +20,7 @@ use std::time::Duration;
 
 use tokio::time::Instant;
 
+use crate::backend::connect::Dialer;
 use crate::backend::probe::{Probe, ProbeError};
 use crate::config::Credentials;
 use crate::resp::value::{self, OwnedFrame};
@@ -354,9 +355,14 @@ fn clock() -> String {
 }
 
 async fn current_master(sentinel: SocketAddr) -> Option<SocketAddr> {
-    let mut probe = Probe::connect(sentinel, &Credentials::default(), Duration::from_secs(1))
-        .await
-        .ok()?;
+    let mut probe = Probe::connect(
+        &Dialer::default(),
+        sentinel,
+        &Credentials::default(),
+        Duration::from_secs(1),
+    )
+    .await
+    .ok()?;
     let reply = probe
         .call(&["SENTINEL", "get-master-addr-by-name", "mymaster"])
         .await
@@ -372,8 +378,13 @@ async fn current_master(sentinel: SocketAddr) -> Option<SocketAddr> {
 /// Prints every Sentinel event the first proxy publishes.
 async fn print_events(sentinel: SocketAddr) {
     loop {
-        if let Ok(mut probe) =
-            Probe::connect(sentinel, &Credentials::default(), Duration::from_secs(1)).await
+        if let Ok(mut probe) = Probe::connect(
+            &Dialer::default(),
+            sentinel,
+            &Credentials::default(),
+            Duration::from_secs(1),
+        )
+        .await
             && probe.send(&["PSUBSCRIBE", "*"]).await.is_ok()
         {
             while let Ok(frame) = probe.read_frame().await {
@@ -400,9 +411,14 @@ async fn write_forever(proxy: SocketAddr, total_ok: Arc<AtomicU64>) {
     let (mut ok, mut errors) = (0u64, Vec::<String>::new());
     loop {
         if conn.is_none() {
-            conn = Probe::connect(proxy, &Credentials::default(), Duration::from_secs(30))
-                .await
-                .ok();
+            conn = Probe::connect(
+                &Dialer::default(),
+                proxy,
+                &Credentials::default(),
+                Duration::from_secs(30),
+            )
+            .await
+            .ok();
         }
         if let Some(c) = conn.as_mut() {
             match c.call(&["INCR", "demo:counter"]).await {

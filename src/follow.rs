@@ -26,6 +26,7 @@ use tokio::sync::{Notify, mpsc};
 use tokio_util::sync::CancellationToken;
 use tracing::{debug, info, warn};
 
+use crate::backend::connect::Dialer;
 use crate::backend::probe::{self, Probe, ProbeError, Role};
 use crate::config::Credentials;
 use crate::control::{Commit, Committer, Source};
@@ -102,6 +103,8 @@ pub struct Follower {
     pub connections: HashMap<SocketAddr, Probe>,
     /// What `/status` and `/readyz` show: the master, or why commands are held.
     pub status: tokio::sync::watch::Sender<crate::status::Status>,
+    /// How Sentinels and data nodes are reached (plain or TLS).
+    pub dialer: Dialer,
 }
 
 impl Source for Follower {
@@ -111,6 +114,7 @@ impl Source for Follower {
         let wake = Arc::new(Notify::new());
         for &sentinel in &self.sentinels {
             tokio::spawn(watch_events(
+                self.dialer.clone(),
                 sentinel,
                 self.auth.clone(),
                 Arc::clone(&wake),
@@ -139,9 +143,10 @@ impl Follower {
         for &sentinel in &self.sentinels {
             let name = self.master_name.clone();
             let auth = self.auth.clone();
+            let dialer = self.dialer.clone();
             let open = self.connections.remove(&sentinel);
             queries.spawn(async move {
-                let (conn, report) = ask(sentinel, open, &name, &auth).await;
+                let (conn, report) = ask(&dialer, sentinel, open, &name, &auth).await;
                 (sentinel, conn, report)
             });
         }
@@ -211,7 +216,7 @@ impl Follower {
     async fn role(&mut self, node: SocketAddr) -> Result<Role, ProbeError> {
         let mut conn = match self.connections.remove(&node) {
             Some(conn) => conn,
-            None => Probe::connect(node, &self.auth, QUERY_TIMEOUT).await?,
+            None => Probe::connect(&self.dialer, node, &self.auth, QUERY_TIMEOUT).await?,
         };
         let role = probe::role_of(&mut conn).await?;
         self.connections.insert(node, conn);
@@ -259,6 +264,7 @@ impl Follower {
 /// `SENTINEL master <name>` on one Sentinel, over `open` if given. Returns
 /// the connection if it is still good, and the report if there is one.
 async fn ask(
+    dialer: &Dialer,
     sentinel: SocketAddr,
     open: Option<Probe>,
     master_name: &str,
@@ -266,7 +272,7 @@ async fn ask(
 ) -> (Option<Probe>, Option<Report>) {
     let mut conn = match open {
         Some(conn) => conn,
-        None => match connect_sentinel(sentinel, auth).await {
+        None => match connect_sentinel(dialer, sentinel, auth).await {
             Ok(conn) => conn,
             Err(error) => {
                 debug!(%sentinel, %error, "sentinel unreachable");
@@ -288,13 +294,17 @@ async fn ask(
 
 /// Connects to a Sentinel, authenticating only if it asks for it: Sentinels
 /// often have no password even where the data nodes do.
-async fn connect_sentinel(sentinel: SocketAddr, auth: &Credentials) -> Result<Probe, ProbeError> {
-    let mut conn = Probe::connect(sentinel, &Credentials::default(), QUERY_TIMEOUT).await?;
+async fn connect_sentinel(
+    dialer: &Dialer,
+    sentinel: SocketAddr,
+    auth: &Credentials,
+) -> Result<Probe, ProbeError> {
+    let mut conn = Probe::connect(dialer, sentinel, &Credentials::default(), QUERY_TIMEOUT).await?;
     match conn.call(&["PING"]).await {
         Err(ProbeError::Refused(message))
             if message.starts_with("NOAUTH") && auth.pass.is_some() =>
         {
-            Probe::connect(sentinel, auth, QUERY_TIMEOUT).await
+            Probe::connect(dialer, sentinel, auth, QUERY_TIMEOUT).await
         }
         Err(error) => Err(error),
         Ok(_) => Ok(conn),
@@ -331,6 +341,7 @@ const EVENTS: [&str; 5] = [
 /// Subscribes to failover events on one Sentinel and wakes the follower on
 /// each. Reconnects after failures.
 async fn watch_events(
+    dialer: Dialer,
     sentinel: SocketAddr,
     auth: Credentials,
     wake: Arc<Notify>,
@@ -338,7 +349,7 @@ async fn watch_events(
 ) {
     loop {
         let session = async {
-            let mut conn = connect_sentinel(sentinel, &auth).await?;
+            let mut conn = connect_sentinel(&dialer, sentinel, &auth).await?;
             let mut subscribe = vec!["SUBSCRIBE"];
             subscribe.extend(EVENTS);
             conn.send(&subscribe).await?;

@@ -170,6 +170,7 @@ fn bind_and_build(path: PathBuf, conf: StandIn) -> anyhow::Result<Prepared> {
             hints,
             api: api_rx,
             store: sentinel::Store::SentinelConf(path),
+            dialer: Default::default(),
         },
         tls: tls.as_ref().map(|(_, tls)| Arc::clone(tls)),
         port: sentinel::Port {

@@ -33,6 +33,9 @@ pub struct Topology {
     /// The committed master, or `None` while no master may be used (unreachable,
     /// failover in progress): commands are then held, never sent anywhere.
     pub master: Option<SocketAddr>,
+    /// The host name the master is known by, if any: under TLS, the name its
+    /// certificate is checked against (and sent as SNI).
+    pub master_host: Option<Arc<str>>,
     /// Cancelled when a newer snapshot replaces this one, or when the proxy
     /// stops (it is a child of the stop token), so a session waits on one
     /// future for both.
@@ -74,6 +77,7 @@ pub fn new(
         generation: 1,
         config_epoch,
         master,
+        master_host: None,
         retired: stop.child_token(),
     }));
     (
@@ -114,6 +118,16 @@ impl SwitchWriter {
         master: Option<SocketAddr>,
         config_epoch: u64,
     ) -> Result<Arc<Topology>, StaleEpoch> {
+        self.publish_named(master, None, config_epoch)
+    }
+
+    /// As [`SwitchWriter::publish`], for a master known by host name `host`.
+    pub fn publish_named(
+        &self,
+        master: Option<SocketAddr>,
+        master_host: Option<Arc<str>>,
+        config_epoch: u64,
+    ) -> Result<Arc<Topology>, StaleEpoch> {
         let current = self.shared.load_full();
         if config_epoch < current.config_epoch {
             return Err(StaleEpoch {
@@ -125,6 +139,7 @@ impl SwitchWriter {
             generation: current.generation + 1,
             config_epoch,
             master,
+            master_host,
             retired: self.stop.child_token(),
         });
         self.shared.store(Arc::clone(&next));

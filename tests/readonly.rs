@@ -54,6 +54,7 @@ fn start(master: std::net::SocketAddr) -> Harness {
         commands: Arc::new(ArcSwap::from_pointee(CommandTable::builtin())),
         counters: Default::default(),
         links: Default::default(),
+        dialer: Default::default(),
     });
     let socket = runtime
         .block_on(TcpListener::bind("127.0.0.1:0"))

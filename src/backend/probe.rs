@@ -10,11 +10,11 @@ use std::time::Duration;
 
 use bytes::BytesMut;
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
-use tokio::net::TcpStream;
 
-use super::connect::connect;
+use super::connect::Dialer;
 use crate::config::Credentials;
 use crate::resp::value::{self, OwnedFrame};
+use crate::tls::Stream;
 
 /// Why a probe failed.
 #[derive(Debug, thiserror::Error)]
@@ -39,19 +39,33 @@ pub enum ProbeError {
 /// One control-path connection.
 #[derive(Debug)]
 pub struct Probe {
-    stream: TcpStream,
+    stream: Stream,
     buf: BytesMut,
     timeout: Duration,
 }
 
 impl Probe {
-    /// Connects and, if credentials are given, authenticates.
+    /// Connects the way `dialer` does and, if credentials are given,
+    /// authenticates.
     pub async fn connect(
+        dialer: &Dialer,
         addr: SocketAddr,
         auth: &Credentials,
         timeout: Duration,
     ) -> Result<Probe, ProbeError> {
-        let stream = connect(addr, timeout).await?;
+        Probe::connect_named(dialer, addr, None, auth, timeout).await
+    }
+
+    /// As [`Probe::connect`], to a node known by host name `name` (under
+    /// TLS, the name its certificate is checked against).
+    pub async fn connect_named(
+        dialer: &Dialer,
+        addr: SocketAddr,
+        name: Option<&str>,
+        auth: &Credentials,
+        timeout: Duration,
+    ) -> Result<Probe, ProbeError> {
+        let stream = dialer.dial(addr, name, timeout).await?;
         let mut probe = Probe {
             stream,
             buf: BytesMut::with_capacity(4096),
@@ -68,11 +82,7 @@ impl Probe {
 
     /// Sends one command and reads its reply. An error reply is [`ProbeError::Refused`].
     pub async fn call<A: AsRef<[u8]>>(&mut self, args: &[A]) -> Result<OwnedFrame, ProbeError> {
-        let mut out = BytesMut::new();
-        value::encode_command(&mut out, args);
-        tokio::time::timeout(self.timeout, self.stream.write_all(&out))
-            .await
-            .map_err(|_| ProbeError::Timeout)??;
+        self.send(args).await?;
         match tokio::time::timeout(self.timeout, self.read_frame()).await {
             Err(_) => Err(ProbeError::Timeout),
             Ok(Ok(OwnedFrame::Error(message))) => Err(ProbeError::Refused(message)),
@@ -84,7 +94,12 @@ impl Probe {
     pub async fn send<A: AsRef<[u8]>>(&mut self, args: &[A]) -> Result<(), ProbeError> {
         let mut out = BytesMut::new();
         value::encode_command(&mut out, args);
-        tokio::time::timeout(self.timeout, self.stream.write_all(&out))
+        let write = async {
+            self.stream.write_all(&out).await?;
+            // Under TLS, records may still wait in rustls.
+            self.stream.flush().await
+        };
+        tokio::time::timeout(self.timeout, write)
             .await
             .map_err(|_| ProbeError::Timeout)??;
         Ok(())

@@ -128,6 +128,26 @@ pub struct Settings {
     #[arg(long, value_enum, value_name = "MODE")]
     pub tls_auth_clients: Option<TlsAuthClients>,
 
+    /// Reach Redis servers and peer Sentinels over TLS, as Sentinel's tls-replication (needs tls-backend-ca-cert-file or tls-ca-cert-file) [default: false]
+    #[arg(long, num_args = 0..=1, default_missing_value = "true", value_name = "BOOL")]
+    pub tls_backend: Option<bool>,
+
+    /// CA certificates that servers' certificates are checked against (PEM; re-read on SIGHUP) [default: tls-ca-cert-file]
+    #[arg(long, value_name = "FILE")]
+    pub tls_backend_ca_cert_file: Option<PathBuf>,
+
+    /// Certificate chain shown to servers that ask for one (PEM; re-read on SIGHUP) [default: tls-cert-file]
+    #[arg(long, value_name = "FILE")]
+    pub tls_client_cert_file: Option<PathBuf>,
+
+    /// Private key of tls-client-cert-file (PEM; re-read on SIGHUP) [default: tls-key-file]
+    #[arg(long, value_name = "FILE")]
+    pub tls_client_key_file: Option<PathBuf>,
+
+    /// One name every server's certificate is checked against and sent as SNI; without it a server known by host name is checked against that name, one known by IP only against the CA [default: none]
+    #[arg(long, value_name = "NAME")]
+    pub tls_backend_server_name: Option<String>,
+
     /// Name of the monitored group, as Sentinel knows it [default: mymaster]
     #[arg(long, value_name = "NAME")]
     pub master_name: Option<String>,
@@ -267,6 +287,15 @@ impl Settings {
             tls_key_file: over.tls_key_file.or(self.tls_key_file),
             tls_ca_cert_file: over.tls_ca_cert_file.or(self.tls_ca_cert_file),
             tls_auth_clients: over.tls_auth_clients.or(self.tls_auth_clients),
+            tls_backend: over.tls_backend.or(self.tls_backend),
+            tls_backend_ca_cert_file: over
+                .tls_backend_ca_cert_file
+                .or(self.tls_backend_ca_cert_file),
+            tls_client_cert_file: over.tls_client_cert_file.or(self.tls_client_cert_file),
+            tls_client_key_file: over.tls_client_key_file.or(self.tls_client_key_file),
+            tls_backend_server_name: over
+                .tls_backend_server_name
+                .or(self.tls_backend_server_name),
             master_name: over.master_name.or(self.master_name),
             master: over.master.or(self.master),
             sentinels: if over.sentinels.is_empty() {

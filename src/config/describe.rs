@@ -36,6 +36,7 @@ impl Config {
             format!("listen = \"{}\"", self.listen),
             format!("master_name = \"{}\"", self.master_name),
             self.describe_tls(),
+            self.describe_tls_backend(),
             source,
             format!("on_switch = \"{on_switch}\""),
             format!("drain_timeout_ms = {}", self.drain_timeout.as_millis()),
@@ -151,6 +152,26 @@ fn path_or_none(path: &Option<std::path::PathBuf>) -> String {
 }
 
 impl Config {
+    /// The lines of TLS towards servers (`tls_backend = false` without it).
+    fn describe_tls_backend(&self) -> String {
+        let Some(files) = &self.tls_backend else {
+            return "tls_backend = false".to_owned();
+        };
+        let path = |p: &std::path::Path| format!("{:?}", p.display().to_string());
+        let mut lines = vec![
+            "tls_backend = true".to_owned(),
+            format!("tls_backend_ca_cert_file = {}", path(&files.ca)),
+        ];
+        if let Some((cert, key)) = &files.identity {
+            lines.push(format!("tls_client_cert_file = {}", path(cert)));
+            lines.push(format!("tls_client_key_file = {}", path(key)));
+        }
+        if let Some(name) = &files.server_name {
+            lines.push(format!("tls_backend_server_name = {name:?}"));
+        }
+        lines.join("\n")
+    }
+
     /// The TLS endpoint's lines (`tls_listen = "off"` without one).
     fn describe_tls(&self) -> String {
         let Some(tls) = &self.tls else {

@@ -7,6 +7,7 @@
 pub mod cli;
 mod describe;
 pub mod group;
+mod tls;
 
 use std::fmt;
 use std::net::{SocketAddr, ToSocketAddrs};
@@ -16,7 +17,7 @@ use std::time::Duration;
 pub use cli::{Cli, Command, LogFormat, OnSwitch, Settings, TlsAuthClients};
 pub use group::GroupConfig;
 
-use crate::tls::{AuthClients, ServerFiles};
+pub use self::tls::TlsConfig;
 
 /// A setting that cannot be used. Displays as one line naming the field.
 #[derive(Debug, thiserror::Error)]
@@ -150,6 +151,8 @@ pub struct Config {
     pub listen: SocketAddr,
     /// The TLS endpoints, if any.
     pub tls: Option<TlsConfig>,
+    /// TLS towards Redis servers and peer Sentinels (`tls_backend`), if on.
+    pub tls_backend: Option<crate::tls::ClientFiles>,
     /// Name of the monitored group.
     pub master_name: String,
     /// Where the master comes from.
@@ -180,18 +183,6 @@ pub struct Config {
     pub log_format: LogFormat,
     /// Log filter.
     pub log_level: String,
-}
-
-/// The TLS endpoints (client and sentinel port, at least one) and the
-/// files they are built from.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct TlsConfig {
-    /// The TLS client endpoint.
-    pub listen: Option<SocketAddr>,
-    /// The TLS sentinel endpoint (built-in core only).
-    pub sentinel_listen: Option<SocketAddr>,
-    /// Certificate, key, CA and client authentication, for both.
-    pub files: crate::tls::ServerFiles,
 }
 
 /// Largest `threads`.
@@ -268,7 +259,8 @@ impl Config {
                 "must not be empty (omit it to disable client AUTH)",
             ));
         }
-        let tls = tls_config(&s)?;
+        let tls = tls::endpoints(&s)?;
+        let tls_backend = tls::backend(&s)?;
         let log_level = s.log_level.unwrap_or_else(|| "info".to_owned());
         if tracing_subscriber::EnvFilter::try_new(&log_level).is_err() {
             return Err(invalid(
@@ -279,6 +271,7 @@ impl Config {
         Ok(Config {
             listen,
             tls,
+            tls_backend,
             master_name,
             source,
             groups,
@@ -299,62 +292,6 @@ impl Config {
             log_level,
         })
     }
-}
-
-/// Validates the TLS endpoints' settings, reading their files once so that
-/// a bad one stops the start (or `check-config`) with its name.
-fn tls_config(s: &Settings) -> Result<Option<TlsConfig>, ConfigError> {
-    let listen = s
-        .tls_listen
-        .as_deref()
-        .map(|a| resolve("tls_listen", a))
-        .transpose()?;
-    let sentinel_listen = s
-        .tls_sentinel_listen
-        .as_deref()
-        .map(|a| resolve("tls_sentinel_listen", a))
-        .transpose()?;
-    if listen.is_none() && sentinel_listen.is_none() {
-        for (field, set) in [
-            ("tls_cert_file", s.tls_cert_file.is_some()),
-            ("tls_key_file", s.tls_key_file.is_some()),
-            ("tls_ca_cert_file", s.tls_ca_cert_file.is_some()),
-            ("tls_auth_clients", s.tls_auth_clients.is_some()),
-        ] {
-            if set {
-                return Err(invalid(
-                    field,
-                    "is for the TLS endpoints: set tls_listen or tls_sentinel_listen as well",
-                ));
-            }
-        }
-        return Ok(None);
-    }
-    let cert = s
-        .tls_cert_file
-        .clone()
-        .ok_or_else(|| invalid("tls_cert_file", "required with a TLS endpoint"))?;
-    let key = s
-        .tls_key_file
-        .clone()
-        .ok_or_else(|| invalid("tls_key_file", "required with a TLS endpoint"))?;
-    let auth_clients = match s.tls_auth_clients.unwrap_or(TlsAuthClients::Yes) {
-        TlsAuthClients::Yes => AuthClients::Yes,
-        TlsAuthClients::No => AuthClients::No,
-        TlsAuthClients::Optional => AuthClients::Optional,
-    };
-    let files = ServerFiles {
-        cert,
-        key,
-        ca: s.tls_ca_cert_file.clone(),
-        auth_clients,
-    };
-    crate::tls::ServerTls::load(files.clone()).map_err(|e| invalid(e.field, e.reason))?;
-    Ok(Some(TlsConfig {
-        listen,
-        sentinel_listen,
-        files,
-    }))
 }
 
 /// Validates the sentinel core's settings.

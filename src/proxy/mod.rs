@@ -30,15 +30,14 @@ mod session;
 pub mod shared;
 pub mod state;
 
-use std::io;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::Duration;
 
 use arc_swap::ArcSwap;
-use bytes::{Buf, Bytes, BytesMut};
-use tokio::net::TcpStream;
+use bytes::{Bytes, BytesMut};
 
+use crate::backend::connect::Dialer;
 use crate::config::{Config, OnSwitch};
 use crate::resp::command::{Class, CommandTable};
 use crate::resp::value::encode_command;
@@ -105,6 +104,8 @@ pub struct Shared {
     pub counters: Arc<Counters>,
     /// The shared backend connection (`share_backend`).
     pub links: shared::SharedBackends,
+    /// How sessions connect to the master (plain or TLS).
+    pub dialer: Dialer,
 }
 
 /// Process-wide traffic counters: plain atomics, so the hot path pays one
@@ -198,17 +199,4 @@ impl Counters {
     pub fn commands(&self, class: Class) -> u64 {
         self.commands[class.index()].load(Ordering::Relaxed)
     }
-}
-
-/// Writes what the socket takes of `output` now, without waiting.
-pub(crate) fn write_some(stream: &TcpStream, output: &mut BytesMut) -> io::Result<()> {
-    while !output.is_empty() {
-        match stream.try_write(output) {
-            Ok(0) => return Err(io::ErrorKind::WriteZero.into()),
-            Ok(n) => output.advance(n),
-            Err(e) if e.kind() == io::ErrorKind::WouldBlock => return Ok(()),
-            Err(e) => return Err(e),
-        }
-    }
-    Ok(())
 }

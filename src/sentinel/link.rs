@@ -17,6 +17,7 @@ use tokio_util::sync::CancellationToken;
 use tracing::debug;
 
 use super::hello;
+use crate::backend::connect::Dialer;
 use crate::backend::probe::{Probe, ProbeError};
 use crate::config::Credentials;
 use crate::resp::value::{self, OwnedFrame};
@@ -102,6 +103,11 @@ pub struct LinkOptions {
     /// Commands the node knows under other names (`CLIENT`, `SUBSCRIBE`),
     /// by upper-case original name.
     pub renamed: std::collections::BTreeMap<String, String>,
+    /// How the node is reached (plain or TLS).
+    pub dialer: Dialer,
+    /// The host name the node is known by, if any (under TLS, the name its
+    /// certificate is checked against).
+    pub server_name: Option<String>,
 }
 
 impl LinkOptions {
@@ -251,7 +257,14 @@ async fn open(addr: SocketAddr, options: &LinkOptions) -> Result<Probe, ProbeErr
 /// link down while the node accepts it without one. A node that does want
 /// one refuses the link's next command instead.
 async fn connect(addr: SocketAddr, options: &LinkOptions) -> Result<Probe, ProbeError> {
-    let mut probe = Probe::connect(addr, &Credentials::default(), options.timeout).await?;
+    let mut probe = Probe::connect_named(
+        &options.dialer,
+        addr,
+        options.server_name.as_deref(),
+        &Credentials::default(),
+        options.timeout,
+    )
+    .await?;
     if !options.auth_on_demand {
         match authenticate(&mut probe, options).await {
             Ok(()) | Err(ProbeError::Refused(_)) => {}

@@ -65,6 +65,7 @@ pub use self::core::{Core, Settings};
 use self::effect::Target;
 pub use self::groups::Groups;
 use self::link::{Link, LinkOptions, Report};
+use crate::backend::connect::Dialer;
 use crate::config::Credentials;
 use crate::control::{Commit, Committer, Source};
 use crate::switch::Hint;
@@ -126,6 +127,9 @@ pub struct Runner {
     pub api: mpsc::Receiver<api::Request>,
     /// Where state is saved.
     pub store: Store,
+    /// How nodes and peers are reached (plain, or TLS as with Sentinel's
+    /// `tls-replication yes`).
+    pub dialer: Dialer,
 }
 
 /// The links of one group, and the credentials they were opened with.
@@ -262,7 +266,7 @@ impl Runner {
                 group.peer_auth = peer_auth;
                 group.renamed = core.settings.renamed_commands.clone();
             }
-            flush_group(name, core, group, reports, stop, &client_name);
+            flush_group(name, core, group, reports, stop, &client_name, &self.dialer);
         }
     }
 
@@ -422,6 +426,7 @@ fn flush_group(
     reports: &mpsc::Sender<Report>,
     stop: &CancellationToken,
     client_name: &str,
+    dialer: &Dialer,
 ) {
     let timeout =
         (core.settings.down_after / 2).clamp(Duration::from_millis(100), Duration::from_secs(5));
@@ -466,6 +471,8 @@ fn flush_group(
                 client_name: client_name.to_owned(),
                 group: Arc::clone(&group),
                 renamed: core.settings.renamed_commands.clone(),
+                dialer: dialer.clone(),
+                server_name: core.host_of(job.to).map(str::to_owned),
             };
             Link::spawn(job.to, options, reports.clone(), stop)
         });
@@ -485,7 +492,8 @@ fn flush_group(
 /// Commits `core`'s route to `committer` when it changed.
 fn commit_route(core: &mut Core, committer: &mut Committer, now: Instant) {
     let (route, epoch) = core.route(now);
-    match committer.commit(route, epoch) {
+    let host = route.and_then(|addr| core.host_of(addr));
+    match committer.commit_named(route, host, epoch) {
         Commit::Unchanged => {}
         Commit::Published { topology, switched } => {
             if switched && let Some(since) = core.unavailable_since.take() {

@@ -1,6 +1,7 @@
-//! TLS on the client and sentinel ports, on rustls (no OpenSSL), in Redis's terms:
-//! `tls-cert-file`, `tls-key-file`, `tls-ca-cert-file` and
-//! `tls-auth-clients yes|no|optional`.
+//! TLS on rustls (no OpenSSL), in Redis's terms: on the client and sentinel
+//! ports (`tls-cert-file`, `tls-key-file`, `tls-ca-cert-file` and
+//! `tls-auth-clients yes|no|optional`), and towards Redis servers and peer
+//! Sentinels ([`ClientTls`], Redis's `tls-replication`).
 //!
 //! [`ServerTls`] holds the certificate in force and re-reads the files when
 //! asked ([`ServerTls::reload`], on SIGHUP): connections already open keep
@@ -9,6 +10,7 @@
 //! runs the handshake of one connection (bounded by [`HANDSHAKE_TIMEOUT`])
 //! and hands back a [`Stream`] the session drives without waiting.
 
+mod client;
 mod stream;
 
 use std::path::{Path, PathBuf};
@@ -22,6 +24,7 @@ use rustls_pki_types::pem::PemObject;
 use rustls_pki_types::{CertificateDer, PrivateKeyDer};
 use tokio::net::TcpStream;
 
+pub use self::client::{ClientFiles, ClientTls};
 pub use self::stream::{Stream, TlsStream};
 
 /// How long a client may take to complete the handshake.

@@ -252,6 +252,24 @@ impl Stream {
         Ok(())
     }
 
+    /// Reads what is ready into `buf`'s spare room, without waiting: how
+    /// many bytes, `Ok(0)` at the end (or with no spare room), `WouldBlock`
+    /// when nothing is ready.
+    pub fn try_read_buf(&mut self, buf: &mut BytesMut) -> io::Result<usize> {
+        match self {
+            Stream::Plain(tcp) => tcp.try_read_buf(buf),
+            Stream::Tls(t) => {
+                let ready = t.fill()?;
+                let start = buf.len();
+                // Only as much room is zeroed as there is plaintext.
+                buf.resize(start + ready.min(buf.capacity() - start), 0);
+                let taken = t.take(&mut buf[start..]);
+                buf.truncate(start + *taken.as_ref().unwrap_or(&0));
+                taken
+            }
+        }
+    }
+
     /// Whether this connection is under TLS.
     pub fn is_tls(&self) -> bool {
         matches!(self, Stream::Tls(_))

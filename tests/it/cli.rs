@@ -271,7 +271,7 @@ fn bad_tls_settings_name_the_field() {
         &alone,
         &[
             "tls_cert_file",
-            "set tls_listen or tls_sentinel_listen as well",
+            "set tls_listen, tls_sentinel_listen or tls_backend as well",
         ],
     );
     let sentinel = loopback(free_port()).to_string();
@@ -287,4 +287,70 @@ fn bad_tls_settings_name_the_field() {
         "check-config",
     ]);
     assert_usage_error(&following, &["tls_sentinel_listen"]);
+}
+
+/// TLS towards servers: a bad setting stops the start with its name, as
+/// for the endpoints.
+#[test]
+fn bad_backend_tls_settings_name_the_field() {
+    let pki = crate::support::tls::Pki::new();
+    let file = |name: &str| pki.file(name).display().to_string();
+    let (ca, cert, key, other_key) = (
+        file("a-ca.crt"),
+        file("a-client.crt"),
+        file("a-client.key"),
+        file("b-client.key"),
+    );
+    let check = |extra: &[&str]| {
+        let mut args = vec!["--master", "127.0.0.1:7000"];
+        args.extend_from_slice(extra);
+        args.push("check-config");
+        run(&args)
+    };
+    assert_usage_error(
+        &check(&["--tls-backend", "true"]),
+        &["tls_backend_ca_cert_file", "required with tls_backend"],
+    );
+    assert_usage_error(
+        &check(&["--tls-client-cert-file", &cert]),
+        &["tls_client_cert_file", "set tls_backend as well"],
+    );
+    let backend = ["--tls-backend", "true", "--tls-ca-cert-file", ca.as_str()];
+    let with = |extra: &[&str]| {
+        let mut args = backend.to_vec();
+        args.extend_from_slice(extra);
+        check(&args)
+    };
+    assert_usage_error(
+        &with(&["--tls-client-cert-file", &cert]),
+        &["tls_client_key_file", "required with tls_client_cert_file"],
+    );
+    assert_usage_error(
+        &with(&[
+            "--tls-client-cert-file",
+            &cert,
+            "--tls-client-key-file",
+            &other_key,
+        ]),
+        &["tls_client_key_file", "does not go with tls_client_cert_file"],
+    );
+    assert_usage_error(
+        &with(&["--tls-backend-server-name", "not a name"]),
+        &["tls_backend_server_name", "not a DNS name"],
+    );
+    let fine = with(&[
+        "--tls-client-cert-file",
+        &cert,
+        "--tls-client-key-file",
+        &key,
+        "--tls-backend-server-name",
+        "redis.internal",
+    ]);
+    assert_eq!(fine.status.code(), Some(0), "{}", text(&fine.stderr));
+    let shown = text(&fine.stdout);
+    assert!(shown.contains("tls_backend = true"), "{shown}");
+    assert!(
+        shown.contains("tls_backend_server_name = \"redis.internal\""),
+        "{shown}"
+    );
 }

@@ -16,6 +16,7 @@ use std::time::{Duration, Instant};
 
 use redis::{Commands, FromRedisValue, RedisResult};
 
+use crate::support::redis::RedisTls;
 use crate::support::{
     self, Proxy, RedisServer, Sentinel, SentinelOptions, redis_conn_with_timeout,
 };
@@ -83,9 +84,17 @@ pub struct GroupBuilder {
     voter_flags: HashMap<usize, Flags>,
     data_dirs: bool,
     fault_injection: bool,
+    tls: Option<RedisTls>,
 }
 
 impl GroupBuilder {
+    /// Nodes that serve (and replicate over) TLS with `files`: the proxies
+    /// are given their TLS ports (they need `--tls-backend`).
+    pub fn tls(mut self, files: RedisTls) -> Self {
+        self.tls = Some(files);
+        self
+    }
+
     /// Replicas of the master (default 2).
     pub fn replicas(mut self, n: usize) -> Self {
         self.replicas = n;
@@ -140,10 +149,14 @@ impl GroupBuilder {
     /// every other sentinel (the state an operator checks before trusting a
     /// group).
     pub fn spawn(self) -> Group {
-        let master = RedisServer::spawn();
+        let node = || match &self.tls {
+            Some(files) => RedisServer::builder().tls(files.clone()),
+            None => RedisServer::builder(),
+        };
+        let master = node().spawn();
         let mut nodes = vec![master];
         for _ in 0..self.replicas {
-            let replica = RedisServer::builder().replica_of(nodes[0].addr()).spawn();
+            let replica = node().replica_of(nodes[0].known_addr()).spawn();
             nodes.push(replica);
         }
         for replica in &nodes[1..] {
@@ -152,7 +165,7 @@ impl GroupBuilder {
         let sentinels: Vec<Sentinel> = (0..self.sentinels)
             .map(|_| {
                 Sentinel::spawn(
-                    nodes[0].addr(),
+                    nodes[0].known_addr(),
                     SentinelOptions {
                         quorum: 2,
                         down_after_ms: DOWN_AFTER_MS.parse().expect("number"),
@@ -229,6 +242,7 @@ impl Group {
             voter_flags: HashMap::new(),
             data_dirs: false,
             fault_injection: false,
+            tls: None,
         }
     }
 
@@ -241,7 +255,7 @@ impl Group {
     /// Starts a proxy of this group: a voter listening on `me`, or an observer
     /// when `me` is `None`.
     fn spawn_proxy(&mut self, me: Option<SocketAddr>, extra: &Flags) -> Proxy {
-        let mut args: Vec<String> = vec!["--master".into(), self.nodes[0].addr().to_string()];
+        let mut args: Vec<String> = vec!["--master".into(), self.nodes[0].known_addr().to_string()];
         match me {
             Some(me) => args.extend(["--sentinel-listen".into(), me.to_string()]),
             None => args.push("--observer".into()),
@@ -323,7 +337,7 @@ impl Group {
                 proxy.addr()
             );
         }
-        let master = self.nodes[0].addr();
+        let master = self.nodes[0].known_addr();
         for sentinel in &self.sentinels {
             support::assert_eventually!(
                 Duration::from_secs(20),
@@ -338,19 +352,19 @@ impl Group {
         }
     }
 
-    /// The node listening on `addr`.
+    /// The node known by `addr` (its plain or its TLS port).
     pub fn node(&self, addr: SocketAddr) -> &RedisServer {
         self.nodes
             .iter()
-            .find(|n| n.addr() == addr)
+            .find(|n| n.addr() == addr || n.known_addr() == addr)
             .unwrap_or_else(|| panic!("no node on {addr}"))
     }
 
-    /// The node listening on `addr`, mutably.
+    /// The node known by `addr`, mutably.
     pub fn node_mut(&mut self, addr: SocketAddr) -> &mut RedisServer {
         self.nodes
             .iter_mut()
-            .find(|n| n.addr() == addr)
+            .find(|n| n.addr() == addr || n.known_addr() == addr)
             .unwrap_or_else(|| panic!("no node on {addr}"))
     }
 
@@ -369,7 +383,7 @@ impl Group {
             let is_master = self
                 .nodes
                 .iter()
-                .find(|n| n.addr() == first)
+                .find(|n| n.known_addr() == first)
                 .is_some_and(|n| n.role().is_ok_and(|r| r.is_master()));
             (agreed && is_master).then_some(first)
         };

@@ -38,3 +38,4 @@ mod resp;
 mod session;
 mod shared;
 mod tls;
+mod tls_backend;

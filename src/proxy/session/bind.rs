@@ -21,7 +21,7 @@ use tracing::debug;
 
 use super::io::send_backend;
 use super::{Avoid, Backend, Conn, End, Phase, RETRY_DELAY, Session};
-use crate::backend::connect::{CONNECT_TIMEOUT, connect};
+use crate::backend::connect::CONNECT_TIMEOUT;
 use crate::proxy::state::{Expect, replies};
 use crate::proxy::{Counters, bufpool};
 use crate::resp::reply::ReplyScanner;
@@ -54,6 +54,7 @@ impl Session {
                 .links
                 .link(
                     addr,
+                    self.topology.master_host.as_deref(),
                     self.topology.generation,
                     auth,
                     &self.shared.counters,
@@ -65,7 +66,10 @@ impl Session {
                     inbox: Arc::default(),
                 })
         } else {
-            connect(addr, CONNECT_TIMEOUT).await.map(Conn::Own)
+            (self.shared.dialer)
+                .dial(addr, self.topology.master_host.as_deref(), CONNECT_TIMEOUT)
+                .await
+                .map(Conn::Own)
         };
         let conn = match conn {
             Ok(conn) => conn,
@@ -99,7 +103,7 @@ impl Session {
             write_shut: false,
         });
         if !prelude.is_empty() {
-            send_backend(&self.backend, &mut self.to_backend, &prelude, 0)?;
+            send_backend(&mut self.backend, &mut self.to_backend, &prelude, 0)?;
         }
         if !share && let Some(after) = self.shared.settings.idle_release {
             self.idle_check_at = Some(Instant::now() + after);

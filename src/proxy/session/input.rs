@@ -248,7 +248,7 @@ impl Session {
                 Ok(Some(scanned)) => scanned,
                 Ok(None) => break,
                 Err(error) => {
-                    batch.flush(&self.backend, &mut self.to_backend, buf)?;
+                    batch.flush(&mut self.backend, &mut self.to_backend, buf)?;
                     self.ledger.push(Expect::LocalThenClose(error.reply()));
                     self.input = Input::Stopped;
                     debug!(%error, "client protocol error");
@@ -261,7 +261,7 @@ impl Session {
                         buf.advance(n);
                     } else if on_shared {
                         // Only commands go over a shared connection.
-                        batch.flush(&self.backend, &mut self.to_backend, buf)?;
+                        batch.flush(&mut self.backend, &mut self.to_backend, buf)?;
                         buf.advance(n);
                     } else {
                         batch.end += n;
@@ -325,7 +325,7 @@ impl Session {
                 // connection of its own, once its replies on the shared one
                 // are in (so they keep their order). Nothing else goes out
                 // on the shared connection meanwhile.
-                batch.flush(&self.backend, &mut self.to_backend, buf)?;
+                batch.flush(&mut self.backend, &mut self.to_backend, buf)?;
                 self.own_connection = true;
                 if self.ledger.is_empty() {
                     release_backend(
@@ -353,10 +353,10 @@ impl Session {
             if action == Action::Pipe && !refuse {
                 // Earlier replies are matched first; then SYNC and whatever
                 // follows it go out as received, and nothing is read anymore.
-                batch.flush(&self.backend, &mut self.to_backend, buf)?;
+                batch.flush(&mut self.backend, &mut self.to_backend, buf)?;
                 if self.ledger.is_empty() {
                     self.counted_commands[class.index()] += 1;
-                    send_backend(&self.backend, &mut self.to_backend, buf, 0)?;
+                    send_backend(&mut self.backend, &mut self.to_backend, buf, 0)?;
                     buf.clear();
                     self.phase = Phase::Piping;
                 }
@@ -392,9 +392,9 @@ impl Session {
                 Action::Substitute(replacement, expect) => {
                     // Only a HELLO whose AUTH the proxy accepted is rewritten.
                     self.authenticated = true;
-                    batch.flush(&self.backend, &mut self.to_backend, buf)?;
+                    batch.flush(&mut self.backend, &mut self.to_backend, buf)?;
                     buf.advance(req.len);
-                    send_backend(&self.backend, &mut self.to_backend, &replacement, 1)?;
+                    send_backend(&mut self.backend, &mut self.to_backend, &replacement, 1)?;
                     self.ledger.push(expect);
                     plain = false;
                     continue;
@@ -413,7 +413,7 @@ impl Session {
                 Action::Pipe => None,
             };
             if let Some((reply, close)) = local {
-                batch.flush(&self.backend, &mut self.to_backend, buf)?;
+                batch.flush(&mut self.backend, &mut self.to_backend, buf)?;
                 buf.advance(req.len);
                 plain = false;
                 self.ledger.push(if close {
@@ -437,14 +437,14 @@ impl Session {
                 && !self.ledger.state.pin.multi;
             if lone {
                 send_backend(
-                    &self.backend,
+                    &mut self.backend,
                     &mut self.to_backend,
                     &buf[..batch.end],
                     batch.replies,
                 )?;
                 self.retained = batch.end;
             } else {
-                batch.flush(&self.backend, &mut self.to_backend, buf)?;
+                batch.flush(&mut self.backend, &mut self.to_backend, buf)?;
             }
         }
         if need_backend {

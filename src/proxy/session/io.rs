@@ -17,7 +17,7 @@ use tokio::io::AsyncRead;
 use tokio::net::TcpStream;
 
 use super::{Backend, Conn, End, Session};
-use crate::proxy::{Counters, bufpool, write_some};
+use crate::proxy::{Counters, bufpool};
 use crate::tls::Stream;
 
 impl Session {
@@ -32,11 +32,11 @@ impl Session {
 
     /// Writes what the backend's socket takes of the waiting output.
     pub(super) fn flush_to_backend(&mut self) -> Result<(), End> {
-        let Some(Conn::Own(stream)) = self.backend.as_deref().map(|b| &b.conn) else {
+        let Some(Conn::Own(stream)) = self.backend.as_deref_mut().map(|b| &mut b.conn) else {
             bufpool::give_back_if_empty(&mut self.to_backend);
             return Ok(());
         };
-        flush_pending(stream, &mut self.to_backend).map_err(|_| End::BackendLost)
+        flush_to(stream, &mut self.to_backend).map_err(|_| End::BackendLost)
     }
 }
 
@@ -71,20 +71,20 @@ impl ClientOut<'_> {
     /// Sends `bytes` to the client after any output already waiting.
     pub(super) fn send(&mut self, bytes: &[u8]) -> Result<(), End> {
         self.counters.add_bytes_out(bytes.len());
-        send_client(self.stream, self.pending, bytes).map_err(|_| End::Client)
+        send_to(self.stream, self.pending, bytes).map_err(|_| End::Client)
     }
 }
 
 /// Sends `bytes` (commands that will get `replies` replies) to the backend,
 /// after any output already waiting.
 pub(super) fn send_backend(
-    backend: &Option<Box<Backend>>,
+    backend: &mut Option<Box<Backend>>,
     pending: &mut Option<BytesMut>,
     bytes: &[u8],
     replies: u64,
 ) -> Result<(), End> {
-    match backend.as_deref().map(|b| &b.conn) {
-        Some(Conn::Own(stream)) => send(stream, pending, bytes).map_err(|_| End::BackendLost),
+    match backend.as_deref_mut().map(|b| &mut b.conn) {
+        Some(Conn::Own(stream)) => send_to(stream, pending, bytes).map_err(|_| End::BackendLost),
         Some(Conn::Shared { link, inbox }) => link
             .submit(bytes, replies, inbox)
             .map_err(|_| End::BackendLost),
@@ -105,7 +105,7 @@ impl Batch {
     /// Sends the batch to the backend and consumes it from `buf`.
     pub(super) fn flush(
         &mut self,
-        backend: &Option<Box<Backend>>,
+        backend: &mut Option<Box<Backend>>,
         pending: &mut Option<BytesMut>,
         buf: &mut BytesMut,
     ) -> Result<(), End> {
@@ -143,23 +143,11 @@ fn send(stream: &TcpStream, pending: &mut Option<BytesMut>, bytes: &[u8]) -> io:
     Ok(())
 }
 
-/// Writes as much of `pending` as the socket takes now.
-pub(super) fn flush_pending(stream: &TcpStream, pending: &mut Option<BytesMut>) -> io::Result<()> {
-    if let Some(out) = pending.as_mut() {
-        write_some(stream, out)?;
-    }
-    bufpool::give_back_if_empty(pending);
-    Ok(())
-}
-
-/// As `send`, to the client's connection: under TLS, bytes rustls took but
-/// the socket did not yet are output waiting too (an empty `pending` buffer
-/// keeps the session waiting for writability until they are out).
-fn send_client(
-    stream: &mut Stream,
-    pending: &mut Option<BytesMut>,
-    bytes: &[u8],
-) -> io::Result<()> {
+/// As `send`, to the client's or the backend's connection: under TLS, bytes
+/// rustls took but the socket did not yet are output waiting too (an empty
+/// `pending` buffer keeps the session waiting for writability until they
+/// are out).
+fn send_to(stream: &mut Stream, pending: &mut Option<BytesMut>, bytes: &[u8]) -> io::Result<()> {
     if let Stream::Plain(tcp) = stream {
         return send(tcp, pending, bytes);
     }
@@ -187,12 +175,10 @@ fn send_client(
     Ok(())
 }
 
-/// As `flush_pending`, to the client's connection (TLS records rustls still
-/// holds go first, and keep `pending` until they are out).
-pub(super) fn flush_client(stream: &mut Stream, pending: &mut Option<BytesMut>) -> io::Result<()> {
-    if let Stream::Plain(tcp) = stream {
-        return flush_pending(tcp, pending);
-    }
+/// Writes as much of `pending` as the connection takes now (under TLS,
+/// records rustls still holds go first, and keep `pending` until they are
+/// out).
+pub(super) fn flush_to(stream: &mut Stream, pending: &mut Option<BytesMut>) -> io::Result<()> {
     if let Some(out) = pending.as_mut() {
         stream.write_some(out)?;
         if out.is_empty() && stream.has_unsent() && !stream.push_unsent()? {

@@ -65,13 +65,12 @@ use std::task::Poll;
 use std::time::Duration;
 
 use bytes::BytesMut;
-use tokio::net::TcpStream;
 use tokio::time::{Instant, Sleep};
 use tokio_util::sync::{CancellationToken, WaitForCancellationFutureOwned};
 use tracing::debug;
 
 use self::input::Input;
-use self::io::flush_client;
+use self::io::flush_to;
 use self::replies::ReadOnlyReply;
 use super::Shared;
 use super::bufpool;
@@ -154,7 +153,7 @@ struct Backend {
 /// How a session reaches its master.
 enum Conn {
     /// A connection of its own (1:1).
-    Own(TcpStream),
+    Own(Stream),
     /// A connection shared with other stateless sessions (`--share-backend`).
     Shared {
         /// The shared connection.
@@ -381,7 +380,7 @@ impl Session {
                     self.on_new_topology()
                 }
                 Event::ClientWritable => {
-                    flush_client(&mut self.client, &mut self.to_client).map_err(|_| End::Client)
+                    flush_to(&mut self.client, &mut self.to_client).map_err(|_| End::Client)
                 }
                 Event::BackendWritable => self.flush_to_backend(),
                 Event::BackendReadable => {
@@ -484,7 +483,7 @@ impl Session {
             while self.to_client.is_some() {
                 tokio::select! {
                     ready = self.client.writable() => {
-                        if ready.is_err() || flush_client(&mut self.client, &mut self.to_client).is_err() {
+                        if ready.is_err() || flush_to(&mut self.client, &mut self.to_client).is_err() {
                             break;
                         }
                     }

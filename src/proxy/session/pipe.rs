@@ -40,6 +40,7 @@ impl Session {
         let flushed = async {
             if let Some(out) = self.to_backend.take() {
                 stream.write_all(&out).await.map_err(|_| End::BackendLost)?;
+                stream.flush().await.map_err(|_| End::BackendLost)?;
             }
             for out in [self.to_client.take(), early].into_iter().flatten() {
                 counters.add_bytes_out(out.len());

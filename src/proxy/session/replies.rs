@@ -231,7 +231,8 @@ impl Session {
             return Ok(());
         };
         let auth = self.shared.settings.backend_auth.as_deref();
-        let demoted = is_master(addr, auth, LIVENESS_TIMEOUT).await != Some(true);
+        let demoted =
+            is_master(&self.shared.dialer, addr, auth, LIVENESS_TIMEOUT).await != Some(true);
         let Some(buf) = self.backend.as_mut().and_then(|b| b.buf.as_mut()) else {
             return Ok(());
         };
@@ -311,7 +312,7 @@ impl Session {
         // Idle connection lost. A live server that closed it (CLIENT KILL, its
         // idle timeout) still answers: then the client must see the close, as
         // it would directly. Otherwise the master is gone: wait for a master.
-        if Box::pin(answers(addr, LIVENESS_TIMEOUT)).await {
+        if Box::pin(answers(&self.shared.dialer, addr, LIVENESS_TIMEOUT)).await {
             debug!(%addr, "backend closed by a live server");
             return Err(End::ServerClosed);
         }

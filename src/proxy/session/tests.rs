@@ -2,6 +2,7 @@
 
 use super::*;
 use crate::config::OnSwitch;
+use tokio::net::TcpStream;
 
 /// Memory per idle client is dominated by this future: keep it small
 /// (it was 2.3 kB before the rarely used state was boxed, and 1 kB before
@@ -21,6 +22,7 @@ async fn session_future_stays_small() {
         commands: Default::default(),
         counters: Default::default(),
         links: Default::default(),
+        dialer: Default::default(),
         settings: super::super::Settings {
             hold_timeout: Duration::from_secs(1),
             drain_timeout: Duration::from_secs(1),

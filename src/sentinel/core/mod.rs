@@ -357,6 +357,12 @@ impl Core {
             .unwrap_or_else(|| addr.ip().to_string())
     }
 
+    /// The host name the node at `addr` is known by, if any (under TLS,
+    /// the name its certificate is checked against).
+    pub fn host_of(&self, addr: SocketAddr) -> Option<&str> {
+        self.node(addr).and_then(|n| n.host.as_deref())
+    }
+
     /// The master or the replica at `addr`.
     fn node(&self, addr: SocketAddr) -> Option<&Node> {
         if addr == self.master.addr {

@@ -71,6 +71,24 @@ pub struct RedisServerBuilder {
     masterauth: Option<String>,
     config: Vec<String>,
     args: Vec<String>,
+    tls: Option<RedisTls>,
+}
+
+/// A server's TLS files: with them it listens on a `tls-port` beside its
+/// plain port, with `tls-replication yes` (a replica reaches its master over
+/// TLS and announces its TLS port, so a master's `INFO` lists TLS ports)
+/// and client certificates required (`tls-auth-clients yes`). The plain
+/// port stays for the harness's own checks.
+#[derive(Clone, Debug)]
+pub struct RedisTls {
+    /// The server's certificate and key.
+    pub cert: PathBuf,
+    pub key: PathBuf,
+    /// The CA clients' and the master's certificates are checked against.
+    pub ca: PathBuf,
+    /// The certificate a replica shows its master.
+    pub client_cert: PathBuf,
+    pub client_key: PathBuf,
 }
 
 impl RedisServerBuilder {
@@ -91,6 +109,12 @@ impl RedisServerBuilder {
     /// Password this server uses when replicating from its master.
     pub fn masterauth(mut self, password: impl Into<String>) -> Self {
         self.masterauth = Some(password.into());
+        self
+    }
+
+    /// Serves TLS on a second port with `files` (see [`RedisTls`]).
+    pub fn tls(mut self, files: RedisTls) -> Self {
+        self.tls = Some(files);
         self
     }
 
@@ -131,13 +155,15 @@ impl RedisServerBuilder {
         for attempt in 1..=PORT_ATTEMPTS {
             let port = free_port();
             process.port = port;
-            let config = self.render_config(port, process.dir());
+            let tls_port = self.tls.as_ref().map(|_| free_port());
+            let config = self.render_config(port, tls_port, process.dir());
             fs::write(&config_path, config).expect("write redis.conf");
             match process.start() {
                 Ok(()) => {
                     return RedisServer {
                         process,
                         password: self.requirepass,
+                        tls_port,
                     };
                 }
                 Err(StartError::AddrInUse) if attempt < PORT_ATTEMPTS => continue,
@@ -147,7 +173,7 @@ impl RedisServerBuilder {
         unreachable!("the last attempt either returns or panics")
     }
 
-    fn render_config(&self, port: u16, dir: &Path) -> String {
+    fn render_config(&self, port: u16, tls_port: Option<u16>, dir: &Path) -> String {
         let mut lines = vec![
             format!("port {port}"),
             "bind 127.0.0.1".to_owned(),
@@ -163,6 +189,18 @@ impl RedisServerBuilder {
         ];
         if let Some(master) = self.replica_of {
             lines.push(format!("replicaof {} {}", master.ip(), master.port()));
+        }
+        if let (Some(tls), Some(tls_port)) = (&self.tls, tls_port) {
+            lines.extend([
+                format!("tls-port {tls_port}"),
+                format!("tls-cert-file {}", quote(&tls.cert)),
+                format!("tls-key-file {}", quote(&tls.key)),
+                format!("tls-ca-cert-file {}", quote(&tls.ca)),
+                format!("tls-client-cert-file {}", quote(&tls.client_cert)),
+                format!("tls-client-key-file {}", quote(&tls.client_key)),
+                "tls-replication yes".to_owned(),
+                "tls-auth-clients yes".to_owned(),
+            ]);
         }
         if let Some(password) = &self.requirepass {
             lines.push(format!("requirepass {password}"));
@@ -190,6 +228,7 @@ pub(crate) fn quote(path: &Path) -> String {
 pub struct RedisServer {
     process: ServerProcess,
     password: Option<String>,
+    tls_port: Option<u16>,
 }
 
 impl RedisServer {
@@ -210,6 +249,18 @@ impl RedisServer {
 
     pub fn port(&self) -> u16 {
         self.process.port
+    }
+
+    /// The address Sentinels and the proxy know the server by: its TLS
+    /// port when it serves TLS (its replicas announce that one too), else
+    /// its plain port.
+    pub fn known_addr(&self) -> SocketAddr {
+        self.tls_port.map_or_else(|| self.addr(), loopback)
+    }
+
+    /// `127.0.0.1:<tls-port>`. Panics if the server was not given TLS files.
+    pub fn tls_addr(&self) -> SocketAddr {
+        loopback(self.tls_port.expect("a server started with .tls(…)"))
     }
 
     /// PID of the running process. Panics if it is not running.

@@ -13,6 +13,8 @@ use rcgen::{
 /// `<name>-client.{crt,key}` signed by it.
 pub struct Pki {
     dir: tempfile::TempDir,
+    /// CA `a`, to sign more certificates with.
+    a: Issuer<'static, KeyPair>,
 }
 
 impl Pki {
@@ -22,15 +24,60 @@ impl Pki {
             .prefix("sentinel-proxy-tls-")
             .tempdir()
             .expect("temporary directory for certificates");
-        for name in ["a", "b"] {
-            issue(dir.path(), name);
-        }
-        Pki { dir }
+        let a = issue(dir.path(), "a");
+        issue(dir.path(), "b");
+        Pki { dir, a }
     }
 
     /// The path of one of the files, e.g. `file("a-server.crt")`.
     pub fn file(&self, name: &str) -> PathBuf {
         self.dir.path().join(name)
+    }
+
+    /// The TLS files of a `redis-server` with CA `ca`'s certificates.
+    pub fn redis(&self, ca: &str) -> super::redis::RedisTls {
+        super::redis::RedisTls {
+            cert: self.file(&format!("{ca}-server.crt")),
+            key: self.file(&format!("{ca}-server.key")),
+            ca: self.file(&format!("{ca}-ca.crt")),
+            client_cert: self.file(&format!("{ca}-client.crt")),
+            client_key: self.file(&format!("{ca}-client.key")),
+        }
+    }
+
+    /// The TLS files of a `redis-server` whose certificate, signed by CA
+    /// `a`, names only the host `name` (no IP address), written as
+    /// `<name>.{crt,key}`.
+    pub fn redis_named(&self, name: &str) -> super::redis::RedisTls {
+        let mut server = CertificateParams::new(vec![name.to_owned()]).expect("server name");
+        server.extended_key_usages = vec![ExtendedKeyUsagePurpose::ServerAuth];
+        let key = KeyPair::generate().expect("server key");
+        let cert = server.signed_by(&key, &self.a).expect("server certificate");
+        let (cert_file, key_file) = (
+            self.file(&format!("{name}.crt")),
+            self.file(&format!("{name}.key")),
+        );
+        std::fs::write(&cert_file, cert.pem()).expect("write certificate");
+        std::fs::write(&key_file, key.serialize_pem()).expect("write key");
+        super::redis::RedisTls {
+            cert: cert_file,
+            key: key_file,
+            ..self.redis("a")
+        }
+    }
+
+    /// The proxy flags of TLS towards servers whose certificates CA `ca`
+    /// signed, showing CA `ca`'s client certificate.
+    pub fn backend_args(&self, ca: &str) -> Vec<String> {
+        vec![
+            "--tls-backend".into(),
+            "--tls-ca-cert-file".into(),
+            self.file(&format!("{ca}-ca.crt")).display().to_string(),
+            "--tls-client-cert-file".into(),
+            self.file(&format!("{ca}-client.crt")).display().to_string(),
+            "--tls-client-key-file".into(),
+            self.file(&format!("{ca}-client.key")).display().to_string(),
+        ]
     }
 
     /// The proxy flags of a TLS endpoint on `listen` with CA `ca`'s server
@@ -52,8 +99,8 @@ impl Pki {
     }
 }
 
-/// Writes CA `name` and the certificates it signs into `dir`.
-fn issue(dir: &Path, name: &str) {
+/// Writes CA `name` and the certificates it signs into `dir`; returns the CA.
+fn issue(dir: &Path, name: &str) -> Issuer<'static, KeyPair> {
     let write = |file: String, text: String| {
         std::fs::write(dir.join(file), text).expect("write certificate file");
     };
@@ -96,4 +143,5 @@ fn issue(dir: &Path, name: &str) {
         .expect("client certificate");
     write(format!("{name}-client.crt"), client_cert.pem());
     write(format!("{name}-client.key"), client_key.serialize_pem());
+    issuer
 }

@@ -17,16 +17,21 @@ use tracing::{info, warn};
 use arc_swap::ArcSwap;
 use metrics_exporter_prometheus::PrometheusHandle;
 
+mod core_plan;
+
+pub(crate) use self::core_plan::announce_addr;
+use self::core_plan::{CorePlan, CoreTls};
 use crate::admin;
+use crate::backend::connect::Dialer;
 use crate::catalog;
-use crate::config::{Config, CoreConfig, Source};
+use crate::config::{Config, Source};
 use crate::control::{Committer, Source as _};
 use crate::follow::Follower;
 use crate::proxy::{self, Shared};
 use crate::resp::command::{Class, CommandTable};
-use crate::sentinel::{self, Core};
-use crate::switch::{self, Hint, SwitchWriter};
-use crate::tls::ServerTls;
+
+use crate::switch;
+use crate::tls::{ClientTls, ServerTls};
 
 /// A running proxy: its bound address and the handles to stop it.
 pub struct App {
@@ -42,6 +47,8 @@ pub struct App {
     pub tls_addr: Option<SocketAddr>,
     /// Its certificate, re-read by [`App::reload_tls`].
     tls: Option<Arc<ServerTls>>,
+    /// TLS towards servers and peers, re-read by [`App::reload_tls`].
+    client_tls: Option<Arc<ClientTls>>,
     stop_accepting: CancellationToken,
     shutdown: CancellationToken,
     sessions: TaskTracker,
@@ -113,12 +120,24 @@ impl App {
             )),
             None => None,
         };
+        // TLS towards servers and peers: one for every connection the
+        // proxy opens, so one SIGHUP reloads it too.
+        let client_tls = match &config.tls_backend {
+            Some(files) => Some(Arc::new(
+                ClientTls::load(files.clone()).map_err(|e| anyhow::anyhow!("{e}"))?,
+            )),
+            None => None,
+        };
+        let dialer = client_tls.clone().map(Dialer::tls).unwrap_or_default();
         let (control_path, reader) = match &config.source {
             Source::Core(core) => {
                 let (writer, reader) = switch::new(None, 0, &shutdown);
-                let tls_sentinel = tls
-                    .clone()
-                    .zip(config.tls.as_ref().and_then(|t| t.sentinel_listen));
+                let tls_sentinel = CoreTls {
+                    endpoint: tls
+                        .clone()
+                        .zip(config.tls.as_ref().and_then(|t| t.sentinel_listen)),
+                    dialer: dialer.clone(),
+                };
                 let plan = CorePlan::prepare(
                     &config,
                     core,
@@ -147,6 +166,7 @@ impl App {
                     hints: hint_rx,
                     connections: Default::default(),
                     status: status_tx,
+                    dialer: dialer.clone(),
                 };
                 (ControlPath::Follow(Box::new(follower)), reader)
             }
@@ -179,6 +199,7 @@ impl App {
             config: config.describe().into(),
         };
         let learn_commands = catalog::follow(
+            dialer.clone(),
             reader.clone(),
             config.backend_auth.clone(),
             Arc::clone(&commands),
@@ -230,7 +251,8 @@ impl App {
                 settings: settings.clone(),
                 commands: Arc::clone(&commands),
                 counters: Arc::clone(&counters),
-                links: Default::default(),
+                links: proxy::shared::SharedBackends::new(dialer.clone()),
+                dialer: dialer.clone(),
             })
         };
         let shared = shared_for(reader);
@@ -278,6 +300,7 @@ impl App {
             group_addrs,
             tls_addr,
             tls,
+            client_tls,
             stop_accepting,
             shutdown,
             sessions,
@@ -290,17 +313,26 @@ impl App {
         })
     }
 
-    /// Re-reads the TLS endpoint's certificate, key and CA files (SIGHUP):
-    /// new connections use them; open ones keep theirs. A file that does
-    /// not load is logged and the certificate in force stays.
+    /// Re-reads the TLS files (SIGHUP): the endpoints' certificate, key and
+    /// CA, and those of connections to servers. New connections use them;
+    /// open ones keep theirs. A file that does not load is logged and the
+    /// files in force stay.
     pub fn reload_tls(&self) {
-        let Some(tls) = &self.tls else {
-            return;
-        };
-        match tls.reload() {
-            Ok(()) => info!("TLS certificate reloaded"),
-            Err(error) => {
-                warn!(%error, "TLS certificate not reloaded; the previous one stays in use")
+        if let Some(tls) = &self.tls {
+            match tls.reload() {
+                Ok(()) => info!("TLS certificate reloaded"),
+                Err(error) => {
+                    warn!(%error, "TLS certificate not reloaded; the previous one stays in use")
+                }
+            }
+        }
+        if let Some(tls) = &self.client_tls {
+            match tls.reload() {
+                Ok(()) => info!("TLS files for connections to servers reloaded"),
+                Err(error) => warn!(
+                    %error,
+                    "TLS files for connections to servers not reloaded; the previous ones stay in use"
+                ),
             }
         }
     }
@@ -361,221 +393,4 @@ enum ControlPath {
     Core(Box<CorePlan>),
     /// Following existing Sentinels.
     Follow(Box<Follower>),
-}
-
-/// Everything the sentinel core needs, prepared on the caller's thread so
-/// that errors (a busy port, an unreadable data directory) stop the start.
-struct CorePlan {
-    runner: sentinel::Runner,
-    port: sentinel::Port,
-    sentinel_addr: SocketAddr,
-}
-
-/// Sentinel-port commands that may wait for the core.
-const API_QUEUE: usize = 256;
-
-/// Sentinel events buffered for slow subscribers before they are dropped.
-const EVENT_BUFFER: usize = 1024;
-
-impl CorePlan {
-    fn prepare(
-        config: &Config,
-        core: &CoreConfig,
-        writer: SwitchWriter,
-        group_writers: Vec<(String, SwitchWriter)>,
-        hints: tokio::sync::mpsc::Receiver<Hint>,
-        status: tokio::sync::watch::Sender<crate::status::Status>,
-        tls: Option<(Arc<ServerTls>, SocketAddr)>,
-    ) -> anyhow::Result<CorePlan> {
-        let warnings = core.warnings();
-        let saved = match &core.data_dir {
-            Some(dir) => {
-                std::fs::create_dir_all(dir).map_err(|e| {
-                    anyhow::anyhow!("data_dir: cannot create {}: {e}", dir.display())
-                })?;
-                sentinel::persist::load(dir)?.filter(|s| s.master_name == config.master_name)
-            }
-            None => None,
-        };
-        let saved_master = saved.as_ref().and_then(|s| s.master.parse().ok());
-        let master = saved_master.or(core.master).ok_or_else(|| {
-            anyhow::anyhow!("master: required: no master given and none saved in data_dir")
-        })?;
-        if let (Some(saved), Some(given)) = (saved_master, core.master)
-            && saved != given
-        {
-            info!(%saved, %given, "using the master saved in data_dir (it is newer than the configured one)");
-        }
-        let listener = std::net::TcpListener::bind(core.sentinel_listen).map_err(|e| {
-            anyhow::anyhow!(
-                "cannot listen on {} (sentinel_listen): {e}",
-                core.sentinel_listen
-            )
-        })?;
-        listener.set_nonblocking(true)?;
-        let sentinel_addr = listener.local_addr()?;
-        let tls = match tls {
-            Some((tls, addr)) => {
-                let listener = std::net::TcpListener::bind(addr).map_err(|e| {
-                    anyhow::anyhow!("cannot listen on {addr} (tls_sentinel_listen): {e}")
-                })?;
-                listener.set_nonblocking(true)?;
-                info!(listen = %listener.local_addr()?, "serving the sentinel port over TLS");
-                Some((listener, tls))
-            }
-            None => None,
-        };
-        let announce = core
-            .announce
-            .unwrap_or_else(|| announce_addr(sentinel_addr, master));
-        let (events, _) = tokio::sync::broadcast::channel(EVENT_BUFFER);
-        let (api_tx, api_rx) = tokio::sync::mpsc::channel(API_QUEUE);
-        let fault_injection =
-            std::env::var_os("SENTINEL_PROXY_FAULT_INJECTION").is_some_and(|v| v == "1");
-        // Every group's settings: its own name and timings, the voters and
-        // identity they share.
-        let settings_for = |name: &str,
-                            quorum,
-                            down_after,
-                            master_reboot_down_after,
-                            failover_timeout,
-                            parallel_syncs| sentinel::Settings {
-            name: name.to_owned(),
-            quorum,
-            down_after,
-            master_reboot_down_after,
-            failover_timeout,
-            parallel_syncs,
-            observer: core.observer,
-            voters: core.peers.clone(),
-            discover_voters: false,
-            announce,
-            fault_injection,
-            auth: config.backend_auth.clone(),
-            renamed_commands: Default::default(),
-            resolve_hostnames: false,
-            announce_hostnames: false,
-        };
-        let settings = settings_for(
-            &config.master_name,
-            core.quorum,
-            core.down_after,
-            core.master_reboot_down_after,
-            core.failover_timeout,
-            core.parallel_syncs,
-        );
-        let mut saved = saved;
-        let monitored = saved
-            .as_mut()
-            .map(|s| std::mem::take(&mut s.monitored))
-            .unwrap_or_default();
-        let sentinel_config = saved
-            .as_mut()
-            .map(|s| std::mem::take(&mut s.sentinel_config))
-            .unwrap_or_default();
-        let now = tokio::time::Instant::now();
-        let mut first = Core::new(
-            settings,
-            master,
-            saved,
-            {
-                let mut sink = sentinel::events::Events::new(events.clone());
-                sink.scripts = sentinel::scripts::Scripts::new(
-                    core.notification_script.clone(),
-                    core.client_reconfig_script.clone(),
-                );
-                sink
-            },
-            now,
-        );
-        if core.master == Some(first.master.addr) {
-            first.master.host = core.master_host.clone();
-        }
-        info!(myid = %first.myid, %announce, %master, "sentinel core configured");
-        for warning in warnings {
-            warn!("{warning}");
-        }
-        let mut template = sentinel::groups::Template::new(announce, events.clone());
-        let port_stats = std::sync::Arc::clone(&template.port_stats);
-        template.observer = core.observer;
-        template.fault_injection = fault_injection;
-        template.auth = config.backend_auth.clone();
-        template.sentinel_auth = core.sentinel_auth.clone();
-        let mut groups = sentinel::Groups::new(first.myid.clone(), template);
-        groups.insert(first);
-        groups.replay_overrides(&config.master_name);
-        groups.served.insert(config.master_name.clone());
-        for group in &config.groups {
-            let settings = settings_for(
-                &group.name,
-                group.quorum,
-                group.down_after,
-                group.master_reboot_down_after,
-                group.failover_timeout,
-                group.parallel_syncs,
-            );
-            let events = sentinel::events::Events::new(events.clone());
-            let mut core = Core::new(settings, group.master, None, events, now);
-            core.master.host = group.master_host.clone();
-            groups.insert(core);
-        }
-        groups.restore_monitored(monitored, now);
-        groups.replay_config(sentinel_config);
-        groups.dirty = false;
-        let mut served: std::collections::HashMap<String, Committer> = group_writers
-            .into_iter()
-            .map(|(name, writer)| {
-                groups.served.insert(name.clone());
-                (name, Committer::new(writer))
-            })
-            .collect();
-        served.insert(config.master_name.clone(), Committer::new(writer));
-        Ok(CorePlan {
-            runner: sentinel::Runner {
-                groups,
-                served,
-                status: Some(sentinel::StatusFeed {
-                    first: config.master_name.clone(),
-                    sender: status,
-                }),
-                hints,
-                api: api_rx,
-                store: match &core.data_dir {
-                    Some(dir) => sentinel::Store::DataDir(dir.clone()),
-                    None => sentinel::Store::Memory,
-                },
-            },
-            port: sentinel::Port {
-                listener,
-                tls,
-                api: api_tx,
-                events,
-                options: sentinel::api::Options {
-                    requirepass: config.requirepass.clone(),
-                    max_clients: config.max_clients,
-                    stats: port_stats,
-                },
-            },
-            sentinel_addr,
-        })
-    }
-
-    /// Runs the sentinel port and the core on the control runtime.
-    async fn run(self, stop: CancellationToken) {
-        sentinel::run_with_port(self.runner, self.port, stop).await;
-    }
-}
-
-/// The address to announce when none is configured: the sentinel port's, with
-/// a wildcard IP replaced by the local address used to reach the master.
-pub(crate) fn announce_addr(bound: SocketAddr, master: SocketAddr) -> SocketAddr {
-    if !bound.ip().is_unspecified() {
-        return bound;
-    }
-    let local = std::net::UdpSocket::bind((bound.ip(), 0))
-        .and_then(|s| s.connect(master).and_then(|()| s.local_addr()));
-    match local {
-        Ok(local) => SocketAddr::new(local.ip(), bound.port()),
-        Err(_) => SocketAddr::new(std::net::Ipv4Addr::LOCALHOST.into(), bound.port()),
-    }
 }
