@@ -77,7 +77,7 @@ fi
 shared_modules=(resp session limits hold classify failover shared passthrough fuzz_diff tls tls_backend)
 # The tests that run real redis-sentinel processes run a third time with
 # `sentinel-proxy --sentinel-conf` standing in for every one of them.
-sentinel_modules=(failover core core_interop core_sentinels clients harness_selftest)
+sentinel_modules=(failover core core_interop core_sentinels clients harness_selftest tls_backend)
 status=0
 if cargo nextest --version >/dev/null 2>&1; then
     cargo nextest run --all-targets --no-fail-fast "$@" || status=$?

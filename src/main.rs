@@ -128,24 +128,17 @@ fn stand_in(file: &std::path::Path) -> ExitCode {
     let outcome: anyhow::Result<()> = runtime.block_on(async {
         let mut term = signal(SignalKind::terminate())?;
         let mut int = signal(SignalKind::interrupt())?;
-        // redis-sentinel ignores SIGHUP; its stand-in only re-reads the TLS
-        // port's files, if it has one.
+        // redis-sentinel ignores SIGHUP; its stand-in only re-reads its TLS
+        // files, if it has any.
         let mut hup = signal(SignalKind::hangup())?;
-        let tls = prepared.tls();
+        let tls = prepared.reloadable();
         let stop = tokio_util::sync::CancellationToken::new();
         let running = tokio::spawn(prepared.run(stop.clone()));
         let which = loop {
             tokio::select! {
                 _ = term.recv() => break "SIGTERM",
                 _ = int.recv() => break "SIGINT",
-                _ = hup.recv() => match tls.as_ref().map(|tls| tls.reload()) {
-                    None => tracing::info!("SIGHUP ignored, as redis-sentinel does"),
-                    Some(Ok(())) => tracing::info!("TLS certificate reloaded"),
-                    Some(Err(error)) => tracing::warn!(
-                        %error,
-                        "TLS certificate not reloaded; the previous one stays in use"
-                    ),
-                },
+                _ = hup.recv() => tls.reload(),
             }
         };
         tracing::info!(signal = which, "stopping");

@@ -21,13 +21,14 @@ use anyhow::Context as _;
 use tokio_util::sync::CancellationToken;
 use tracing::{info, warn};
 
+use crate::backend::connect::Dialer;
 use crate::sentinel::events::Events;
 use crate::sentinel::groups::{Groups, Template};
 use crate::sentinel::persist::{SavedPeer, SavedState};
 use crate::sentinel::scripts::Scripts;
 use crate::sentinel::{self, Core, node};
 use crate::sentinel_conf::standin::{self, ConfGroup, StandIn};
-use crate::tls::{AuthClients, ServerFiles, ServerTls};
+use crate::tls::{AuthClients, ClientFiles, ClientTls, ServerFiles, ServerTls};
 
 /// Sentinel's port when the file names none.
 const DEFAULT_PORT: u16 = 26379;
@@ -47,6 +48,9 @@ pub struct Prepared {
     port: sentinel::Port,
     /// The TLS port's certificate (`tls-port`), for SIGHUP to re-read.
     tls: Option<Arc<ServerTls>>,
+    /// The files of TLS towards Redis and peers (`tls-replication`), for
+    /// SIGHUP to re-read.
+    client_tls: Option<Arc<ClientTls>>,
     /// Kept so the runner's hint channel stays open (no sessions here).
     _hints: crate::switch::HintSender,
 }
@@ -90,19 +94,47 @@ pub fn prepare(file: &Path) -> Result<Prepared, Failed> {
     })
 }
 
+/// How the stand-in reaches Redis and the other Sentinels: over TLS with
+/// `tls-replication yes`, checking them against `tls-ca-cert-file` and
+/// showing `tls-client-cert-file` (or `tls-cert-file`), as Sentinel does.
+fn dialer(conf: &StandIn) -> anyhow::Result<(Dialer, Option<Arc<ClientTls>>)> {
+    if !conf.tls_replication {
+        return Ok((Dialer::default(), None));
+    }
+    let ca = conf
+        .tls_ca_cert_file
+        .clone()
+        .context("tls-ca-cert-file: required with tls-replication yes")?;
+    let pair = |cert: &Option<String>, key: &Option<String>| {
+        cert.clone()
+            .zip(key.clone())
+            .map(|(c, k)| (PathBuf::from(c), PathBuf::from(k)))
+    };
+    let identity = pair(&conf.tls_client_cert_file, &conf.tls_client_key_file)
+        .or_else(|| pair(&conf.tls_cert_file, &conf.tls_key_file));
+    let files = ClientFiles {
+        ca: PathBuf::from(ca),
+        identity,
+        server_name: None,
+    };
+    let tls = ClientTls::load(files).map_err(|e| {
+        // The proxy's field names become Sentinel's directives.
+        let field = e
+            .field
+            .replace("tls_backend_ca", "tls_ca")
+            .replace('_', "-");
+        anyhow::anyhow!("{field}: {}", e.reason)
+    })?;
+    let tls = Arc::new(tls);
+    Ok((Dialer::tls(Arc::clone(&tls)), Some(tls)))
+}
+
 /// The TLS port (`tls-port`, beside `port`): bound, with its certificate
 /// loaded from `tls-cert-file`, `tls-key-file` and `tls-ca-cert-file`.
-/// `tls-replication yes` is warned about: the stand-in reaches Redis and the
-/// other Sentinels without TLS.
 fn tls_port(
     conf: &StandIn,
     bind: &str,
 ) -> anyhow::Result<Option<(std::net::TcpListener, Arc<ServerTls>)>> {
-    if conf.tls_replication {
-        warn!(
-            "tls-replication yes: this stand-in connects to Redis and to other Sentinels without TLS"
-        );
-    }
     let Some(port) = conf.tls_port else {
         return Ok(None);
     };
@@ -134,6 +166,35 @@ fn tls_port(
     Ok(Some((listener, Arc::new(tls))))
 }
 
+/// The stand-in's TLS files that SIGHUP re-reads.
+#[derive(Debug, Clone)]
+pub struct Reloadable {
+    server: Option<Arc<ServerTls>>,
+    client: Option<Arc<ClientTls>>,
+}
+
+impl Reloadable {
+    /// Re-reads the files and logs the outcome; without TLS files, SIGHUP is
+    /// ignored, as redis-sentinel ignores it.
+    pub fn reload(&self) {
+        if self.server.is_none() && self.client.is_none() {
+            return info!("SIGHUP ignored, as redis-sentinel does");
+        }
+        let reloaded = [
+            self.server.as_ref().map(|t| t.reload()),
+            self.client.as_ref().map(|t| t.reload()),
+        ];
+        for result in reloaded.into_iter().flatten() {
+            match result {
+                Ok(()) => info!("TLS certificate reloaded"),
+                Err(error) => {
+                    warn!(%error, "TLS certificate not reloaded; the previous one stays in use")
+                }
+            }
+        }
+    }
+}
+
 /// Why the stand-in could not start.
 #[derive(Debug)]
 pub enum Failed {
@@ -154,8 +215,14 @@ fn bind_and_build(path: PathBuf, conf: StandIn) -> anyhow::Result<Prepared> {
     listener.set_nonblocking(true)?;
     let bound = listener.local_addr()?;
     let tls = tls_port(&conf, bind)?;
+    let (dialer, client_tls) = dialer(&conf)?;
     let first_master = conf.groups.iter().find_map(|g| master_addr(g, &conf));
-    let announce = announce(&conf, bound, first_master);
+    // With tls-replication, peers are told the TLS port, as Sentinel does.
+    let announced = match &tls {
+        Some((listener, _)) if conf.tls_replication => listener.local_addr()?,
+        _ => bound,
+    };
+    let announce = announce(&conf, announced, first_master);
     let (events, _) = tokio::sync::broadcast::channel(EVENT_BUFFER);
     let (api_tx, api_rx) = tokio::sync::mpsc::channel(API_QUEUE);
     let (hints_tx, hints) = crate::switch::hints();
@@ -170,9 +237,10 @@ fn bind_and_build(path: PathBuf, conf: StandIn) -> anyhow::Result<Prepared> {
             hints,
             api: api_rx,
             store: sentinel::Store::SentinelConf(path),
-            dialer: Default::default(),
+            dialer,
         },
         tls: tls.as_ref().map(|(_, tls)| Arc::clone(tls)),
+        client_tls,
         port: sentinel::Port {
             listener,
             tls,
@@ -189,9 +257,14 @@ fn bind_and_build(path: PathBuf, conf: StandIn) -> anyhow::Result<Prepared> {
 }
 
 impl Prepared {
-    /// The TLS port's certificate, when `tls-port` is set (SIGHUP re-reads it).
-    pub fn tls(&self) -> Option<Arc<ServerTls>> {
-        self.tls.clone()
+    /// What SIGHUP re-reads: the TLS port's certificate (`tls-port`) and
+    /// the files of TLS towards Redis and peers (`tls-replication`), those
+    /// that are set.
+    pub fn reloadable(&self) -> Reloadable {
+        Reloadable {
+            server: self.tls.clone(),
+            client: self.client_tls.clone(),
+        }
     }
 
     /// Runs the sentinel port and the groups until `stop` is cancelled.

@@ -180,19 +180,24 @@ impl SentinelConf {
         host
     }
 
-    /// `tls-port` as `tls_sentinel_listen` (on `host`, as `bind` says), with
-    /// the certificate files and `tls-auth-clients`; without a TLS port the
-    /// files have no endpoint to serve and are only noted. `tls-replication`
-    /// is noted: the proxy connects to Redis and to peers without TLS.
+    /// `tls-port` as `tls_sentinel_listen` (on `host`, as `bind` says), and
+    /// `tls-replication yes` as `tls_backend`, with the files either needs
+    /// and `tls-auth-clients`; with neither, the files have nothing to do
+    /// and are only noted.
     fn plan_tls(&self, plan: &mut Plan, host: &str) {
         let tls = &self.tls;
-        if let Some(on) = tls.replication.as_ref().filter(|r| r.value) {
-            plan.notes.add(
-                on.line,
-                "tls-replication yes: Sentinel reached Redis and the other Sentinels over TLS; \
-                 the proxy connects to them without TLS, so each Redis server needs a plain \
-                 port for it too",
-            );
+        let replication = tls.replication.as_ref().filter(|r| r.value);
+        if let Some(on) = replication {
+            plan.entries.push(Entry {
+                comment: format!(
+                    "Redis and the other Sentinels are reached over TLS, as Sentinel \
+                     reached them ({}).",
+                    from_line(on.line)
+                ),
+                key: "tls_backend",
+                value: "true".to_owned(),
+                active: true,
+            });
         }
         let files = [
             (
@@ -203,31 +208,42 @@ impl SentinelConf {
             ("tls_key_file", "Its private key (PEM)", &tls.key_file),
             (
                 "tls_ca_cert_file",
-                "CA that client certificates must be signed by (PEM)",
+                "CA that client and server certificates must be signed by (PEM)",
                 &tls.ca_cert_file,
             ),
+            (
+                "tls_client_cert_file",
+                "Certificate shown to Redis and to peers (PEM)",
+                &tls.client_cert_file,
+            ),
+            (
+                "tls_client_key_file",
+                "Its private key (PEM)",
+                &tls.client_key_file,
+            ),
         ];
-        let Some(port) = &tls.port else {
+        if tls.port.is_none() && replication.is_none() {
             for (_, _, file) in files {
                 if let Some(file) = file {
                     plan.notes.add(
                         file.line,
-                        "no tls-port: the proxy serves TLS only on a TLS endpoint; not carried over",
+                        "no tls-port and no tls-replication: nothing uses the file; not carried over",
                     );
                 }
             }
             return;
-        };
-        plan.entries.push(Entry {
-            comment: format!(
-                "The sentinel port over TLS, for Sentinel-aware clients; peers use \
-                 sentinel_listen ({}).",
-                from_line(port.line)
-            ),
-            key: "tls_sentinel_listen",
-            value: toml_string(&bracketed(host, port.value)),
-            active: true,
-        });
+        }
+        if let Some(port) = &tls.port {
+            plan.entries.push(Entry {
+                comment: format!(
+                    "The sentinel port over TLS, for Sentinel-aware clients ({}).",
+                    from_line(port.line)
+                ),
+                key: "tls_sentinel_listen",
+                value: toml_string(&bracketed(host, port.value)),
+                active: true,
+            });
+        }
         for (key, what, file) in files {
             if let Some(file) = file {
                 plan.entries.push(Entry {
@@ -241,7 +257,7 @@ impl SentinelConf {
                 });
             }
         }
-        if let Some(auth) = &tls.auth_clients {
+        if let Some(auth) = tls.auth_clients.as_ref().filter(|_| tls.port.is_some()) {
             plan.entries.push(Entry {
                 comment: format!(
                     "Whether TLS clients must show a certificate ({}).",

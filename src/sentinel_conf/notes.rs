@@ -107,9 +107,6 @@ pub(super) fn top_level_note(directive: &str) -> String {
         "tls-key-file-pass" | "tls-client-key-file-pass" => {
             "encrypted private keys are not supported: decrypt the key file (openssl pkey)"
         }
-        "tls-client-cert-file" | "tls-client-key-file" => {
-            "the proxy connects to Redis and to other Sentinels without TLS"
-        }
         "tls-cluster" => "the proxy does not serve Redis Cluster",
         tls if tls.starts_with("tls-") => "not a TLS setting the proxy has",
         _ => {

@@ -155,6 +155,11 @@ pub(crate) struct Tls {
     pub(crate) ca_cert_file: Option<Sourced<String>>,
     /// `tls-auth-clients`: `yes`, `no` or `optional`.
     pub(crate) auth_clients: Option<Sourced<String>>,
+    /// `tls-client-cert-file`: the certificate shown to Redis and to the
+    /// other Sentinels (`tls-cert-file` when absent).
+    pub(crate) client_cert_file: Option<Sourced<String>>,
+    /// `tls-client-key-file`.
+    pub(crate) client_key_file: Option<Sourced<String>>,
     /// `tls-replication yes`: Sentinel's links to Redis and to the other
     /// Sentinels used TLS.
     pub(crate) replication: Option<Sourced<bool>>,
@@ -168,6 +173,8 @@ const SINGLE_VALUED: &[&str] = &[
     "tls-cert-file",
     "tls-key-file",
     "tls-ca-cert-file",
+    "tls-client-cert-file",
+    "tls-client-key-file",
     "tls-auth-clients",
     "tls-replication",
     "sentinel down-after-milliseconds",
@@ -265,13 +272,20 @@ impl Reader {
                     port => at(parse_port(line, port)?, line),
                 };
             }
-            "tls-cert-file" | "tls-key-file" | "tls-ca-cert-file" => {
+            "tls-cert-file"
+            | "tls-key-file"
+            | "tls-ca-cert-file"
+            | "tls-client-cert-file"
+            | "tls-client-key-file" => {
                 let [path] = exactly(line, operands, "tls-...-file <path>")?;
                 let path = at(path.to_owned(), line);
+                let tls = &mut self.conf.tls;
                 match line.directive().as_str() {
-                    "tls-cert-file" => self.conf.tls.cert_file = path,
-                    "tls-key-file" => self.conf.tls.key_file = path,
-                    _ => self.conf.tls.ca_cert_file = path,
+                    "tls-cert-file" => tls.cert_file = path,
+                    "tls-key-file" => tls.key_file = path,
+                    "tls-client-cert-file" => tls.client_cert_file = path,
+                    "tls-client-key-file" => tls.client_key_file = path,
+                    _ => tls.ca_cert_file = path,
                 }
             }
             "tls-auth-clients" => {

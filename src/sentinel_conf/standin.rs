@@ -103,7 +103,13 @@ pub struct StandIn {
     pub tls_ca_cert_file: Option<String>,
     /// `tls-auth-clients` (`yes`, `no`, `optional`; Sentinel's default: yes).
     pub tls_auth_clients: Option<String>,
-    /// `tls-replication yes`: Sentinel's own links would use TLS.
+    /// `tls-client-cert-file`: shown to Redis and to the other Sentinels
+    /// under `tls-replication` (`tls-cert-file` when absent).
+    pub tls_client_cert_file: Option<String>,
+    /// `tls-client-key-file`.
+    pub tls_client_key_file: Option<String>,
+    /// `tls-replication yes`: links to Redis and to the other Sentinels use
+    /// TLS, and hellos announce `tls-port`.
     pub tls_replication: bool,
     /// The groups, in file order.
     pub groups: Vec<ConfGroup>,
@@ -169,6 +175,12 @@ fn read_line(conf: &mut StandIn, line: &Line) -> Result<(), ImportError> {
         }
         "tls-auth-clients" => {
             conf.tls_auth_clients = Some(tls_auth_clients(line, &arg(1))?);
+        }
+        "tls-client-cert-file" => {
+            conf.tls_client_cert_file = args.get(1).cloned().filter(|f| !f.is_empty())
+        }
+        "tls-client-key-file" => {
+            conf.tls_client_key_file = args.get(1).cloned().filter(|f| !f.is_empty())
         }
         "tls-replication" => conf.tls_replication = yes(&arg(1)),
         "sentinel" => {

@@ -385,12 +385,14 @@ fn the_reboot_down_period_is_carried_over_under_either_name() {
 
 /// A Sentinel with a TLS port: the port becomes `tls_sentinel_listen` on
 /// `bind`'s address, the files and `tls-auth-clients` carry over as given,
-/// and what the proxy cannot do (TLS towards Redis, cipher lists) is noted.
+/// `tls-replication yes` becomes `tls_backend`, and what the proxy cannot
+/// do (cipher lists) is noted.
 #[test]
 fn tls_lines_carry_over_to_the_tls_sentinel_endpoint() {
     let conf = "port 26379\nbind 10.0.0.7\ntls-port 26380\ntls-cert-file /etc/tls/s.crt\n\
                 tls-key-file /etc/tls/s.key\ntls-ca-cert-file /etc/tls/ca.crt\n\
                 tls-auth-clients optional\ntls-replication yes\ntls-ciphers DEFAULT\n\
+                tls-client-cert-file /etc/tls/c.crt\ntls-client-key-file /etc/tls/c.key\n\
                 sentinel monitor mymaster 10.0.0.1 6379 2\n";
     let out = convert(conf).expect("converts");
     let s: Settings = toml::from_str(&out.toml).expect("valid TOML");
@@ -413,8 +415,16 @@ fn tls_lines_carry_over_to_the_tls_sentinel_endpoint() {
         Some(crate::config::TlsAuthClients::Optional)
     );
     assert!(s.tls_listen.is_none(), "sentinel.conf has no client port");
+    assert_eq!(
+        s.tls_client_cert_file.as_deref(),
+        Some(std::path::Path::new("/etc/tls/c.crt"))
+    );
+    assert_eq!(
+        s.tls_client_key_file.as_deref(),
+        Some(std::path::Path::new("/etc/tls/c.key"))
+    );
     let notes = out.notes.join("\n");
-    assert!(notes.contains("line 8: tls-replication yes"), "{notes}");
+    assert_eq!(s.tls_backend, Some(true), "tls-replication yes");
     assert!(
         notes.contains("`tls-ciphers`: the proxy uses rustls's safe defaults"),
         "{notes}"

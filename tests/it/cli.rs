@@ -332,7 +332,10 @@ fn bad_backend_tls_settings_name_the_field() {
             "--tls-client-key-file",
             &other_key,
         ]),
-        &["tls_client_key_file", "does not go with tls_client_cert_file"],
+        &[
+            "tls_client_key_file",
+            "does not go with tls_client_cert_file",
+        ],
     );
     assert_usage_error(
         &with(&["--tls-backend-server-name", "not a name"]),

@@ -11,7 +11,7 @@ use std::time::Duration;
 use crate::core::Group;
 use crate::support::hosts::HostName;
 use crate::support::tls::Pki;
-use crate::support::{self, Proxy, RedisServer, assert_eventually};
+use crate::support::{self, Proxy, RedisServer, Sentinel, SentinelOptions, assert_eventually};
 
 /// A group of TLS nodes (CA `a`) and one proxy (quorum 1) reaching them with
 /// `flags`.
@@ -108,15 +108,21 @@ fn a_failover_happens_over_tls() {
     assert_eq!(support::value_to_string(&written).as_deref(), Some("yes"));
 }
 
-/// A lone proxy (quorum 1, commands held at most a second) in front of
-/// `master`, reaching it with `flags`.
+/// A proxy with no peers (quorum 1, commands held at most a second) in
+/// front of `master`, reaching it with `flags`.
 fn lone_proxy(master: &str, flags: &[String]) -> (Proxy, tempfile::TempDir) {
+    voter(master, 1, flags)
+}
+
+/// A proxy of a group with `quorum` (commands held at most a second) in
+/// front of `master`, reaching it with `flags`.
+fn voter(master: &str, quorum: u32, flags: &[String]) -> (Proxy, tempfile::TempDir) {
     let data = tempfile::tempdir().expect("data dir");
     let mut args = vec![
         "--master".to_owned(),
         master.to_owned(),
         "--quorum".into(),
-        "1".into(),
+        quorum.to_string(),
         "--down-after-ms".into(),
         "1000".into(),
         "--hold-timeout-ms".into(),
@@ -283,7 +289,10 @@ fn sighup_rereads_the_files_for_connections_to_servers() {
     let ca = dir.path().join("backend-ca.crt");
     std::fs::copy(pki.file("b-ca.crt"), &ca).expect("copy");
     let mut flags = pki.backend_args("a");
-    flags.extend(["--tls-backend-ca-cert-file".into(), ca.display().to_string()]);
+    flags.extend([
+        "--tls-backend-ca-cert-file".into(),
+        ca.display().to_string(),
+    ]);
     let (mut proxy, _data) = lone_proxy(&master.known_addr().to_string(), &flags);
     assert!(set_through(&proxy).starts_with("-MASTERDOWN"));
 
@@ -308,4 +317,160 @@ fn sighup_rereads_the_files_for_connections_to_servers() {
         Duration::from_secs(5)
     ));
     assert_eventually!(Duration::from_secs(10), set_through(&proxy) == "+OK");
+}
+
+#[test]
+fn peers_agree_and_fail_over_over_tls() {
+    let pki = Pki::new();
+    let mut master = RedisServer::builder().tls(pki.redis("a")).spawn();
+    let replica = RedisServer::builder()
+        .tls(pki.redis("a"))
+        .replica_of(master.known_addr())
+        .spawn();
+    assert_eventually!(Duration::from_secs(20), replica.master_link_up());
+    // Two voters, quorum 2: neither fails over without the other's answer,
+    // and each knows the other only by its TLS sentinel port.
+    let tls_ports = [
+        support::loopback(support::free_port()),
+        support::loopback(support::free_port()),
+    ];
+    let proxies: Vec<(Proxy, tempfile::TempDir)> = (0..2)
+        .map(|i| {
+            // The TLS sentinel endpoint's files (its CA checks peers' client
+            // certificates and theirs), and the client certificate.
+            let mut flags = pki.endpoint_args(tls_ports[i], "a", "yes");
+            flags.splice(
+                0..2,
+                ["--tls-sentinel-listen".into(), tls_ports[i].to_string()],
+            );
+            flags.extend([
+                "--tls-backend".into(),
+                "--tls-client-cert-file".into(),
+                pki.file("a-client.crt").display().to_string(),
+                "--tls-client-key-file".into(),
+                pki.file("a-client.key").display().to_string(),
+                "--peer".into(),
+                tls_ports[1 - i].to_string(),
+            ]);
+            voter(&master.known_addr().to_string(), 2, &flags)
+        })
+        .collect();
+    // Each learned the other from its hellos, at the TLS port it announces.
+    for (i, (proxy, _)) in proxies.iter().enumerate() {
+        assert_eventually!(
+            Duration::from_secs(20),
+            crate::core::sentinel_master_field(proxy, "num-other-sentinels").as_deref()
+                == Some("1")
+                && crate::core::sentinel_master_field(proxy, "num-slaves").as_deref() == Some("1")
+        );
+        let peers: redis::Value = crate::core::sentinel_query(
+            proxy.sentinel_addr(),
+            &["SENTINEL", "SENTINELS", "mymaster"],
+        )
+        .expect("SENTINEL SENTINELS");
+        let shown = format!("{peers:?}");
+        assert!(
+            shown.contains(&tls_ports[1 - i].port().to_string()),
+            "the peer is known by its TLS port: {shown}"
+        );
+    }
+    let mut client = proxies[0].0.connect();
+    assert_eq!(client.command(&["SET", "before", "1"]), b"+OK\r\n");
+    master.kill9();
+    assert_eventually!(
+        Duration::from_secs(30),
+        replica.role().is_ok_and(|r| r.is_master())
+    );
+    assert_eventually!(Duration::from_secs(20), {
+        client.command(&["SET", "after", "1"]) == b"+OK\r\n"
+    });
+    for (proxy, _) in &proxies {
+        assert!(
+            proxy.log().contains("+odown master mymaster") && proxy.log().contains("#quorum 2/2"),
+            "both saw the other's vote:\n{}",
+            proxy.log()
+        );
+    }
+}
+
+#[test]
+fn a_proxy_and_sentinels_agree_and_fail_over_over_tls() {
+    let pki = Pki::new();
+    let mut master = RedisServer::builder().tls(pki.redis("a")).spawn();
+    let replica = RedisServer::builder()
+        .tls(pki.redis("a"))
+        .replica_of(master.known_addr())
+        .spawn();
+    assert_eventually!(Duration::from_secs(20), replica.master_link_up());
+    let path = |name: &str| pki.file(name).display().to_string();
+    // Two Sentinels with `tls-replication yes` (their hellos announce their
+    // TLS ports) and the proxy, quorum 2 everywhere.
+    let sentinel_tls: Vec<std::net::SocketAddr> = (0..2)
+        .map(|_| support::loopback(support::free_port()))
+        .collect();
+    let sentinels: Vec<Sentinel> = sentinel_tls
+        .iter()
+        .map(|tls| {
+            Sentinel::spawn(
+                master.known_addr(),
+                SentinelOptions {
+                    extra_config: vec![
+                        format!("tls-port {}", tls.port()),
+                        format!("tls-cert-file {}", path("a-server.crt")),
+                        format!("tls-key-file {}", path("a-server.key")),
+                        format!("tls-ca-cert-file {}", path("a-ca.crt")),
+                        format!("tls-client-cert-file {}", path("a-client.crt")),
+                        format!("tls-client-key-file {}", path("a-client.key")),
+                        "tls-replication yes".into(),
+                    ],
+                    ..SentinelOptions::default()
+                },
+            )
+        })
+        .collect();
+    let proxy_tls = support::loopback(support::free_port());
+    let mut flags = pki.endpoint_args(proxy_tls, "a", "yes");
+    flags.splice(
+        0..2,
+        ["--tls-sentinel-listen".into(), proxy_tls.to_string()],
+    );
+    flags.extend([
+        "--tls-backend".into(),
+        "--tls-client-cert-file".into(),
+        path("a-client.crt"),
+        "--tls-client-key-file".into(),
+        path("a-client.key"),
+    ]);
+    for tls in &sentinel_tls {
+        flags.extend(["--peer".into(), tls.to_string()]);
+    }
+    let (proxy, _data) = voter(&master.known_addr().to_string(), 2, &flags);
+    // Everyone knows everyone, by the TLS ports they announce.
+    for sentinel in &sentinels {
+        assert_eventually!(
+            Duration::from_secs(30),
+            sentinel.sees(master.known_addr(), 1, 2),
+            "sentinel {} sees the replica and the two other sentinels",
+            sentinel.addr()
+        );
+    }
+    assert_eventually!(
+        Duration::from_secs(20),
+        crate::core::sentinel_master_field(&proxy, "num-other-sentinels").as_deref() == Some("2")
+    );
+    let mut client = proxy.connect();
+    assert_eq!(client.command(&["SET", "before", "1"]), b"+OK\r\n");
+    master.kill9();
+    let new = replica.known_addr();
+    assert_eventually!(Duration::from_secs(40), {
+        crate::core::master_named_by(proxy.sentinel_addr()) == Some(new)
+            && sentinels
+                .iter()
+                .all(|s| crate::core::master_named_by(s.addr()) == Some(new))
+    });
+    assert_eventually!(Duration::from_secs(20), {
+        client.command(&["SET", "after", "1"]) == b"+OK\r\n"
+    });
+    let written = replica.cmd(&["GET", "after"]).expect("GET");
+    assert_eq!(support::value_to_string(&written).as_deref(), Some("1"));
 }
