@@ -29,12 +29,13 @@
 //! * [`resp`]: pure framing and command classification (no sockets).
 //! * [`proxy`]: listener, sessions, their pure state and ledger, shared
 //!   backend connections.
-//! * [`backend`]: connecting to Redis servers; the control path's probes.
+//! * [`backend`]: connecting to Redis servers and peers, plain or TLS (one
+//!   `Dialer` for the process); the control path's probes.
 //! * [`secret`]: constant-time password comparison, for both ports.
 //! * [`accept`]: the accept loop of both Redis-speaking ports (admission,
 //!   `maxclients`, the refusal).
-//! * [`tls`]: the TLS endpoints (rustls): certificates, reload on
-//!   SIGHUP, and a stream sessions drive without waiting.
+//! * [`tls`]: TLS on rustls: the endpoints' and the servers' certificates,
+//!   reload on SIGHUP, and a stream sessions drive without waiting.
 //!
 //! The seam:
 //! * [`switch`]: `Topology` snapshots, one writer, lock-free readers; hints

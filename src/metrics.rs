@@ -31,8 +31,7 @@ pub const CONNECTIONS_REJECTED: &str = "sentinel_proxy_client_connections_reject
 pub const TLS_HANDSHAKE_FAILURES: &str = "sentinel_proxy_tls_handshake_failures_total";
 /// Connections to Redis servers or peers refused for a TLS reason (their
 /// certificate not trusted or not for the name, the proxy's refused).
-pub const TLS_BACKEND_HANDSHAKE_FAILURES: &str =
-    "sentinel_proxy_tls_backend_handshake_failures_total";
+pub const TLS_SERVER_REFUSALS: &str = "sentinel_proxy_tls_backend_handshake_failures_total";
 /// Commands by class.
 pub const COMMANDS: &str = "sentinel_proxy_commands_total";
 /// Open connections to the master by kind: `own` (one client's), `shared`.
@@ -146,7 +145,7 @@ fn describe_all() {
         "TLS handshakes on a TLS endpoint (client or sentinel port) that failed (the connection was closed)."
     );
     describe_counter!(
-        TLS_BACKEND_HANDSHAKE_FAILURES,
+        TLS_SERVER_REFUSALS,
         "Connections to Redis servers or peers (--tls-backend) refused for a TLS reason: their certificate not trusted or not for the name, or the proxy's refused."
     );
     describe_gauge!(

@@ -123,7 +123,7 @@ impl ClientTls {
         else {
             return;
         };
-        metrics::counter!(crate::metrics::TLS_BACKEND_HANDSHAKE_FAILURES).increment(1);
+        metrics::counter!(crate::metrics::TLS_SERVER_REFUSALS).increment(1);
         let now = Instant::now();
         let mut warned = self.warned.lock().unwrap_or_else(PoisonError::into_inner);
         if warned
