@@ -22,6 +22,7 @@ use tokio_util::sync::CancellationToken;
 use tracing::debug;
 
 use crate::proxy::Counters;
+use crate::proxy::readers::ReadLoad;
 use crate::status::Status;
 use crate::switch::SwitchReader;
 
@@ -44,6 +45,20 @@ pub struct Sources {
     pub status: watch::Receiver<Status>,
     /// The effective configuration, secrets redacted (`check-config`'s text).
     pub config: Arc<str>,
+    /// The read endpoints: each group's name, its switch, and the sessions
+    /// on each replica.
+    pub reads: Vec<ReadSource>,
+}
+
+/// One read endpoint, as `/status` and the metrics show it.
+#[derive(Debug, Clone)]
+pub struct ReadSource {
+    /// The group it reads from.
+    pub group: String,
+    /// The group's route (its `readers` are the replicas that qualify).
+    pub switch: SwitchReader,
+    /// Sessions bound to each replica.
+    pub load: Arc<ReadLoad>,
 }
 
 /// Serves until `stop` is cancelled.
@@ -103,6 +118,7 @@ fn route(method: &str, path: &str, sources: &Sources) -> (u16, &'static str, Str
             Some(handle) => {
                 crate::metrics::export_traffic(&sources.counters);
                 export_status(&sources.status.borrow(), &sources.switch);
+                export_reads(&sources.status.borrow(), &sources.reads);
                 let mut text = handle.render();
                 crate::metrics::render_latency(&mut text, &sources.counters);
                 (200, "text/plain; version=0.0.4", text)
@@ -139,15 +155,47 @@ fn status_json(sources: &Sources) -> String {
     struct Document<'a> {
         routed_to: Option<String>,
         generation: u64,
+        #[serde(skip_serializing_if = "Vec::is_empty")]
+        read_endpoints: Vec<ReadEndpoint>,
         #[serde(flatten)]
         status: &'a Status,
         config: &'a str,
     }
+    #[derive(serde::Serialize)]
+    struct ReadEndpoint {
+        group: String,
+        /// The replicas that qualify for reads now.
+        replicas: Vec<String>,
+        /// Sessions on each replica (those on the master as the fallback
+        /// are not counted here).
+        sessions: Vec<(String, usize)>,
+    }
     let topology = sources.switch.current();
     let status = sources.status.borrow();
+    let read_endpoints = sources
+        .reads
+        .iter()
+        .map(|read| ReadEndpoint {
+            group: read.group.clone(),
+            replicas: read
+                .switch
+                .current()
+                .readers
+                .iter()
+                .map(|r| r.addr.to_string())
+                .collect(),
+            sessions: read
+                .load
+                .snapshot()
+                .into_iter()
+                .map(|(a, n)| (a.to_string(), n))
+                .collect(),
+        })
+        .collect();
     let doc = Document {
         routed_to: topology.master.map(|m| m.to_string()),
         generation: topology.generation,
+        read_endpoints,
         status: &status,
         config: &sources.config,
     };
@@ -200,6 +248,27 @@ fn export_status(status: &Status, switch: &SwitchReader) {
         metrics::gauge!(PEERS_REACHABLE, "kind" => kind).set(reachable as f64);
     }
     metrics::gauge!(QUORUM_REACHABLE).set(flag(status.quorum_reachable));
+}
+
+/// Sets each replica's read-endpoint sessions and lag in seconds; every
+/// node the snapshot lists gets a value, so a replica left gets 0.
+fn export_reads(status: &Status, reads: &[ReadSource]) {
+    use crate::metrics::*;
+    for node in &status.nodes {
+        metrics::gauge!(REPLICA_LAG_SECONDS, "address" => node.addr.clone())
+            .set(node.lag_seconds.unwrap_or(0) as f64);
+    }
+    for read in reads {
+        let load = read.load.snapshot();
+        for node in &status.nodes {
+            let sessions = load
+                .iter()
+                .find(|(addr, _)| addr.to_string() == node.addr)
+                .map_or(0, |(_, n)| *n);
+            metrics::gauge!(READ_CLIENTS, "group" => read.group.clone(), "address" => node.addr.clone())
+                .set(sessions as f64);
+        }
+    }
 }
 
 async fn respond(

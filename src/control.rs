@@ -23,7 +23,7 @@ use std::sync::Arc;
 
 use tokio_util::sync::CancellationToken;
 
-use crate::switch::{StaleEpoch, SwitchWriter, Topology};
+use crate::switch::{Reader, StaleEpoch, SwitchWriter, Topology};
 
 /// A source of truth about one group: runs until `stop` is cancelled,
 /// committing every decision about the group's master to its [`Committer`].
@@ -57,8 +57,9 @@ pub struct Committer {
     writer: SwitchWriter,
     /// The last decision handed in (published or refused as stale).
     decided: (Option<SocketAddr>, u64),
-    /// The host name the decided master is known by.
-    decided_host: Option<Arc<str>>,
+    /// The host name the decided master is known by, and the replicas
+    /// read endpoints may use.
+    decided_extra: (Option<Arc<str>>, Arc<[Reader]>),
     /// The last master commands were routed to, for counting switches.
     last_master: Option<SocketAddr>,
 }
@@ -69,7 +70,7 @@ impl Committer {
         let current = writer.current();
         Committer {
             decided: (current.master, current.config_epoch),
-            decided_host: current.master_host.clone(),
+            decided_extra: (current.master_host.clone(), Arc::clone(&current.readers)),
             last_master: current.master,
             writer,
         }
@@ -83,25 +84,32 @@ impl Committer {
     /// Makes `master` (or none: hold commands) the group's master under
     /// `config_epoch`, unless that is already the decision in force.
     pub fn commit(&mut self, master: Option<SocketAddr>, config_epoch: u64) -> Commit {
-        self.commit_named(master, None, config_epoch)
+        self.commit_route(master, None, &[], config_epoch)
     }
 
     /// As [`Committer::commit`], for a master known by host name `host`
-    /// (under TLS, the name its certificate is checked against).
-    pub fn commit_named(
+    /// (under TLS, the name its certificate is checked against), with the
+    /// replicas read endpoints may use.
+    pub fn commit_route(
         &mut self,
         master: Option<SocketAddr>,
         host: Option<&str>,
+        readers: &[Reader],
         config_epoch: u64,
     ) -> Commit {
-        if (master, config_epoch) == self.decided && self.decided_host.as_deref() == host {
+        let (decided_host, decided_readers) = &self.decided_extra;
+        if (master, config_epoch) == self.decided
+            && decided_host.as_deref() == host
+            && **decided_readers == *readers
+        {
             return Commit::Unchanged;
         }
         self.decided = (master, config_epoch);
-        self.decided_host = host.map(Arc::from);
+        self.decided_extra = (host.map(Arc::from), Arc::from(readers));
+        let (host, readers) = self.decided_extra.clone();
         match self
             .writer
-            .publish_named(master, self.decided_host.clone(), config_epoch)
+            .publish_route(master, host, readers, config_epoch)
         {
             Ok(topology) => {
                 let switched =

@@ -65,6 +65,10 @@ pub const ROUTABLE: &str = "sentinel_proxy_master_routable";
 pub const NODE_UP: &str = "sentinel_proxy_node_up";
 /// Each node's replication lag behind the master, in bytes of offset.
 pub const REPLICA_LAG: &str = "sentinel_proxy_replica_lag_bytes";
+/// Each replica's lag as its master reports it: seconds since it last acknowledged.
+pub const REPLICA_LAG_SECONDS: &str = "sentinel_proxy_replica_lag_seconds";
+/// Read-endpoint clients bound to each replica, by group and address.
+pub const READ_CLIENTS: &str = "sentinel_proxy_read_clients";
 /// Sentinel's current epoch.
 pub const CURRENT_EPOCH: &str = "sentinel_proxy_current_epoch";
 /// The config epoch of the current master.
@@ -187,6 +191,15 @@ fn describe_all() {
         "1 while commands may be sent to the master, 0 while held or fenced."
     );
     describe_gauge!(NODE_UP, "1 if the node answers, by address.");
+    describe_gauge!(
+        REPLICA_LAG_SECONDS,
+        Unit::Seconds,
+        "Seconds since the replica last acknowledged, as its master reports it (lag= in INFO)."
+    );
+    describe_gauge!(
+        READ_CLIENTS,
+        "Read-endpoint clients bound to each replica (--read-listen), by group and address."
+    );
     describe_gauge!(
         REPLICA_LAG,
         Unit::Bytes,

@@ -58,6 +58,10 @@ pub struct NodeStatus {
     pub sdown: bool,
     /// Replication lag behind the master in bytes (replicas with known offsets).
     pub lag_bytes: Option<u64>,
+    /// Seconds since the replica last acknowledged, as its master reports it
+    /// (`lag=` in `INFO`; what a read endpoint's `max_replica_lag_ms` is
+    /// compared with).
+    pub lag_seconds: Option<u64>,
 }
 
 /// One other sentinel (proxy or Redis Sentinel).

@@ -36,6 +36,10 @@ pub struct Topology {
     /// The host name the master is known by, if any: under TLS, the name its
     /// certificate is checked against (and sent as SNI).
     pub master_host: Option<Arc<str>>,
+    /// The replicas a read endpoint may send its clients to (healthy, in
+    /// sync, little lag), best first; empty when none qualifies or no read
+    /// endpoint asked.
+    pub readers: Arc<[Reader]>,
     /// Cancelled when a newer snapshot replaces this one, or when the proxy
     /// stops (it is a child of the stop token), so a session waits on one
     /// future for both.
@@ -54,6 +58,16 @@ impl Topology {
     pub fn is_retired(&self) -> bool {
         self.retired.is_cancelled()
     }
+}
+
+/// A replica a read endpoint may use.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Reader {
+    /// Where it listens.
+    pub addr: SocketAddr,
+    /// The host name it is known by, if any (under TLS, the name its
+    /// certificate is checked against).
+    pub host: Option<Arc<str>>,
 }
 
 /// A publish that would move the proxy back to an older config epoch.
@@ -78,6 +92,7 @@ pub fn new(
         config_epoch,
         master,
         master_host: None,
+        readers: Arc::from([]),
         retired: stop.child_token(),
     }));
     (
@@ -118,14 +133,16 @@ impl SwitchWriter {
         master: Option<SocketAddr>,
         config_epoch: u64,
     ) -> Result<Arc<Topology>, StaleEpoch> {
-        self.publish_named(master, None, config_epoch)
+        self.publish_route(master, None, Arc::from([]), config_epoch)
     }
 
-    /// As [`SwitchWriter::publish`], for a master known by host name `host`.
-    pub fn publish_named(
+    /// As [`SwitchWriter::publish`], for a master known by host name `host`,
+    /// with the replicas read endpoints may use.
+    pub fn publish_route(
         &self,
         master: Option<SocketAddr>,
         master_host: Option<Arc<str>>,
+        readers: Arc<[Reader]>,
         config_epoch: u64,
     ) -> Result<Arc<Topology>, StaleEpoch> {
         let current = self.shared.load_full();
@@ -140,6 +157,7 @@ impl SwitchWriter {
             config_epoch,
             master,
             master_host,
+            readers,
             retired: self.stop.child_token(),
         });
         self.shared.store(Arc::clone(&next));

@@ -50,11 +50,13 @@ fn start(master: std::net::SocketAddr) -> Harness {
             backend_auth: None,
             share_backend: false,
             measure_latency: false,
+            reads: None,
         },
         commands: Arc::new(ArcSwap::from_pointee(CommandTable::builtin())),
         counters: Default::default(),
         links: Default::default(),
         dialer: Default::default(),
+        read_load: Default::default(),
     });
     let socket = runtime
         .block_on(TcpListener::bind("127.0.0.1:0"))

@@ -149,6 +149,7 @@ impl CorePlan {
         if core.master == Some(first.master.addr) {
             first.master.host = core.master_host.clone();
         }
+        first.serves_reads = config.reads.listen.map(|_| config.reads.max_lag);
         info!(myid = %first.myid, %announce, %master, "sentinel core configured");
         for warning in warnings {
             warn!("{warning}");
@@ -175,6 +176,7 @@ impl CorePlan {
             let events = sentinel::events::Events::new(events.clone());
             let mut core = Core::new(settings, group.master, None, events, now);
             core.master.host = group.master_host.clone();
+            core.serves_reads = group.read_listen.map(|_| config.reads.max_lag);
             groups.insert(core);
         }
         groups.restore_monitored(monitored, now);

@@ -94,22 +94,32 @@ impl App {
         let control = CancellationToken::new();
         let commands = Arc::new(ArcSwap::from_pointee(CommandTable::builtin()));
         let shutdown = CancellationToken::new();
-        // Each `[[group]]` with an endpoint: its listener (bound now, so a
+        // Each `[[group]]` with an endpoint: its listeners (bound now, so a
         // busy port stops the start) and its own switch.
         let mut group_endpoints = Vec::new();
+        let mut read_endpoints = Vec::new();
         let mut group_writers = Vec::new();
         for group in &config.groups {
-            let Some(addr) = group.listen else {
+            if group.listen.is_none() && group.read_listen.is_none() {
                 continue;
-            };
-            let listener = bind(addr).map_err(|e| {
-                anyhow::anyhow!(
-                    "cannot listen on {addr} (listen of group {}): {e}",
-                    group.name
-                )
-            })?;
+            }
             let (writer, reader) = switch::new(None, 0, &shutdown);
-            group_endpoints.push((group.name.clone(), listener, reader));
+            let bind_for = |addr, what| {
+                bind(addr).map_err(|e| {
+                    anyhow::anyhow!(
+                        "cannot listen on {addr} ({what} of group {}): {e}",
+                        group.name
+                    )
+                })
+            };
+            if let Some(addr) = group.listen {
+                let listener = bind_for(addr, "listen")?;
+                group_endpoints.push((group.name.clone(), listener, reader.clone()));
+            }
+            if let Some(addr) = group.read_listen {
+                let listener = bind_for(addr, "read_listen")?;
+                read_endpoints.push((group.name.clone(), listener, reader, Arc::default()));
+            }
             group_writers.push((group.name.clone(), writer));
         }
         // The TLS endpoints' certificate, read again (check-config read it
@@ -171,6 +181,18 @@ impl App {
                 (ControlPath::Follow(Box::new(follower)), reader)
             }
         };
+        // The first group's read endpoint, bound before the client port.
+        if let Some(addr) = config.reads.listen {
+            let listener = bind(addr)
+                .map_err(|e| anyhow::anyhow!("cannot listen on {addr} (read_listen): {e}"))?;
+            let endpoint = (
+                config.master_name.clone(),
+                listener,
+                reader.clone(),
+                Arc::default(),
+            );
+            read_endpoints.insert(0, endpoint);
+        }
         // The TLS client endpoint, bound before the plain one.
         let tls_endpoint = match (&tls, config.tls.as_ref().and_then(|t| t.listen)) {
             (Some(tls), Some(addr)) => {
@@ -197,6 +219,14 @@ impl App {
             switch: reader.clone(),
             status: status_rx,
             config: config.describe().into(),
+            reads: read_endpoints
+                .iter()
+                .map(|(group, _, switch, load)| admin::ReadSource {
+                    group: group.clone(),
+                    switch: switch.clone(),
+                    load: Arc::clone(load),
+                })
+                .collect(),
         };
         let learn_commands = catalog::follow(
             dialer.clone(),
@@ -244,7 +274,7 @@ impl App {
                     });
                 })?;
         let settings = proxy::Settings::from_config(&config);
-        let shared_for = |switch| {
+        let shared_with = |switch, settings: &proxy::Settings, read_load| {
             Arc::new(Shared {
                 switch,
                 hints: hints.clone(),
@@ -253,7 +283,13 @@ impl App {
                 counters: Arc::clone(&counters),
                 links: proxy::shared::SharedBackends::new(dialer.clone()),
                 dialer: dialer.clone(),
+                read_load,
             })
+        };
+        let shared_for = |switch| shared_with(switch, &settings, Arc::default());
+        let read_settings = proxy::Settings {
+            reads: Some(config.reads.fallback),
+            ..settings.clone()
         };
         let shared = shared_for(reader);
         let stop_accepting = CancellationToken::new();
@@ -284,6 +320,12 @@ impl App {
             info!(group = %name, listen = %addr, "serving the group's clients");
             group_addrs.push((name, addr));
             group_accept_tasks.push(serve(listener, shared_for(reader), None));
+        }
+        for (name, listener, reader, load) in read_endpoints {
+            let addr = listener.local_addr()?;
+            info!(group = %name, listen = %addr, "serving reads from the group's replicas");
+            let shared = shared_with(reader, &read_settings, load);
+            group_accept_tasks.push(serve(listener, shared, None));
         }
         match sentinel_addr {
             Some(sentinel) => {

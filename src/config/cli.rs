@@ -74,6 +74,18 @@ pub enum OnSwitch {
     Close,
 }
 
+/// Where a read endpoint sends its clients when no replica qualifies.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum ReadFallback {
+    /// To the master (reads stay available; the master takes the load).
+    Master,
+    /// Nowhere: commands wait for a replica, up to hold-timeout-ms.
+    Hold,
+    /// Nowhere: commands are refused at once with -MASTERDOWN.
+    Error,
+}
+
 /// Whether TLS clients must show a certificate (Redis's `tls-auth-clients`).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum, Deserialize)]
 #[serde(rename_all = "lowercase")]
@@ -103,6 +115,18 @@ pub struct Settings {
     /// Client endpoint for legacy applications [default: 127.0.0.1:6379]
     #[arg(long, value_name = "ADDR")]
     pub listen: Option<String>,
+
+    /// Client endpoint whose clients are served by the group's replicas (healthy, in sync, least connections; built-in core only) [default: none]
+    #[arg(long, value_name = "ADDR")]
+    pub read_listen: Option<String>,
+
+    /// Most lag a replica may have to serve the read endpoint; Redis reports whole seconds [default: 10000]
+    #[arg(long, value_name = "MS")]
+    pub max_replica_lag_ms: Option<u64>,
+
+    /// Where the read endpoint's clients go when no replica qualifies: master, hold (commands wait) or error (-MASTERDOWN at once) [default: master]
+    #[arg(long, value_enum, value_name = "WHERE")]
+    pub read_fallback: Option<ReadFallback>,
 
     /// TLS client endpoint, beside the plain one (needs tls-cert-file and tls-key-file) [default: none]
     #[arg(long, value_name = "ADDR")]
@@ -281,6 +305,9 @@ impl Settings {
     pub fn overlay(self, over: Settings) -> Settings {
         Settings {
             listen: over.listen.or(self.listen),
+            read_listen: over.read_listen.or(self.read_listen),
+            max_replica_lag_ms: over.max_replica_lag_ms.or(self.max_replica_lag_ms),
+            read_fallback: over.read_fallback.or(self.read_fallback),
             tls_listen: over.tls_listen.or(self.tls_listen),
             tls_sentinel_listen: over.tls_sentinel_listen.or(self.tls_sentinel_listen),
             tls_cert_file: over.tls_cert_file.or(self.tls_cert_file),

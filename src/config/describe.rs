@@ -4,7 +4,7 @@
 
 use std::net::SocketAddr;
 
-use super::{Config, CoreConfig, LogFormat, OnSwitch, Source};
+use super::{Config, CoreConfig, LogFormat, OnSwitch, ReadFallback, Source};
 use crate::tls::AuthClients;
 
 impl Config {
@@ -35,6 +35,7 @@ impl Config {
         [
             format!("listen = \"{}\"", self.listen),
             format!("master_name = \"{}\"", self.master_name),
+            self.describe_reads(),
             self.describe_tls(),
             self.describe_tls_backend(),
             source,
@@ -67,10 +68,11 @@ impl Config {
         .into_iter()
         .chain(self.groups.iter().map(|g| {
             format!(
-                "[[group]] name = \"{}\", master = \"{}\", listen = {}, quorum = {}",
+                "[[group]] name = \"{}\", master = \"{}\", listen = {}, read_listen = {}, quorum = {}",
                 g.name,
                 g.master,
                 g.listen.map_or("none".to_owned(), |l| format!("\"{l}\"")),
+                g.read_listen.map_or("none".to_owned(), |l| format!("\"{l}\"")),
                 g.quorum
             )
         }))
@@ -152,6 +154,26 @@ fn path_or_none(path: &Option<std::path::PathBuf>) -> String {
 }
 
 impl Config {
+    /// The read endpoint's lines.
+    fn describe_reads(&self) -> String {
+        let fallback = match self.reads.fallback {
+            ReadFallback::Master => "master",
+            ReadFallback::Hold => "hold",
+            ReadFallback::Error => "error",
+        };
+        [
+            format!(
+                "read_listen = {}",
+                self.reads
+                    .listen
+                    .map_or("\"off\"".to_owned(), |a| format!("\"{a}\""))
+            ),
+            format!("max_replica_lag_ms = {}", self.reads.max_lag.as_millis()),
+            format!("read_fallback = \"{fallback}\""),
+        ]
+        .join("\n")
+    }
+
     /// The lines of TLS towards servers (`tls_backend = false` without it).
     fn describe_tls_backend(&self) -> String {
         let Some(files) = &self.tls_backend else {

@@ -34,6 +34,8 @@ pub struct GroupSettings {
     pub master: Option<String>,
     /// Its client endpoint, if it serves clients.
     pub listen: Option<String>,
+    /// Its read endpoint (clients served by its replicas), if any.
+    pub read_listen: Option<String>,
     /// Votes for ODOWN [default: the top-level quorum].
     pub quorum: Option<u64>,
     /// SDOWN after this long without a valid reply [default: the top-level value].
@@ -57,6 +59,8 @@ pub struct GroupConfig {
     pub master_host: Option<String>,
     /// Its client endpoint, if it serves clients.
     pub listen: Option<SocketAddr>,
+    /// Its read endpoint, if any.
+    pub read_listen: Option<SocketAddr>,
     /// Votes for ODOWN.
     pub quorum: u32,
     /// SDOWN after this long without a valid reply.
@@ -136,6 +140,12 @@ fn group(
         .map(|l| resolve("listen", l))
         .transpose()
         .map_err(within)?;
+    let read_listen = table
+        .read_listen
+        .as_deref()
+        .map(|l| resolve("read_listen", l))
+        .transpose()
+        .map_err(within)?;
     let quorum = match table.quorum {
         Some(n) => count("quorum", n).map_err(within)?,
         None => core.quorum,
@@ -161,6 +171,7 @@ fn group(
         master,
         master_host: table.master.as_deref().and_then(super::host_name),
         listen,
+        read_listen,
         quorum,
         down_after,
         master_reboot_down_after,

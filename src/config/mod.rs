@@ -7,6 +7,7 @@
 pub mod cli;
 mod describe;
 pub mod group;
+mod reads;
 mod tls;
 
 use std::fmt;
@@ -14,9 +15,10 @@ use std::net::{SocketAddr, ToSocketAddrs};
 use std::path::Path;
 use std::time::Duration;
 
-pub use cli::{Cli, Command, LogFormat, OnSwitch, Settings, TlsAuthClients};
+pub use cli::{Cli, Command, LogFormat, OnSwitch, ReadFallback, Settings, TlsAuthClients};
 pub use group::GroupConfig;
 
+pub use self::reads::ReadConfig;
 pub use self::tls::TlsConfig;
 
 /// A setting that cannot be used. Displays as one line naming the field.
@@ -151,6 +153,8 @@ pub struct Config {
     pub listen: SocketAddr,
     /// The TLS endpoints, if any.
     pub tls: Option<TlsConfig>,
+    /// The read endpoints' settings.
+    pub reads: ReadConfig,
     /// TLS towards Redis servers and peer Sentinels (`tls_backend`), if on.
     pub tls_backend: Option<crate::tls::ClientFiles>,
     /// Name of the monitored group.
@@ -261,6 +265,7 @@ impl Config {
         }
         let tls = tls::endpoints(&s)?;
         let tls_backend = tls::backend(&s)?;
+        let reads = reads::reads(&s, &source)?;
         let log_level = s.log_level.unwrap_or_else(|| "info".to_owned());
         if tracing_subscriber::EnvFilter::try_new(&log_level).is_err() {
             return Err(invalid(
@@ -272,6 +277,7 @@ impl Config {
             listen,
             tls,
             tls_backend,
+            reads,
             master_name,
             source,
             groups,

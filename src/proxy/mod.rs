@@ -26,6 +26,7 @@ pub mod bufpool;
 pub mod ledger;
 pub mod listener;
 pub mod queue;
+pub mod readers;
 mod session;
 pub mod shared;
 pub mod state;
@@ -38,7 +39,7 @@ use arc_swap::ArcSwap;
 use bytes::{Bytes, BytesMut};
 
 use crate::backend::connect::Dialer;
-use crate::config::{Config, OnSwitch};
+use crate::config::{Config, OnSwitch, ReadFallback};
 use crate::resp::command::{Class, CommandTable};
 use crate::resp::value::encode_command;
 use crate::switch::{HintSender, SwitchReader};
@@ -63,6 +64,9 @@ pub struct Settings {
     /// Measure the proxy-added latency (two clock reads per batch; off when
     /// metrics are off).
     pub measure_latency: bool,
+    /// On a read endpoint, where clients go when no replica qualifies;
+    /// `None` on an endpoint of the master.
+    pub reads: Option<ReadFallback>,
 }
 
 impl Settings {
@@ -85,6 +89,7 @@ impl Settings {
             backend_auth,
             share_backend: config.share_backend,
             measure_latency: config.metrics_listen.is_some(),
+            reads: None,
         }
     }
 }
@@ -106,6 +111,8 @@ pub struct Shared {
     pub links: shared::SharedBackends,
     /// How sessions connect to the master (plain or TLS).
     pub dialer: Dialer,
+    /// On a read endpoint, the sessions on each replica.
+    pub read_load: Arc<readers::ReadLoad>,
 }
 
 /// Process-wide traffic counters: plain atomics, so the hot path pays one

@@ -88,6 +88,9 @@ pub struct ReplicaLine {
     pub online: bool,
     /// `offset=`, the offset the replica acknowledged (0 if absent or malformed).
     pub offset: u64,
+    /// `lag=`: seconds since the replica last acknowledged (Redis's measure
+    /// of replica lag, as `min-replicas-max-lag` uses it); `None` if absent.
+    pub lag: Option<u64>,
 }
 
 impl Default for ReplicaState {
@@ -192,13 +195,14 @@ fn is_replica_key(key: &str) -> bool {
 /// Parses `ip=…,port=…,state=…,offset=…,lag=…`; `None` without a non-empty `ip`
 /// and a `port` in `1..=65535`.
 ///
-/// Pairs may come in any order; unknown ones (`lag=`) and pairs without `=`
-/// are ignored, and a repeated key's last value wins.
+/// Pairs may come in any order; unknown ones and pairs without `=` are
+/// ignored, and a repeated key's last value wins.
 fn parse_replica_line(value: &str) -> Option<ReplicaLine> {
     let mut ip = None;
     let mut port = None;
     let mut online = false;
     let mut offset = 0;
+    let mut lag = None;
     for pair in value.split(',') {
         let Some((k, v)) = pair.split_once('=') else {
             continue;
@@ -208,6 +212,7 @@ fn parse_replica_line(value: &str) -> Option<ReplicaLine> {
             "port" => port = v.parse::<u16>().ok().filter(|&p| p != 0),
             "state" => online = v == "online",
             "offset" => set(&mut offset, v),
+            "lag" => lag = v.parse().ok(),
             _ => {}
         }
     }
@@ -216,6 +221,7 @@ fn parse_replica_line(value: &str) -> Option<ReplicaLine> {
         port: port?,
         online,
         offset,
+        lag,
     })
 }
 
@@ -345,6 +351,7 @@ repl_backlog_histlen:1525\r\n";
                     port: 16380,
                     online: true,
                     offset: 757,
+                    lag: Some(0),
                 }],
             }
         );
@@ -418,12 +425,14 @@ repl_backlog_histlen:1525\r\n";
                     port: 16380,
                     online: false,
                     offset: 0,
+                    lag: Some(0),
                 },
                 ReplicaLine {
                     ip: "::1".into(),
                     port: 16381,
                     online: true,
                     offset: 9,
+                    lag: Some(1),
                 },
             ]
         );
@@ -450,6 +459,7 @@ repl_backlog_histlen:1525\r\n";
                 port: 16380,
                 online: true,
                 offset: 0,
+                lag: None,
             }]
         );
     }

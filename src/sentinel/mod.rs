@@ -493,7 +493,8 @@ fn flush_group(
 fn commit_route(core: &mut Core, committer: &mut Committer, now: Instant) {
     let (route, epoch) = core.route(now);
     let host = route.and_then(|addr| core.host_of(addr));
-    match committer.commit_named(route, host, epoch) {
+    let readers = core.readers();
+    match committer.commit_route(route, host, &readers, epoch) {
         Commit::Unchanged => {}
         Commit::Published { topology, switched } => {
             if switched && let Some(since) = core.unavailable_since.take() {

@@ -357,3 +357,52 @@ fn bad_backend_tls_settings_name_the_field() {
         "{shown}"
     );
 }
+
+/// The read endpoint's settings are shown by `check-config`; one that cannot
+/// work (following Sentinels: no replicas are monitored) or a bad value stops
+/// the start with the field named.
+#[test]
+fn read_endpoint_settings_are_checked_and_shown() {
+    let read = loopback(free_port()).to_string();
+    let shown = run(&[
+        "--master",
+        "127.0.0.1:7000",
+        "--read-listen",
+        &read,
+        "--max-replica-lag-ms",
+        "2500",
+        "--read-fallback",
+        "hold",
+        "check-config",
+    ]);
+    assert_eq!(shown.status.code(), Some(0), "{}", text(&shown.stderr));
+    let stdout = text(&shown.stdout);
+    for line in [
+        format!("read_listen = \"{read}\""),
+        "max_replica_lag_ms = 2500".to_owned(),
+        "read_fallback = \"hold\"".to_owned(),
+    ] {
+        assert!(stdout.contains(&line), "{line} in\n{stdout}");
+    }
+    let sentinel = loopback(free_port()).to_string();
+    assert_usage_error(
+        &run(&[
+            "--sentinel",
+            &sentinel,
+            "--read-listen",
+            &read,
+            "check-config",
+        ]),
+        &["read_listen", "needs the built-in sentinel core"],
+    );
+    assert_usage_error(
+        &run(&[
+            "--master",
+            "127.0.0.1:7000",
+            "--max-replica-lag-ms",
+            "99999999999",
+            "check-config",
+        ]),
+        &["max_replica_lag_ms", "must be between"],
+    );
+}

@@ -34,6 +34,7 @@ mod metrics;
 mod ordering;
 mod passthrough;
 mod readme;
+mod reads;
 mod resp;
 mod session;
 mod shared;

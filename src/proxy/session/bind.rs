@@ -23,7 +23,7 @@ use super::io::send_backend;
 use super::{Avoid, Backend, Conn, End, Phase, RETRY_DELAY, Session};
 use crate::backend::connect::CONNECT_TIMEOUT;
 use crate::proxy::state::{Expect, replies};
-use crate::proxy::{Counters, bufpool};
+use crate::proxy::{Counters, Shared, bufpool};
 use crate::resp::reply::ReplyScanner;
 use crate::switch::Hint;
 
@@ -39,22 +39,36 @@ impl Session {
         if self.backend.is_some() || self.phase != Phase::Serving {
             return Ok(false);
         }
-        let Some(addr) = self.topology.master else {
-            return Ok(false);
-        };
         match self.avoid {
             Some(Avoid::Demoted) => return Ok(false),
             Some(Avoid::Unreachable(at)) if Instant::now() < at => return Ok(false),
             _ => {}
         }
-        let share = !self.own_connection && self.ledger.state.is_default();
+        let Some(target) = self.choose_target() else {
+            // `read_fallback error`: held commands are refused at once (the
+            // caller's next round refuses them).
+            if self.refuses_without_target()
+                && let Some(hold) = self.hold.as_mut()
+                && !hold.expired
+            {
+                hold.expired = true;
+                return Ok(true);
+            }
+            return Ok(false);
+        };
+        let addr = target.addr;
+        // Read endpoints keep their own connections: a shared link follows
+        // the master.
+        let share = self.shared.settings.reads.is_none()
+            && !self.own_connection
+            && self.ledger.state.is_default();
         let conn = if share {
             let auth = self.shared.settings.backend_auth.as_ref();
             self.shared
                 .links
                 .link(
                     addr,
-                    self.topology.master_host.as_deref(),
+                    target.host.as_deref(),
                     self.topology.generation,
                     auth,
                     &self.shared.counters,
@@ -67,14 +81,17 @@ impl Session {
                 })
         } else {
             (self.shared.dialer)
-                .dial(addr, self.topology.master_host.as_deref(), CONNECT_TIMEOUT)
+                .dial(addr, target.host.as_deref(), CONNECT_TIMEOUT)
                 .await
                 .map(Conn::Own)
         };
         let conn = match conn {
             Ok(conn) => conn,
             Err(error) => {
-                debug!(%addr, %error, "master unreachable; holding commands");
+                if target.reserved {
+                    self.shared.read_load.release(addr);
+                }
+                debug!(%addr, %error, "backend unreachable; holding commands");
                 self.shared.hints.send(Hint::Unreachable(addr));
                 self.avoid = Some(Avoid::Unreachable(Instant::now() + RETRY_DELAY));
                 return Ok(false);
@@ -101,6 +118,7 @@ impl Session {
             replies: ReplyScanner::default(),
             streaming: 0,
             write_shut: false,
+            read_place: target.reserved,
         });
         if !prelude.is_empty() {
             send_backend(&mut self.backend, &mut self.to_backend, &prelude, 0)?;
@@ -163,27 +181,27 @@ impl Session {
     /// Lets go of the session's backend (its own connection is closed, its
     /// place on a shared one given up) and of the output waiting for it.
     pub(super) fn drop_backend(&mut self) {
-        release_backend(
-            &self.shared.counters,
-            &mut self.backend,
-            &mut self.to_backend,
-        );
+        release_backend(&self.shared, &mut self.backend, &mut self.to_backend);
     }
 }
 
 /// Lets go of the backend connection (or the session's place on a shared
 /// one) and the output that was waiting for it.
 pub(super) fn release_backend(
-    counters: &Counters,
+    shared: &Shared,
     backend: &mut Option<Box<Backend>>,
     pending: &mut Option<BytesMut>,
 ) {
+    let counters = &shared.counters;
     if let Some(out) = pending.as_mut() {
         out.clear();
     }
     bufpool::give_back_if_empty(pending);
     if let Some(mut backend) = backend.take() {
         backend_gauge(counters, &backend).fetch_sub(1, Ordering::Relaxed);
+        if backend.read_place {
+            shared.read_load.release(backend.addr);
+        }
         if let Some(buf) = backend.buf.as_mut() {
             buf.clear();
         }

@@ -328,11 +328,7 @@ impl Session {
                 batch.flush(&mut self.backend, &mut self.to_backend, buf)?;
                 self.own_connection = true;
                 if self.ledger.is_empty() {
-                    release_backend(
-                        &self.shared.counters,
-                        &mut self.backend,
-                        &mut self.to_backend,
-                    );
+                    release_backend(&self.shared, &mut self.backend, &mut self.to_backend);
                     need_backend = true;
                 }
                 break;
@@ -366,7 +362,12 @@ impl Session {
             let local = match action {
                 _ if forwards && refuse => {
                     metrics::counter!(crate::metrics::COMMANDS_REFUSED).increment(1);
-                    Some((Bytes::from_static(replies::MASTERDOWN), false))
+                    let refusal = if self.shared.settings.reads.is_some() {
+                        replies::NO_REPLICA
+                    } else {
+                        replies::MASTERDOWN
+                    };
+                    Some((Bytes::from_static(refusal), false))
                 }
                 Action::Forward(expect) => {
                     self.ledger.push(expect);

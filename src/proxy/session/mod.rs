@@ -39,8 +39,9 @@
 //!   `settle`) and its end (`close`);
 //! * `input`: reading and framing client requests, and forwarding, holding or
 //!   refusing them (`pump`);
-//! * `bind`: binding to the current master and restoring the session's state
-//!   there; letting go of a backend;
+//! * `bind`: binding to the current master (or, on a read endpoint, a
+//!   replica) and restoring the session's state there; letting go of a backend;
+//! * `target`: which node that is;
 //! * `replies`: routing replies through the ledger, the `-READONLY` check, a
 //!   lost backend;
 //! * `phase`: a new topology, the drain of a switch, the hold, retry and idle
@@ -55,6 +56,7 @@ mod io;
 mod phase;
 mod pipe;
 mod replies;
+mod target;
 #[cfg(test)]
 mod tests;
 
@@ -148,6 +150,8 @@ struct Backend {
     /// itself now ends the connection, exactly as it would a direct client's,
     /// unblocking a blocked command instead of leaving it to take the next item.
     write_shut: bool,
+    /// A place among a read endpoint's replicas is held on `addr`.
+    read_place: bool,
 }
 
 /// How a session reaches its master.

@@ -28,10 +28,7 @@ impl Session {
         let Some(backend) = self.backend.as_ref() else {
             return Ok(());
         };
-        // No master for now (a failover, or this proxy is fenced): hold new
-        // commands but keep the connection, so a pause that ends with the
-        // same master costs the session nothing (not even its MULTI).
-        if self.topology.master.is_none() || Some(backend.addr) == self.topology.master {
+        if self.may_stay_on(backend.addr) {
             return Ok(());
         }
         debug!(from = %backend.addr, to = ?self.topology.master, "switch");

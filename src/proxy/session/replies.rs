@@ -186,6 +186,11 @@ impl Session {
                     let _ = out.send(replies::REPLAY_FAILED);
                     return Err(End::ReplayFailed);
                 }
+                // On a read endpoint the replica's `-READONLY` is the
+                // client's answer to a write: passed on unchanged.
+                Route::Demoted { .. } if self.shared.settings.reads.is_some() => {
+                    pos += reply.len;
+                }
                 Route::Demoted { sole } => {
                     // Held at the front of the buffer until ROLE tells what
                     // it means (`on_readonly`); nothing after it goes first.

@@ -23,6 +23,7 @@ async fn session_future_stays_small() {
         counters: Default::default(),
         links: Default::default(),
         dialer: Default::default(),
+        read_load: Default::default(),
         settings: super::super::Settings {
             hold_timeout: Duration::from_secs(1),
             drain_timeout: Duration::from_secs(1),
@@ -32,6 +33,7 @@ async fn session_future_stays_small() {
             backend_auth: None,
             share_backend: false,
             measure_latency: false,
+            reads: None,
         },
     });
     let future = run(

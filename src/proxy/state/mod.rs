@@ -129,6 +129,10 @@ pub mod replies {
     /// A command held for longer than `hold_timeout` without a master.
     pub const MASTERDOWN: &[u8] =
         b"-MASTERDOWN no master is reachable (failover in progress or master down); command not executed\r\n";
+    /// Sent on a read endpoint instead of forwarding while no replica
+    /// qualifies and `read_fallback` is not `master`.
+    pub const NO_REPLICA: &[u8] =
+        b"-MASTERDOWN no replica is fit for reads (down, out of sync or lagging); command not executed\r\n";
     /// A replicated no-op sent before WAIT on a session that used a shared
     /// connection (its reply is swallowed).
     pub const WAIT_MARKER: &[u8] =

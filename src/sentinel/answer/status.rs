@@ -23,6 +23,7 @@ impl Core {
         use crate::sentinel::info::ReportedRole;
         use crate::status::{NodeStatus, PeerStatus, Status};
         let master_offset = self.master.info.as_ref().map(|i| i.master_repl_offset);
+        let lags = self.replica_lags();
         let node = |n: &Node, role: &'static str| NodeStatus {
             addr: n.addr.to_string(),
             role,
@@ -39,6 +40,7 @@ impl Core {
                 (Some(ReportedRole::Replica(r)), Some(m)) => Some(m.saturating_sub(r.offset)),
                 _ => None,
             },
+            lag_seconds: lags.iter().find(|(a, _)| *a == n.addr).map(|(_, lag)| *lag),
         };
         let (master, _) = self.announced_master();
         Status {

@@ -14,7 +14,8 @@
 //! * `election`: epochs, votes and who leads a failover;
 //! * `stages`: the failover itself, one [`Stage`](super::failover::Stage) at a time;
 //! * `route`: switching the master, fencing, and the route for the data path;
-//! * `names`: a master known by host name, looked up again while unreachable.
+//! * `names`: a master known by host name, looked up again while unreachable;
+//! * `readers`: the replicas a read endpoint may send clients to.
 //!
 //! The types these share without depending on one another live in leaf
 //! modules: [`super::failover`] (a failover's data, the vote) and
@@ -26,6 +27,7 @@ mod hellos;
 mod monitor;
 mod names;
 mod observe;
+mod readers;
 mod route;
 mod stages;
 
@@ -220,6 +222,10 @@ pub struct Core {
     /// the latest of each option (and renamed command) only: saved, and
     /// replayed over the configured settings after a restart.
     pub overrides: Vec<Vec<String>>,
+    /// Set when a read endpoint uses the group's replicas: the most lag a
+    /// replica may have to serve reads (see `readers`). The master is then
+    /// asked for `INFO` every ping period, so lag is seen within a second.
+    pub serves_reads: Option<Duration>,
 }
 
 impl Core {
@@ -253,6 +259,7 @@ impl Core {
             simulated_failure: SimulatedFailure::default(),
             crash_now: false,
             overrides: Vec::new(),
+            serves_reads: None,
             timers: Timers::default(),
             settings,
         };

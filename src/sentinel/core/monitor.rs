@@ -111,7 +111,8 @@ impl Core {
     /// In order: 100 ms for the replica a failover of this proxy waits to see
     /// promoted; the ping period for any other replica while the master is
     /// ODOWN, a failover runs, or the replica reports its master link down;
-    /// the `INFO` period (10 s) otherwise, and always for the master.
+    /// the `INFO` period (10 s) otherwise, and for the master unless a read
+    /// endpoint needs its replicas' lag (then the ping period).
     fn info_period(&self, addr: SocketAddr) -> Duration {
         if let Some(f) = &self.failover
             && f.stage == (Stage::WaitPromotion { replica: addr })
@@ -124,6 +125,9 @@ impl Core {
             .and_then(|n| n.replicating())
             .is_some_and(|(_, _, up)| !up);
         if addr != self.master.addr && (troubled || link_down) {
+            self.timers.ping
+        } else if addr == self.master.addr && self.serves_reads.is_some() {
+            // Its `slaveN:` lines carry the replicas' lag.
             self.timers.ping
         } else {
             self.timers.info
