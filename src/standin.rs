@@ -208,20 +208,35 @@ pub enum Failed {
 fn bind_and_build(path: PathBuf, conf: StandIn) -> anyhow::Result<Prepared> {
     let bind = conf.bind.as_deref().unwrap_or("0.0.0.0");
     let port = conf.port.unwrap_or(DEFAULT_PORT);
-    let listen = node::address(bind, port)
-        .with_context(|| format!("bind: '{bind}' is not an IP address"))?;
-    let listener = std::net::TcpListener::bind(listen)
-        .with_context(|| format!("port: cannot listen on {listen}"))?;
-    listener.set_nonblocking(true)?;
-    let bound = listener.local_addr()?;
     let tls = tls_port(&conf, bind)?;
+    // `port 0`: no plain port, as in Sentinel; the TLS port is then the
+    // only way in.
+    let listener = match (port, &tls) {
+        (0, None) => {
+            anyhow::bail!("port 0: needs a tls-port, or nothing could reach this Sentinel")
+        }
+        (0, Some(_)) => None,
+        (port, _) => {
+            let listen = node::address(bind, port)
+                .with_context(|| format!("bind: '{bind}' is not an IP address"))?;
+            let listener = std::net::TcpListener::bind(listen)
+                .with_context(|| format!("port: cannot listen on {listen}"))?;
+            listener.set_nonblocking(true)?;
+            Some(listener)
+        }
+    };
     let (dialer, client_tls) = dialer(&conf)?;
     let first_master = conf.groups.iter().find_map(|g| master_addr(g, &conf));
-    // With tls-replication, peers are told the TLS port, as Sentinel does.
-    let announced = match &tls {
-        Some((listener, _)) if conf.tls_replication => listener.local_addr()?,
-        _ => bound,
-    };
+    // With tls-replication (or no plain port), peers are told the TLS
+    // port, as Sentinel does.
+    let tls_addr = tls.as_ref().map(|(l, _)| l.local_addr()).transpose()?;
+    let plain_addr = listener.as_ref().map(|l| l.local_addr()).transpose()?;
+    let announced = if conf.tls_replication {
+        tls_addr.or(plain_addr)
+    } else {
+        plain_addr.or(tls_addr)
+    }
+    .context("no port to announce")?;
     let announce = announce(&conf, announced, first_master);
     let (events, _) = tokio::sync::broadcast::channel(EVENT_BUFFER);
     let (api_tx, api_rx) = tokio::sync::mpsc::channel(API_QUEUE);

@@ -207,7 +207,7 @@ impl CorePlan {
                 dialer,
             },
             port: sentinel::Port {
-                listener,
+                listener: Some(listener),
                 tls,
                 api: api_tx,
                 events,

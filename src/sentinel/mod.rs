@@ -370,8 +370,9 @@ impl Runner {
 
 /// The sentinel port: its bound listener and what its connections need.
 pub struct Port {
-    /// The bound listener (non-blocking).
-    pub listener: std::net::TcpListener,
+    /// The bound listener (non-blocking); `None` for a TLS-only port
+    /// (Sentinel's `port 0` with a `tls-port`).
+    pub listener: Option<std::net::TcpListener>,
     /// A TLS endpoint of the same port (`tls_sentinel_listen`): its bound
     /// listener and certificate.
     pub tls: Option<(std::net::TcpListener, std::sync::Arc<crate::tls::ServerTls>)>,
@@ -398,7 +399,11 @@ pub async fn run_with_port(runner: Runner, port: Port, stop: CancellationToken) 
         }
         None => None,
     };
-    let server = match tokio::net::TcpListener::from_std(port.listener) {
+    let server = match port
+        .listener
+        .map(tokio::net::TcpListener::from_std)
+        .transpose()
+    {
         Ok(listener) => Some(tokio::spawn(api::serve(
             listener,
             tls,

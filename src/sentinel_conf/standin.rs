@@ -156,6 +156,8 @@ fn read_line(conf: &mut StandIn, line: &Line) -> Result<(), ImportError> {
     };
     let yes = |text: &str| text.eq_ignore_ascii_case("yes");
     match line.directive().as_str() {
+        // 0: no plain port (a TLS-only Sentinel, with tls-port).
+        "port" if arg(1) == "0" => conf.port = Some(0),
         "port" => conf.port = Some(parse_port(line, &arg(1))?),
         "bind" => conf.bind = args.get(1).cloned(),
         "dir" => conf.dir = args.get(1).cloned(),

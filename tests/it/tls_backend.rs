@@ -474,3 +474,93 @@ fn a_proxy_and_sentinels_agree_and_fail_over_over_tls() {
     let written = replica.cmd(&["GET", "after"]).expect("GET");
     assert_eq!(support::value_to_string(&written).as_deref(), Some("1"));
 }
+
+/// A process this test started; killed by PID when dropped.
+struct Running(std::process::Child);
+
+impl Drop for Running {
+    fn drop(&mut self) {
+        let _ = self.0.kill();
+        let _ = self.0.wait();
+    }
+}
+
+/// A TLS-only Sentinel config (`port 0`, `tls-port`, `tls-replication yes`)
+/// monitoring a TLS master: redis-sentinel and the stand-in both serve it
+/// over TLS alone and reach Redis over TLS (they find its replica).
+#[test]
+fn a_tls_only_sentinel_conf_is_served_by_redis_sentinel_and_the_stand_in() {
+    let pki = Pki::new();
+    let master = RedisServer::builder().tls(pki.redis("a")).spawn();
+    let replica = RedisServer::builder()
+        .tls(pki.redis("a"))
+        .replica_of(master.known_addr())
+        .spawn();
+    assert_eventually!(Duration::from_secs(20), replica.master_link_up());
+    let path = |name: &str| pki.file(name).display().to_string();
+    for stand_in in [false, true] {
+        let dir = tempfile::tempdir().expect("dir");
+        let tls = support::loopback(support::free_port());
+        let conf = dir.path().join("sentinel.conf");
+        let text = [
+            "bind 127.0.0.1".to_owned(),
+            "port 0".to_owned(),
+            format!("tls-port {}", tls.port()),
+            format!("tls-cert-file {}", path("a-server.crt")),
+            format!("tls-key-file {}", path("a-server.key")),
+            format!("tls-ca-cert-file {}", path("a-ca.crt")),
+            format!("tls-client-cert-file {}", path("a-client.crt")),
+            format!("tls-client-key-file {}", path("a-client.key")),
+            "tls-replication yes".to_owned(),
+            format!("dir {}", dir.path().display()),
+            format!(
+                "sentinel monitor mymaster 127.0.0.1 {} 1",
+                master.known_addr().port()
+            ),
+        ]
+        .join("\n");
+        std::fs::write(&conf, text + "\n").expect("write sentinel.conf");
+        let mut command = if stand_in {
+            let mut c = std::process::Command::new(support::proxy::binary_path());
+            c.arg("--sentinel-conf");
+            c
+        } else {
+            std::process::Command::new("redis-sentinel")
+        };
+        let output = std::fs::File::create(dir.path().join("output.log")).expect("log");
+        let child = command
+            .arg(&conf)
+            .current_dir(dir.path())
+            .stdout(output.try_clone().expect("log"))
+            .stderr(output)
+            .spawn()
+            .expect("start the sentinel");
+        let _running = Running(child);
+        let who = if stand_in {
+            "the stand-in"
+        } else {
+            "redis-sentinel"
+        };
+        let ask = |args: &[&str]| {
+            let mut command = std::process::Command::new("redis-cli");
+            command.args(["-h", "127.0.0.1", "-p", &tls.port().to_string(), "--tls"]);
+            command.args(["--cacert", &path("a-ca.crt")]);
+            command.args([
+                "--cert",
+                &path("a-client.crt"),
+                "--key",
+                &path("a-client.key"),
+            ]);
+            command.args(args);
+            let out = support::run_bounded(command, b"", Duration::from_secs(10));
+            String::from_utf8_lossy(&out.stdout).into_owned()
+        };
+        let replica_port = replica.known_addr().port().to_string();
+        assert_eventually!(
+            Duration::from_secs(20),
+            ask(&["SENTINEL", "replicas", "mymaster"]).contains(&replica_port),
+            "{who} finds the replica over TLS: {}",
+            std::fs::read_to_string(dir.path().join("output.log")).unwrap_or_default()
+        );
+    }
+}

@@ -148,7 +148,7 @@ mod replies {
 /// accepting, closes every connection (each finishes the command in progress
 /// first) and returns once they are all gone.
 pub async fn serve(
-    listener: TcpListener,
+    listener: Option<TcpListener>,
     tls: Option<(TcpListener, Arc<ServerTls>)>,
     core: mpsc::Sender<Request>,
     events: broadcast::Sender<Event>,
@@ -171,7 +171,10 @@ pub async fn serve(
             accept_loop(listener, shared, options.max_clients, stop, Some(tls)).await;
         })
     });
-    accept_loop(listener, shared, options.max_clients, stop, None).await;
+    match listener {
+        Some(listener) => accept_loop(listener, shared, options.max_clients, stop, None).await,
+        None => stop.cancelled().await,
+    }
     if let Some(tls_port) = tls_port {
         let _ = tls_port.await;
     }
