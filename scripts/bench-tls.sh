@@ -13,6 +13,8 @@
 #   PIPELINES="1 16"    redis-benchmark -P values, one scenario each
 #   HAPROXY_NBTHREAD=1  HAProxy's threads (the proxy runs its default, one)
 #   PROXY_BIN=path      a proxy binary to measure instead of building this tree
+#   BACKEND_TLS=1       TLS end to end: redis-server serves TLS only, the proxy
+#                       reaches it with --tls-backend, HAProxy with `ssl verify`
 #
 # Needs redis-server, redis-benchmark (Debian's, built with TLS), haproxy and
 # openssl (for a throwaway CA and certificate); builds the proxy in release.
@@ -69,8 +71,18 @@ openssl x509 -req -in "$TMP/server.csr" -CA "$TMP/ca.crt" -CAkey "$TMP/ca.key" \
 cat "$TMP/server.crt" "$TMP/server.key" >"$TMP/server.pem"
 
 REDIS_PORT="$(free_port)"
-redis-server --port "$REDIS_PORT" --bind 127.0.0.1 --save '' --appendonly no \
-  --logfile "$TMP/redis.log" &
+PROXY_BACKEND=()
+HAPROXY_SERVER_TLS=""
+if [[ "${BACKEND_TLS:-0}" == 1 ]]; then
+  redis-server --port 0 --tls-port "$REDIS_PORT" --bind 127.0.0.1 --save '' --appendonly no \
+    --tls-cert-file "$TMP/server.crt" --tls-key-file "$TMP/server.key" \
+    --tls-ca-cert-file "$TMP/ca.crt" --tls-auth-clients no --logfile "$TMP/redis.log" &
+  PROXY_BACKEND=(--tls-backend --tls-ca-cert-file "$TMP/ca.crt")
+  HAPROXY_SERVER_TLS="ssl verify required ca-file $TMP/ca.crt"
+else
+  redis-server --port "$REDIS_PORT" --bind 127.0.0.1 --save '' --appendonly no \
+    --logfile "$TMP/redis.log" &
+fi
 PIDS+=($!)
 wait_port "$REDIS_PORT"
 
@@ -80,7 +92,7 @@ PROXY_TLS_PORT="$(free_port)"
   --listen "127.0.0.1:$PROXY_PORT" --sentinel-listen "127.0.0.1:$(free_port)" \
   --metrics-listen off --tls-listen "127.0.0.1:$PROXY_TLS_PORT" \
   --tls-cert-file "$TMP/server.crt" --tls-key-file "$TMP/server.key" \
-  --tls-auth-clients no --log-level warn >"$TMP/proxy.log" 2>&1 &
+  --tls-auth-clients no "${PROXY_BACKEND[@]}" --log-level warn >"$TMP/proxy.log" 2>&1 &
 PROXY_PID=$!
 PIDS+=("$PROXY_PID")
 wait_port "$PROXY_TLS_PORT"
@@ -99,7 +111,7 @@ frontend fe_redis_tls
     bind 127.0.0.1:$HAPROXY_PORT ssl crt $TMP/server.pem
     default_backend be_redis
 backend be_redis
-    server redis1 127.0.0.1:$REDIS_PORT
+    server redis1 127.0.0.1:$REDIS_PORT $HAPROXY_SERVER_TLS
 EOF
 haproxy -db -f "$TMP/haproxy.cfg" >"$TMP/haproxy.log" 2>&1 &
 HAPROXY_PID=$!
@@ -131,7 +143,9 @@ done
 
 median() { sort -n | awk '{ a[NR] = $1 } END { print (NR % 2) ? a[(NR + 1) / 2] : (a[NR / 2] + a[NR / 2 + 1]) / 2 }'; }
 echo
-echo "TLS termination, redis-benchmark --tls -t set,get -n $REQUESTS -c $CLIENTS," \
+what="TLS termination"
+[[ "${BACKEND_TLS:-0}" == 1 ]] && what="TLS end to end (clients and Redis)"
+echo "$what, redis-benchmark --tls -t set,get -n $REQUESTS -c $CLIENTS," \
   "median of $ROUNDS rounds (HAProxy nbthread $HAPROXY_NBTHREAD; $(haproxy -v | head -1 | cut -d' ' -f1-3))"
 printf '%-6s %14s %14s %8s %12s %12s %8s\n' "" "proxy req/s" "haproxy req/s" "ratio" \
   "proxy µs/req" "haproxy µs/req" "ratio"
