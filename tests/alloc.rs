@@ -100,7 +100,8 @@ fn allocations_per_command(share_backend: bool, threads: usize) {
     })
     .expect("valid config");
     let app = runtime.block_on(App::start(config)).expect("proxy starts");
-    let mut stream = TcpStream::connect(app.listen_addr).expect("connect");
+    let mut stream =
+        TcpStream::connect(app.listen_addr.expect("a plain endpoint")).expect("connect");
     stream.set_nodelay(true).expect("nodelay");
     stream
         .set_read_timeout(Some(Duration::from_secs(5)))

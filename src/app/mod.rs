@@ -36,7 +36,7 @@ use crate::tls::{ClientTls, ServerTls};
 /// A running proxy: its bound address and the handles to stop it.
 pub struct App {
     /// The address clients connect to (the real port when `:0` was asked).
-    pub listen_addr: SocketAddr,
+    pub listen_addr: Option<SocketAddr>,
     /// The sentinel port's address, when the sentinel core runs.
     pub sentinel_addr: Option<SocketAddr>,
     /// The HTTP endpoint (metrics and health), unless turned off.
@@ -56,9 +56,9 @@ pub struct App {
     drain_timeout: Duration,
     control_thread: Option<std::thread::JoinHandle<()>>,
     shared: Arc<Shared>,
-    accept_task: tokio::task::JoinHandle<()>,
-    /// The accept loops of the `[[group]]` endpoints.
-    group_accept_tasks: Vec<tokio::task::JoinHandle<()>>,
+    /// The accept loops of every client endpoint (plain, TLS, the groups',
+    /// the read endpoints).
+    accept_tasks: Vec<tokio::task::JoinHandle<()>>,
 }
 
 impl App {
@@ -205,9 +205,13 @@ impl App {
         // The client port is bound last: once it accepts connections, so do
         // the sentinel and metrics ports (a TCP readiness probe on the client
         // port may be followed at once by a SENTINEL command).
-        let listener = bind(config.listen)
-            .map_err(|e| anyhow::anyhow!("cannot listen on {}: {e}", config.listen))?;
-        let listen_addr = listener.local_addr()?;
+        let listener = match config.listen {
+            Some(addr) => {
+                Some(bind(addr).map_err(|e| anyhow::anyhow!("cannot listen on {addr}: {e}"))?)
+            }
+            None => None,
+        };
+        let listen_addr = listener.as_ref().map(TcpListener::local_addr).transpose()?;
         let sentinel_addr = match &control_path {
             ControlPath::Core(plan) => Some(plan.sentinel_addr),
             ControlPath::Follow(_) => None,
@@ -305,34 +309,36 @@ impl App {
                 tls,
             ))
         };
-        let accept_task = serve(listener, Arc::clone(&shared), None);
         let mut group_addrs = Vec::new();
-        let mut group_accept_tasks = Vec::new();
+        let mut accept_tasks = Vec::new();
+        if let Some(listener) = listener {
+            accept_tasks.push(serve(listener, Arc::clone(&shared), None));
+        }
         let mut tls_addr = None;
         if let Some((listener, server_tls)) = tls_endpoint {
             let addr = listener.local_addr()?;
             info!(listen = %addr, "serving TLS clients");
             tls_addr = Some(addr);
-            group_accept_tasks.push(serve(listener, Arc::clone(&shared), Some(server_tls)));
+            accept_tasks.push(serve(listener, Arc::clone(&shared), Some(server_tls)));
         }
         for (name, listener, reader) in group_endpoints {
             let addr = listener.local_addr()?;
             info!(group = %name, listen = %addr, "serving the group's clients");
             group_addrs.push((name, addr));
-            group_accept_tasks.push(serve(listener, shared_for(reader), None));
+            accept_tasks.push(serve(listener, shared_for(reader), None));
         }
         for (name, listener, reader, load) in read_endpoints {
             let addr = listener.local_addr()?;
             info!(group = %name, listen = %addr, "serving reads from the group's replicas");
             let shared = shared_with(reader, &read_settings, load);
-            group_accept_tasks.push(serve(listener, shared, None));
+            accept_tasks.push(serve(listener, shared, None));
         }
         match sentinel_addr {
             Some(sentinel) => {
-                info!(listen = %listen_addr, %sentinel, metrics = ?metrics_addr, "sentinel-proxy ready")
+                info!(listen = ?listen_addr, tls = ?tls_addr, %sentinel, metrics = ?metrics_addr, "sentinel-proxy ready")
             }
             None => {
-                info!(listen = %listen_addr, source = ?config.source, metrics = ?metrics_addr, "sentinel-proxy ready")
+                info!(listen = ?listen_addr, tls = ?tls_addr, source = ?config.source, metrics = ?metrics_addr, "sentinel-proxy ready")
             }
         }
         Ok(App {
@@ -349,8 +355,7 @@ impl App {
             control,
             drain_timeout: config.drain_timeout,
             control_thread: Some(control_thread),
-            accept_task,
-            group_accept_tasks,
+            accept_tasks,
             shared: Arc::clone(&shared),
         })
     }
@@ -383,8 +388,7 @@ impl App {
     /// replies (bounded by the drain timeout), then stop the control path.
     pub async fn shutdown(mut self) {
         self.stop_accepting.cancel();
-        let _ = self.accept_task.await;
-        for task in self.group_accept_tasks.drain(..) {
+        for task in self.accept_tasks.drain(..) {
             let _ = task.await;
         }
         self.shutdown.cancel();

@@ -112,7 +112,7 @@ pub enum LogFormat {
 #[derive(Debug, Default, Clone, clap::Args, Deserialize)]
 #[serde(deny_unknown_fields, default)]
 pub struct Settings {
-    /// Client endpoint for legacy applications [default: 127.0.0.1:6379]
+    /// Client endpoint for legacy applications; off with tls-listen for TLS-only clients [default: 127.0.0.1:6379]
     #[arg(long, value_name = "ADDR")]
     pub listen: Option<String>,
 

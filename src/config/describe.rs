@@ -33,7 +33,10 @@ impl Config {
             LogFormat::Json => "json",
         };
         [
-            format!("listen = \"{}\"", self.listen),
+            match self.listen {
+                Some(addr) => format!("listen = \"{addr}\""),
+                None => "listen = \"off\"".to_owned(),
+            },
             format!("master_name = \"{}\"", self.master_name),
             self.describe_reads(),
             self.describe_tls(),

@@ -78,7 +78,7 @@ pub struct GroupConfig {
 pub(super) fn groups(
     tables: &[GroupSettings],
     first_name: &str,
-    first_listen: SocketAddr,
+    first_listen: Option<SocketAddr>,
     core: &CoreConfig,
 ) -> Result<Vec<GroupConfig>, ConfigError> {
     let mut groups: Vec<GroupConfig> = Vec::new();
@@ -92,7 +92,8 @@ pub(super) fn groups(
             ));
         }
         if let Some(listen) = group.listen {
-            let taken = listen == first_listen || groups.iter().any(|g| g.listen == Some(listen));
+            let taken =
+                Some(listen) == first_listen || groups.iter().any(|g| g.listen == Some(listen));
             if taken {
                 return Err(invalid(
                     "group",

@@ -149,8 +149,9 @@ impl fmt::Debug for Credentials {
 /// The validated configuration.
 #[derive(Debug, Clone)]
 pub struct Config {
-    /// Client endpoint.
-    pub listen: SocketAddr,
+    /// Client endpoint; `None` (`listen = "off"`) when clients come over
+    /// TLS only (`tls_listen`), as Redis's `port 0` with a `tls-port`.
+    pub listen: Option<SocketAddr>,
     /// The TLS endpoints, if any.
     pub tls: Option<TlsConfig>,
     /// The read endpoints' settings.
@@ -207,7 +208,16 @@ impl Config {
 
     /// Validates merged settings.
     pub fn from_settings(s: Settings) -> Result<Config, ConfigError> {
-        let listen = resolve("listen", s.listen.as_deref().unwrap_or("127.0.0.1:6379"))?;
+        let listen = match s.listen.as_deref().unwrap_or("127.0.0.1:6379") {
+            "off" if s.tls_listen.is_none() => {
+                return Err(invalid(
+                    "listen",
+                    "off needs tls_listen: clients would have no endpoint",
+                ));
+            }
+            "off" => None,
+            addr => Some(resolve("listen", addr)?),
+        };
         let master_name = s
             .master_name
             .clone()

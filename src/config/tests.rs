@@ -12,7 +12,7 @@ fn settings(master: &str) -> Settings {
 #[test]
 fn defaults_follow_the_cli_contract() {
     let config = Config::from_settings(settings("127.0.0.1:6000")).expect("valid");
-    assert_eq!(config.listen, "127.0.0.1:6379".parse().expect("addr"));
+    assert_eq!(config.listen, "127.0.0.1:6379".parse().ok());
     assert_eq!(config.master_name, "mymaster");
     assert_eq!(config.hold_timeout, Duration::from_millis(15000));
     assert_eq!(config.drain_timeout, Duration::from_millis(5000));

@@ -384,6 +384,18 @@ fn read_endpoint_settings_are_checked_and_shown() {
     ] {
         assert!(stdout.contains(&line), "{line} in\n{stdout}");
     }
+    let mut off = Proxy::command();
+    off.args([
+        "--master",
+        "127.0.0.1:7000",
+        "--listen",
+        "off",
+        "check-config",
+    ]);
+    assert_usage_error(
+        &run_bounded(off, b"", Duration::from_secs(10)),
+        &["listen", "off needs tls_listen"],
+    );
     let sentinel = loopback(free_port()).to_string();
     assert_usage_error(
         &run(&[

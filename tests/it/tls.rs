@@ -437,3 +437,43 @@ fn a_sentinel_conf_tls_port_is_served_by_redis_sentinel_and_the_stand_in() {
         );
     }
 }
+
+/// `--listen off` with `--tls-listen`: a TLS-only client endpoint, as
+/// Redis's `port 0` with a `tls-port`.
+#[test]
+fn the_plain_client_endpoint_can_be_turned_off() {
+    let pki = Pki::new();
+    let master = RedisServer::spawn();
+    let tls = loopback(support::free_port());
+    let data = tempfile::tempdir().expect("data dir");
+    let mut args = crate::core::lone_proxy_args(master.addr(), 1, data.path());
+    args.extend(pki.endpoint_args(tls, "a", "no"));
+    args.extend(["--listen", "off", "--metrics-listen", "off"].map(String::from));
+    let sentinel = loopback(support::free_port());
+    args.extend(["--sentinel-listen".to_owned(), sentinel.to_string()]);
+    let log = data.path().join("proxy.log");
+    let output = std::fs::File::create(&log).expect("log");
+    let child = Command::new(support::proxy::binary_path())
+        .args(&args)
+        .stdout(output.try_clone().expect("log"))
+        .stderr(output)
+        .spawn()
+        .expect("start the proxy");
+    let _proxy = support::Running(child);
+    assert_eventually!(
+        Duration::from_secs(10),
+        cli(&pki, tls, "a", None, &["SET", "k", "tls only"], b"").trim() == "OK",
+        "{}",
+        std::fs::read_to_string(&log).unwrap_or_default()
+    );
+    let written = master.cmd(&["GET", "k"]).expect("GET");
+    assert_eq!(
+        support::value_to_string(&written).as_deref(),
+        Some("tls only")
+    );
+    let ready = std::fs::read_to_string(&log).unwrap_or_default();
+    assert!(
+        ready.contains("sentinel-proxy ready listen=None"),
+        "{ready}"
+    );
+}

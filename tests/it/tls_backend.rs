@@ -475,16 +475,6 @@ fn a_proxy_and_sentinels_agree_and_fail_over_over_tls() {
     assert_eq!(support::value_to_string(&written).as_deref(), Some("1"));
 }
 
-/// A process this test started; killed by PID when dropped.
-struct Running(std::process::Child);
-
-impl Drop for Running {
-    fn drop(&mut self) {
-        let _ = self.0.kill();
-        let _ = self.0.wait();
-    }
-}
-
 /// A TLS-only Sentinel config (`port 0`, `tls-port`, `tls-replication yes`)
 /// monitoring a TLS master: redis-sentinel and the stand-in both serve it
 /// over TLS alone and reach Redis over TLS (they find its replica).
@@ -535,7 +525,7 @@ fn a_tls_only_sentinel_conf_is_served_by_redis_sentinel_and_the_stand_in() {
             .stderr(output)
             .spawn()
             .expect("start the sentinel");
-        let _running = Running(child);
+        let _running = support::Running(child);
         let who = if stand_in {
             "the stand-in"
         } else {

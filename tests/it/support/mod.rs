@@ -478,3 +478,14 @@ pub fn run_bounded(mut command: Command, stdin: &[u8], deadline: Duration) -> st
         stderr: err_reader.join().expect("stderr reader"),
     }
 }
+
+/// A process a test started by hand (not a server the harness manages);
+/// killed by PID when dropped.
+pub struct Running(pub std::process::Child);
+
+impl Drop for Running {
+    fn drop(&mut self) {
+        let _ = self.0.kill();
+        let _ = self.0.wait();
+    }
+}
