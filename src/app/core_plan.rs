@@ -57,14 +57,16 @@ impl CorePlan {
         {
             info!(%saved, %given, "using the master saved in data_dir (it is newer than the configured one)");
         }
-        let listener = std::net::TcpListener::bind(core.sentinel_listen).map_err(|e| {
-            anyhow::anyhow!(
-                "cannot listen on {} (sentinel_listen): {e}",
-                core.sentinel_listen
-            )
-        })?;
-        listener.set_nonblocking(true)?;
-        let sentinel_addr = listener.local_addr()?;
+        let listener = match core.sentinel_listen {
+            Some(addr) => {
+                let listener = std::net::TcpListener::bind(addr).map_err(|e| {
+                    anyhow::anyhow!("cannot listen on {addr} (sentinel_listen): {e}")
+                })?;
+                listener.set_nonblocking(true)?;
+                Some(listener)
+            }
+            None => None,
+        };
         let CoreTls { endpoint, dialer } = tls;
         let tls = match endpoint {
             Some((tls, addr)) => {
@@ -78,11 +80,19 @@ impl CorePlan {
             None => None,
         };
         // Peers reaching this sentinel over TLS are told its TLS port, as
-        // Sentinel announces `tls-port` with `tls-replication yes`.
-        let announced_port = match &tls {
-            Some((listener, _)) if dialer.is_tls() => listener.local_addr()?,
-            _ => sentinel_addr,
+        // Sentinel announces `tls-port` with `tls-replication yes` (and
+        // without a plain port, the TLS one is all there is).
+        let plain_addr = listener.as_ref().map(|l| l.local_addr()).transpose()?;
+        let tls_addr = tls.as_ref().map(|(l, _)| l.local_addr()).transpose()?;
+        let (first, second) = if dialer.is_tls() {
+            (tls_addr, plain_addr)
+        } else {
+            (plain_addr, tls_addr)
         };
+        let announced_port = first
+            .or(second)
+            .ok_or_else(|| anyhow::anyhow!("sentinel_listen: off needs tls_sentinel_listen"))?;
+        let sentinel_addr = plain_addr.unwrap_or(announced_port);
         let announce = core
             .announce
             .unwrap_or_else(|| announce_addr(announced_port, master));
@@ -207,7 +217,7 @@ impl CorePlan {
                 dialer,
             },
             port: sentinel::Port {
-                listener: Some(listener),
+                listener,
                 tls,
                 api: api_tx,
                 events,

@@ -95,7 +95,12 @@ impl CoreConfig {
                 None => "master = none".to_owned(),
             },
             format!("quorum = {}", self.quorum),
-            format!("sentinel_listen = {}", quoted(&self.sentinel_listen)),
+            format!(
+                "sentinel_listen = {}",
+                self.sentinel_listen
+                    .as_ref()
+                    .map_or("\"off\"".to_owned(), quoted)
+            ),
             format!(
                 "announce = {}",
                 self.announce.as_ref().map_or("none".to_owned(), quoted)

@@ -80,8 +80,9 @@ pub struct CoreConfig {
     pub sentinel_auth: Credentials,
     /// Votes (this proxy's included) needed for ODOWN.
     pub quorum: u32,
-    /// The Sentinel-protocol endpoint.
-    pub sentinel_listen: SocketAddr,
+    /// The Sentinel-protocol endpoint; `None` (`sentinel_listen = "off"`)
+    /// when it is served over TLS only (`tls_sentinel_listen`).
+    pub sentinel_listen: Option<SocketAddr>,
     /// The address announced to peers, when it differs from `sentinel_listen`.
     pub announce: Option<SocketAddr>,
     /// The other voters.
@@ -337,10 +338,16 @@ fn core_config(s: &Settings) -> Result<CoreConfig, ConfigError> {
     }
     let quorum = count("quorum", s.quorum.unwrap_or(2))?;
     let parallel_syncs = count("parallel_syncs", s.parallel_syncs.unwrap_or(1))?;
-    let sentinel_listen = resolve(
-        "sentinel_listen",
-        s.sentinel_listen.as_deref().unwrap_or("0.0.0.0:26379"),
-    )?;
+    let sentinel_listen = match s.sentinel_listen.as_deref().unwrap_or("0.0.0.0:26379") {
+        "off" if s.tls_sentinel_listen.is_none() => {
+            return Err(invalid(
+                "sentinel_listen",
+                "off needs tls_sentinel_listen: peers and clients would have no sentinel port",
+            ));
+        }
+        "off" => None,
+        addr => Some(resolve("sentinel_listen", addr)?),
+    };
     let announce = s
         .announce
         .as_deref()

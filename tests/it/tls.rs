@@ -438,10 +438,11 @@ fn a_sentinel_conf_tls_port_is_served_by_redis_sentinel_and_the_stand_in() {
     }
 }
 
-/// `--listen off` with `--tls-listen`: a TLS-only client endpoint, as
-/// Redis's `port 0` with a `tls-port`.
+/// `--listen off` with `--tls-listen`, and `--sentinel-listen off` with
+/// `--tls-sentinel-listen`: TLS-only client and sentinel ports, as Redis's
+/// and Sentinel's `port 0` with a `tls-port`.
 #[test]
-fn the_plain_client_endpoint_can_be_turned_off() {
+fn the_plain_endpoints_can_be_turned_off() {
     let pki = Pki::new();
     let master = RedisServer::spawn();
     let tls = loopback(support::free_port());
@@ -450,7 +451,8 @@ fn the_plain_client_endpoint_can_be_turned_off() {
     args.extend(pki.endpoint_args(tls, "a", "no"));
     args.extend(["--listen", "off", "--metrics-listen", "off"].map(String::from));
     let sentinel = loopback(support::free_port());
-    args.extend(["--sentinel-listen".to_owned(), sentinel.to_string()]);
+    args.extend(["--sentinel-listen", "off", "--tls-sentinel-listen"].map(String::from));
+    args.push(sentinel.to_string());
     let log = data.path().join("proxy.log");
     let output = std::fs::File::create(&log).expect("log");
     let child = Command::new(support::proxy::binary_path())
@@ -476,4 +478,7 @@ fn the_plain_client_endpoint_can_be_turned_off() {
         ready.contains("sentinel-proxy ready listen=None"),
         "{ready}"
     );
+    let asked = ["SENTINEL", "get-master-addr-by-name", "mymaster"];
+    let named = cli(&pki, sentinel, "a", None, &asked, b"");
+    assert_eq!(named.trim(), format!("127.0.0.1\n{}", master.port()));
 }
