@@ -396,6 +396,16 @@ fn read_endpoint_settings_are_checked_and_shown() {
         &run_bounded(off, b"", Duration::from_secs(10)),
         &["listen", "off needs tls_listen"],
     );
+    assert_usage_error(
+        &run(&[
+            "--master",
+            "127.0.0.1:7000",
+            "--sentinel-listen",
+            "off",
+            "check-config",
+        ]),
+        &["sentinel_listen", "off needs tls_sentinel_listen"],
+    );
     let sentinel = loopback(free_port()).to_string();
     assert_usage_error(
         &run(&[
