@@ -121,6 +121,17 @@ fn kill_9_of_the_master_under_load_moves_every_client() {
             .set(format!("before:{i}"), i)
             .expect("SET before the failover");
     }
+    // Both replicas have those writes before the master dies: replication is
+    // asynchronous, and right after a full sync Redis streams to a replica
+    // only once it acknowledged (up to a second later), so a kill too soon
+    // would lose them on any failover, with or without a proxy. WAIT on the
+    // last writer's connection covers the earlier writes too.
+    let acked: i64 = redis::cmd("WAIT")
+        .arg(2)
+        .arg(10_000)
+        .query(&mut idle[4])
+        .expect("WAIT");
+    assert_eq!(acked, 2, "both replicas acknowledged the writes");
 
     // A subscriber through the proxy.
     let (messages_tx, messages_rx) = mpsc::channel::<String>();

@@ -127,6 +127,13 @@ fn voter(master: &str, quorum: u32, flags: &[String]) -> (Proxy, tempfile::TempD
         "1000".into(),
         "--hold-timeout-ms".into(),
         "1000".into(),
+        // A split vote between voters is retried within seconds.
+        "--failover-timeout-ms".into(),
+        "4000".into(),
+        // No line per failed reconnect to a killed master: the log tail
+        // printed on a failure shows the events.
+        "--log-level".into(),
+        "debug,sentinel_proxy::sentinel::link=info".into(),
         "--data-dir".into(),
         data.path().display().to_string(),
     ];
@@ -378,19 +385,18 @@ fn peers_agree_and_fail_over_over_tls() {
     assert_eq!(client.command(&["SET", "before", "1"]), b"+OK\r\n");
     master.kill9();
     assert_eventually!(
-        Duration::from_secs(30),
+        Duration::from_secs(40),
         replica.role().is_ok_and(|r| r.is_master())
     );
     assert_eventually!(Duration::from_secs(20), {
         client.command(&["SET", "after", "1"]) == b"+OK\r\n"
     });
-    for (proxy, _) in &proxies {
-        assert!(
-            proxy.log().contains("+odown master mymaster") && proxy.log().contains("#quorum 2/2"),
-            "both saw the other's vote:\n{}",
-            proxy.log()
-        );
-    }
+    // The leader counted the other's answer, asked over TLS (the other may
+    // vote before its own ODOWN, so only one of them need log it).
+    assert!(
+        proxies.iter().any(|(p, _)| p.log().contains("#quorum 2/2")),
+        "ODOWN needed the other proxy's answer"
+    );
 }
 
 #[test]
