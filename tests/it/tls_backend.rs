@@ -35,6 +35,40 @@ fn backend_flags(pki: &Pki, ca: &str) -> Vec<String> {
     flags
 }
 
+/// A TLS master (CA `a`) and a replica of it, in sync.
+fn tls_master_and_replica(pki: &Pki) -> (RedisServer, RedisServer) {
+    let master = RedisServer::builder().tls(pki.redis("a")).spawn();
+    let replica = RedisServer::builder()
+        .tls(pki.redis("a"))
+        .replica_of(master.known_addr())
+        .spawn();
+    assert_eventually!(Duration::from_secs(20), replica.master_link_up());
+    (master, replica)
+}
+
+/// After a failover to `promoted`: `client`'s connection through the proxy
+/// (the same one as before) writes there.
+fn writes_land_on(client: &mut support::RespClient, promoted: &RedisServer) {
+    assert_eventually!(Duration::from_secs(20), {
+        client.command(&["SET", "after", "1"]) == b"+OK\r\n"
+    });
+    let written = promoted.cmd(&["GET", "after"]).expect("GET");
+    assert_eq!(support::value_to_string(&written).as_deref(), Some("1"));
+}
+
+/// A client connected through `proxy` writes; `master` is killed; once
+/// `replica` is promoted, the same connection writes there.
+fn fail_over_under(proxy: &Proxy, master: &mut RedisServer, replica: &RedisServer) {
+    let mut client = proxy.connect();
+    assert_eq!(client.command(&["SET", "before", "1"]), b"+OK\r\n");
+    master.kill9();
+    assert_eventually!(
+        Duration::from_secs(40),
+        replica.role().is_ok_and(|r| r.is_master())
+    );
+    writes_land_on(&mut client, replica);
+}
+
 #[test]
 fn plain_clients_reach_a_tls_master_and_its_replicas_are_found() {
     let pki = Pki::new();
@@ -271,20 +305,9 @@ fn after_a_failover_the_new_master_is_checked_against_its_own_name() {
         Duration::from_secs(10),
         crate::core::sentinel_master_field(&proxy, "num-slaves").as_deref() == Some("1")
     );
-    let mut client = proxy.connect();
-    assert_eq!(client.command(&["SET", "before", "1"]), b"+OK\r\n");
-    master.kill9();
     // The replica's certificate names only the replica: the proxy reaches
     // it under its own name, not under the old master's.
-    assert_eventually!(
-        Duration::from_secs(30),
-        replica.role().is_ok_and(|r| r.is_master())
-    );
-    assert_eventually!(Duration::from_secs(20), {
-        client.command(&["SET", "after", "1"]) == b"+OK\r\n"
-    });
-    let written = replica.cmd(&["GET", "after"]).expect("GET");
-    assert_eq!(support::value_to_string(&written).as_deref(), Some("1"));
+    fail_over_under(&proxy, &mut master, &replica);
 }
 
 #[test]
@@ -329,12 +352,7 @@ fn sighup_rereads_the_files_for_connections_to_servers() {
 #[test]
 fn peers_agree_and_fail_over_over_tls() {
     let pki = Pki::new();
-    let mut master = RedisServer::builder().tls(pki.redis("a")).spawn();
-    let replica = RedisServer::builder()
-        .tls(pki.redis("a"))
-        .replica_of(master.known_addr())
-        .spawn();
-    assert_eventually!(Duration::from_secs(20), replica.master_link_up());
+    let (mut master, replica) = tls_master_and_replica(&pki);
     // Two voters, quorum 2: neither fails over without the other's answer,
     // and each knows the other only by its TLS sentinel port.
     let tls_ports = [
@@ -381,16 +399,7 @@ fn peers_agree_and_fail_over_over_tls() {
             "the peer is known by its TLS port: {shown}"
         );
     }
-    let mut client = proxies[0].0.connect();
-    assert_eq!(client.command(&["SET", "before", "1"]), b"+OK\r\n");
-    master.kill9();
-    assert_eventually!(
-        Duration::from_secs(40),
-        replica.role().is_ok_and(|r| r.is_master())
-    );
-    assert_eventually!(Duration::from_secs(20), {
-        client.command(&["SET", "after", "1"]) == b"+OK\r\n"
-    });
+    fail_over_under(&proxies[0].0, &mut master, &replica);
     // The leader counted the other's answer, asked over TLS (the other may
     // vote before its own ODOWN, so only one of them need log it).
     assert!(
@@ -402,12 +411,7 @@ fn peers_agree_and_fail_over_over_tls() {
 #[test]
 fn a_proxy_and_sentinels_agree_and_fail_over_over_tls() {
     let pki = Pki::new();
-    let mut master = RedisServer::builder().tls(pki.redis("a")).spawn();
-    let replica = RedisServer::builder()
-        .tls(pki.redis("a"))
-        .replica_of(master.known_addr())
-        .spawn();
-    assert_eventually!(Duration::from_secs(20), replica.master_link_up());
+    let (mut master, replica) = tls_master_and_replica(&pki);
     let path = |name: &str| pki.file(name).display().to_string();
     // Two Sentinels with `tls-replication yes` (their hellos announce their
     // TLS ports) and the proxy, quorum 2 everywhere.
@@ -420,15 +424,7 @@ fn a_proxy_and_sentinels_agree_and_fail_over_over_tls() {
             Sentinel::spawn(
                 master.known_addr(),
                 SentinelOptions {
-                    extra_config: vec![
-                        format!("tls-port {}", tls.port()),
-                        format!("tls-cert-file {}", path("a-server.crt")),
-                        format!("tls-key-file {}", path("a-server.key")),
-                        format!("tls-ca-cert-file {}", path("a-ca.crt")),
-                        format!("tls-client-cert-file {}", path("a-client.crt")),
-                        format!("tls-client-key-file {}", path("a-client.key")),
-                        "tls-replication yes".into(),
-                    ],
+                    extra_config: pki.sentinel_lines(tls.port()),
                     ..SentinelOptions::default()
                 },
             )
@@ -474,11 +470,7 @@ fn a_proxy_and_sentinels_agree_and_fail_over_over_tls() {
                 .iter()
                 .all(|s| crate::core::master_named_by(s.addr()) == Some(new))
     });
-    assert_eventually!(Duration::from_secs(20), {
-        client.command(&["SET", "after", "1"]) == b"+OK\r\n"
-    });
-    let written = replica.cmd(&["GET", "after"]).expect("GET");
-    assert_eq!(support::value_to_string(&written).as_deref(), Some("1"));
+    writes_land_on(&mut client, &replica);
 }
 
 /// A TLS-only Sentinel config (`port 0`, `tls-port`, `tls-replication yes`)
@@ -487,27 +479,16 @@ fn a_proxy_and_sentinels_agree_and_fail_over_over_tls() {
 #[test]
 fn a_tls_only_sentinel_conf_is_served_by_redis_sentinel_and_the_stand_in() {
     let pki = Pki::new();
-    let master = RedisServer::builder().tls(pki.redis("a")).spawn();
-    let replica = RedisServer::builder()
-        .tls(pki.redis("a"))
-        .replica_of(master.known_addr())
-        .spawn();
-    assert_eventually!(Duration::from_secs(20), replica.master_link_up());
+    let (master, replica) = tls_master_and_replica(&pki);
     let path = |name: &str| pki.file(name).display().to_string();
     for stand_in in [false, true] {
         let dir = tempfile::tempdir().expect("dir");
         let tls = support::loopback(support::free_port());
         let conf = dir.path().join("sentinel.conf");
+        let mut lines = vec!["bind 127.0.0.1".to_owned(), "port 0".to_owned()];
+        lines.extend(pki.sentinel_lines(tls.port()));
         let text = [
-            "bind 127.0.0.1".to_owned(),
-            "port 0".to_owned(),
-            format!("tls-port {}", tls.port()),
-            format!("tls-cert-file {}", path("a-server.crt")),
-            format!("tls-key-file {}", path("a-server.key")),
-            format!("tls-ca-cert-file {}", path("a-ca.crt")),
-            format!("tls-client-cert-file {}", path("a-client.crt")),
-            format!("tls-client-key-file {}", path("a-client.key")),
-            "tls-replication yes".to_owned(),
+            lines.join("\n"),
             format!("dir {}", dir.path().display()),
             format!(
                 "sentinel monitor mymaster 127.0.0.1 {} 1",

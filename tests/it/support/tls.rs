@@ -66,6 +66,21 @@ impl Pki {
         }
     }
 
+    /// The TLS lines of a sentinel.conf: `tls-port` with CA `a`'s server
+    /// and client certificates, and `tls-replication yes`.
+    pub fn sentinel_lines(&self, tls_port: u16) -> Vec<String> {
+        let path = |name: &str| self.file(name).display().to_string();
+        vec![
+            format!("tls-port {tls_port}"),
+            format!("tls-cert-file {}", path("a-server.crt")),
+            format!("tls-key-file {}", path("a-server.key")),
+            format!("tls-ca-cert-file {}", path("a-ca.crt")),
+            format!("tls-client-cert-file {}", path("a-client.crt")),
+            format!("tls-client-key-file {}", path("a-client.key")),
+            "tls-replication yes".to_owned(),
+        ]
+    }
+
     /// The proxy flags of TLS towards servers whose certificates CA `ca`
     /// signed, showing CA `ca`'s client certificate.
     pub fn backend_args(&self, ca: &str) -> Vec<String> {
