@@ -57,23 +57,14 @@ impl CorePlan {
         {
             info!(%saved, %given, "using the master saved in data_dir (it is newer than the configured one)");
         }
-        let listener = match core.sentinel_listen {
-            Some(addr) => {
-                let listener = std::net::TcpListener::bind(addr).map_err(|e| {
-                    anyhow::anyhow!("cannot listen on {addr} (sentinel_listen): {e}")
-                })?;
-                listener.set_nonblocking(true)?;
-                Some(listener)
-            }
-            None => None,
-        };
+        let listener = core
+            .sentinel_listen
+            .map(|addr| super::bind_std(addr, "sentinel_listen"))
+            .transpose()?;
         let CoreTls { endpoint, dialer } = tls;
         let tls = match endpoint {
             Some((tls, addr)) => {
-                let listener = std::net::TcpListener::bind(addr).map_err(|e| {
-                    anyhow::anyhow!("cannot listen on {addr} (tls_sentinel_listen): {e}")
-                })?;
-                listener.set_nonblocking(true)?;
+                let listener = super::bind_std(addr, "tls_sentinel_listen")?;
                 info!(listen = %listener.local_addr()?, "serving the sentinel port over TLS");
                 Some((listener, tls))
             }

@@ -75,16 +75,10 @@ impl App {
         config: Config,
         metrics: Option<PrometheusHandle>,
     ) -> anyhow::Result<App> {
-        let admin_listener = match config.metrics_listen {
-            Some(addr) => {
-                let listener = std::net::TcpListener::bind(addr).map_err(|e| {
-                    anyhow::anyhow!("cannot listen on {addr} (metrics_listen): {e}")
-                })?;
-                listener.set_nonblocking(true)?;
-                Some(listener)
-            }
-            None => None,
-        };
+        let admin_listener = config
+            .metrics_listen
+            .map(|addr| bind_std(addr, "metrics_listen"))
+            .transpose()?;
         let metrics_addr = admin_listener
             .as_ref()
             .map(std::net::TcpListener::local_addr)
@@ -420,6 +414,15 @@ impl App {
 /// (capped by `net.core.somaxconn`). Large, so a burst of a thousand clients
 /// connecting at once is not met with SYN retransmits.
 const LISTEN_BACKLOG: u32 = 4096;
+
+/// Binds a listener for the control runtime (non-blocking, to be handed to
+/// it); an error names the setting.
+fn bind_std(addr: SocketAddr, field: &str) -> anyhow::Result<std::net::TcpListener> {
+    let listener = std::net::TcpListener::bind(addr)
+        .map_err(|e| anyhow::anyhow!("cannot listen on {addr} ({field}): {e}"))?;
+    listener.set_nonblocking(true)?;
+    Ok(listener)
+}
 
 /// Binds the client listener with address reuse and a large backlog.
 fn bind(addr: SocketAddr) -> std::io::Result<TcpListener> {

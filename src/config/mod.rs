@@ -209,16 +209,11 @@ impl Config {
 
     /// Validates merged settings.
     pub fn from_settings(s: Settings) -> Result<Config, ConfigError> {
-        let listen = match s.listen.as_deref().unwrap_or("127.0.0.1:6379") {
-            "off" if s.tls_listen.is_none() => {
-                return Err(invalid(
-                    "listen",
-                    "off needs tls_listen: clients would have no endpoint",
-                ));
-            }
-            "off" => None,
-            addr => Some(resolve("listen", addr)?),
-        };
+        let listen = address_or_off(
+            ("listen", s.listen.as_deref().unwrap_or("127.0.0.1:6379")),
+            ("tls_listen", s.tls_listen.is_some()),
+            "clients would have no endpoint",
+        )?;
         let master_name = s
             .master_name
             .clone()
@@ -338,16 +333,14 @@ fn core_config(s: &Settings) -> Result<CoreConfig, ConfigError> {
     }
     let quorum = count("quorum", s.quorum.unwrap_or(2))?;
     let parallel_syncs = count("parallel_syncs", s.parallel_syncs.unwrap_or(1))?;
-    let sentinel_listen = match s.sentinel_listen.as_deref().unwrap_or("0.0.0.0:26379") {
-        "off" if s.tls_sentinel_listen.is_none() => {
-            return Err(invalid(
-                "sentinel_listen",
-                "off needs tls_sentinel_listen: peers and clients would have no sentinel port",
-            ));
-        }
-        "off" => None,
-        addr => Some(resolve("sentinel_listen", addr)?),
-    };
+    let sentinel_listen = address_or_off(
+        (
+            "sentinel_listen",
+            s.sentinel_listen.as_deref().unwrap_or("0.0.0.0:26379"),
+        ),
+        ("tls_sentinel_listen", s.tls_sentinel_listen.is_some()),
+        "peers and clients would have no sentinel port",
+    )?;
     let announce = s
         .announce
         .as_deref()
@@ -497,6 +490,21 @@ fn host_name(value: &str) -> Option<String> {
     let (host, _) = value.rsplit_once(':')?;
     let host = host.trim_start_matches('[').trim_end_matches(']');
     (host.parse::<std::net::IpAddr>().is_err() && !host.is_empty()).then(|| host.to_owned())
+}
+
+/// A plain endpoint (`field`, `value`) that may be `"off"` when its TLS
+/// twin (`tls_field`, whether set) takes its place, as Redis's `port 0`
+/// with a `tls-port`; `lost` says what turning both off would leave.
+fn address_or_off(
+    (field, value): (&'static str, &str),
+    (tls_field, tls_set): (&'static str, bool),
+    lost: &str,
+) -> Result<Option<SocketAddr>, ConfigError> {
+    match value {
+        "off" if !tls_set => Err(invalid(field, format!("off needs {tls_field}: {lost}"))),
+        "off" => Ok(None),
+        addr => resolve(field, addr).map(Some),
+    }
 }
 
 fn resolve(field: &'static str, value: &str) -> Result<SocketAddr, ConfigError> {
