@@ -74,7 +74,7 @@ fi
 
 # The data path tests run a second time with one backend connection per client
 # (--share-backend false, read by every proxy the tests start from this variable).
-shared_modules=(resp session limits hold classify failover shared passthrough fuzz_diff tls tls_backend)
+shared_modules=(resp session limits hold classify failover core_switchover shared passthrough fuzz_diff tls tls_backend)
 # The tests that run real redis-sentinel processes run a third time with
 # `sentinel-proxy --sentinel-conf` standing in for every one of them.
 sentinel_modules=(failover core core_interop core_sentinels clients harness_selftest tls_backend)

@@ -39,13 +39,10 @@ pub enum Route {
     Swallow,
     /// A replayed command failed: the session cannot be restored honestly.
     ReplayFailed,
-    /// `-READONLY`: the backend was demoted. `sole` when this was the session's
-    /// only command in flight and no transaction is open (so it was not executed
-    /// and may be retried on the new master).
-    Demoted {
-        /// The command was alone in flight, outside MULTI.
-        sole: bool,
-    },
+    /// `-READONLY` to an ordinary command: the backend may have been demoted,
+    /// and then the command did not run (the session decides whether it may
+    /// run again on the new master).
+    Demoted,
 }
 
 /// Pending replies and connection state of one session.
@@ -239,9 +236,7 @@ impl Ledger {
         match expect {
             Expect::Reply | Expect::Track(_) if is_error && frame.starts_with(b"-READONLY") => {
                 self.counted -= 1;
-                Route::Demoted {
-                    sole: self.counted == 0 && !self.state.pin.multi,
-                }
+                Route::Demoted
             }
             Expect::Reply => {
                 self.counted -= 1;
@@ -433,16 +428,18 @@ mod tests {
         assert_eq!(ledger.counted(), 1);
     }
 
-    /// `-READONLY` is reported, `sole` only when no other command was in flight.
+    /// `-READONLY` to an ordinary command is reported (and counts as its
+    /// reply); any other error is the client's.
     #[test]
-    fn readonly_is_reported_with_whether_a_retry_is_safe() {
+    fn readonly_is_reported() {
         let readonly = b"-READONLY You can't write against a read only replica.\r\n";
         let mut ledger = Ledger::default();
         ledger.push(Expect::Reply);
-        assert_eq!(route(&mut ledger, readonly), Route::Demoted { sole: true });
         ledger.push(Expect::Reply);
-        ledger.push(Expect::Reply);
-        assert_eq!(route(&mut ledger, readonly), Route::Demoted { sole: false });
+        assert_eq!(route(&mut ledger, readonly), Route::Demoted);
+        assert_eq!(ledger.counted(), 1);
+        assert_eq!(route(&mut ledger, b"-ERR no\r\n"), Route::Forward);
+        assert_eq!(ledger.counted(), 0);
     }
 
     /// An error to a replayed command fails the replay; success is swallowed.

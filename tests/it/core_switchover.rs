@@ -85,3 +85,82 @@ fn a_planned_switchover_loses_no_write() {
         switched - asked
     );
 }
+
+/// Pipelined writers (`redis-benchmark -P 16`) through an observer proxy
+/// during a planned switchover: it is not asked to vote, so it learns of the
+/// switch only after the leader's `FAILOVER` paused the old master. Every
+/// client has a batch waiting there, which the demoted master then refuses
+/// with `-READONLY`. Those commands did not run: they are sent again to the
+/// new master. No client sees an error, and the counter on the new master
+/// equals the number of INCRs sent: none lost, none run twice.
+#[test]
+fn pipelined_writers_through_an_observer_see_no_error_in_a_switchover() {
+    const INCRS: u64 = 1_000_000;
+    let group = Group::builder().voters(3).observers(1).spawn();
+    let old = group.nodes[0].addr();
+    let observer = &group.proxies[3];
+    let port = observer.addr().port().to_string();
+    let mut bench = std::process::Command::new("redis-benchmark");
+    bench.args([
+        "-h",
+        "127.0.0.1",
+        "-p",
+        &port,
+        "-t",
+        "incr",
+        "-c",
+        "10",
+        "-P",
+        "16",
+        "-q",
+    ]);
+    bench.args(["-n", &INCRS.to_string()]);
+    let runner =
+        std::thread::spawn(move || support::run_bounded(bench, b"", Duration::from_secs(120)));
+    let counter = |node: &support::RedisServer| -> u64 {
+        node.cmd(&["GET", "counter:__rand_int__"])
+            .ok()
+            .and_then(|v| support::value_to_string(&v))
+            .and_then(|s| s.parse().ok())
+            .unwrap_or(0)
+    };
+    support::assert_eventually!(
+        Duration::from_secs(10),
+        counter(&group.nodes[0]) > 50_000,
+        "pipelined writes flow before the switchover"
+    );
+    let reply: String = sentinel_query(
+        group.proxies[0].sentinel_addr(),
+        &["SENTINEL", "FAILOVER", "mymaster"],
+    )
+    .expect("SENTINEL FAILOVER is accepted");
+    assert_eq!(reply, "OK");
+    let new = group.wait_for_new_master(old, FAILOVER_BOUND);
+    let ended_early = runner.is_finished();
+    let out = runner.join().expect("benchmark thread");
+    let text = format!(
+        "{}{}",
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert!(
+        !ended_early,
+        "the benchmark ended before the switchover: {text}"
+    );
+    assert!(out.status.success(), "redis-benchmark failed: {text}");
+    assert!(
+        !text.to_lowercase().contains("error"),
+        "redis-benchmark saw errors: {text}"
+    );
+    assert_eq!(
+        counter(group.node(new)),
+        INCRS,
+        "every INCR ran exactly once"
+    );
+    assert!(
+        observer
+            .log()
+            .contains("master answered -READONLY; retrying on the new master"),
+        "the refused batches were retried"
+    );
+}

@@ -181,6 +181,8 @@ impl Session {
     /// Lets go of the session's backend (its own connection is closed, its
     /// place on a shared one given up) and of the output waiting for it.
     pub(super) fn drop_backend(&mut self) {
+        // A held `-READONLY` was in the buffer that goes with it.
+        self.readonly = None;
         release_backend(&self.shared, &mut self.backend, &mut self.to_backend);
     }
 }

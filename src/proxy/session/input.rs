@@ -7,16 +7,17 @@
 //! forwarded ones to the backend as one batch, straight from the buffer. A
 //! request that needs a master while none may be used stays in the buffer
 //! (held) and the caller binds; after the hold timeout it is answered
-//! `-MASTERDOWN` instead. A lone command with nothing else in flight is kept
-//! at the front of the buffer (`retained`) until its reply, so that it can be
-//! retried if that reply is a `-READONLY` from a demoted master.
+//! `-MASTERDOWN` instead. A batch sent with nothing else in flight (one
+//! command, or only reads and writes) is kept at the front of the buffer
+//! (`retained`) until its replies, so that what a demoted master refused
+//! with `-READONLY` can be retried (`retry`).
 //!
 //! Reading stops (back-pressure) while output for the backend waits, while
 //! too many replies are in flight, and while too many bytes are held; after
 //! QUIT or a protocol error the client is still read, only to see its close.
 //!
 //! The input buffer, `cbuf`, holds from its front: the `retained` bytes of
-//! the one command in flight kept for a retry, then complete commands not
+//! the batch in flight kept for a retry, then complete commands not
 //! forwarded yet (held, or waiting for room on a shared connection), then
 //! the start of a command still being received.
 
@@ -32,6 +33,7 @@ use super::io::{Batch, read_ready, send_backend};
 use super::{Backend, Conn, End, Hold, Phase, Session};
 use crate::proxy::bufpool;
 use crate::proxy::state::{Action, Expect, decide, is_client_setinfo, replies, shareable};
+use crate::resp::command::Class;
 use crate::resp::request::{RequestScanner, Scanned};
 
 /// Largest unforwarded input kept per client (Redis's `client-query-buffer-limit`).
@@ -233,10 +235,12 @@ impl Session {
         let table = self.shared.commands.load();
         let on_shared = self.backend.as_deref().is_some_and(Backend::is_shared);
         let mut batch = Batch::default();
-        // Whether this batch is one plain forwarded command and nothing else
-        // (only such a command may be retried after -READONLY).
+        // Whether this batch is plain forwarded commands and nothing else,
+        // and, past one command, only reads and writes (only such a batch
+        // may be retried after -READONLY: see `retry`).
         let mut forwarded = 0usize;
         let mut plain = true;
+        let mut data_only = true;
         let mut need_backend = false;
         // The last name looked up in this batch, as sent, and its entry: a
         // pipeline mostly repeats one command, which then costs a compare.
@@ -374,6 +378,7 @@ impl Session {
                     batch.end += req.len;
                     batch.replies += 1;
                     forwarded += 1;
+                    data_only &= matches!(class, Class::Read | Class::Write);
                     None
                 }
                 Action::ForwardLast => {
@@ -429,14 +434,15 @@ impl Session {
         }
         self.used_shared |= on_shared && forwarded > 0;
         if batch.end > 0 {
-            // A lone command with nothing else in flight is kept until its reply:
-            // if that reply is -READONLY it was not executed and can be retried.
-            let lone = forwarded == 1
+            // A batch with nothing else in flight is kept until its replies:
+            // what a demoted master refused with -READONLY did not run and
+            // can be retried.
+            let retain = (forwarded == 1 || (forwarded > 1 && data_only))
                 && plain
                 && in_flight_before == 0
                 && batch.end == buf.len()
                 && !self.ledger.state.pin.multi;
-            if lone {
+            if retain {
                 send_backend(
                     &mut self.backend,
                     &mut self.to_backend,

@@ -44,6 +44,7 @@
 //! * `target`: which node that is;
 //! * `replies`: routing replies through the ledger, the `-READONLY` check, a
 //!   lost backend;
+//! * `retry`: which commands a demoted master refused may run again;
 //! * `phase`: a new topology, the drain of a switch, the hold, retry and idle
 //!   timers, shutdown;
 //! * `pipe`: the byte pipe after SYNC/PSYNC;
@@ -56,6 +57,7 @@ mod io;
 mod phase;
 mod pipe;
 mod replies;
+mod retry;
 mod target;
 #[cfg(test)]
 mod tests;
@@ -239,11 +241,11 @@ struct Session {
     /// The client's connection (plain, or TLS on `--tls-listen`).
     client: Stream,
     /// Client bytes not yet forwarded (plus, at its front, `retained` bytes of
-    /// the one command in flight, kept for a retry after `-READONLY`).
+    /// the batch in flight, kept for a retry after `-READONLY`).
     cbuf: Option<BytesMut>,
     /// Frames the client's requests (keeps its place in an incomplete one).
     requests: RequestScanner,
-    /// Length of the command kept at the front of `cbuf` for a retry.
+    /// Length of the batch kept at the front of `cbuf` for a retry.
     retained: usize,
     /// Boxed: most of a session's life is spent idle, where it should be small.
     backend: Option<Box<Backend>>,

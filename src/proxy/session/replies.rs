@@ -20,6 +20,7 @@ use tracing::{debug, info, warn};
 
 use super::input::Input;
 use super::io::{ClientOut, read_ready};
+use super::retry::{self, Retry};
 use super::{Avoid, Conn, End, Phase, RETRY_DELAY, Session};
 use crate::backend::connect::{answers, is_master};
 use crate::proxy::bufpool;
@@ -39,14 +40,14 @@ const STREAM_FROM: usize = 64 * 1024;
 /// large as the socket offers, through a buffer that stays this size.
 const STREAM_READ: usize = 64 * 1024;
 
-/// A `-READONLY` reply held back while the master's role is checked.
+/// A `-READONLY` reply held back while the master's role is checked and,
+/// for a retained batch, the rest of its replies come in.
 #[derive(Debug, Clone, Copy)]
 pub(super) struct ReadOnlyReply {
     /// Its length at the front of the backend buffer.
     len: usize,
-    /// It answered the session's only command in flight, outside MULTI: if
-    /// the master was demoted, that command did not run and may be retried.
-    sole: bool,
+    /// Whether `ROLE` said the master was demoted, once asked.
+    demoted: Option<bool>,
 }
 
 impl Session {
@@ -99,6 +100,11 @@ impl Session {
     /// Sends complete replies on to the client, in order, swallowing the replies
     /// to commands the proxy sent itself.
     fn route_replies(&mut self) -> Result<(), End> {
+        if self.readonly.is_some() {
+            // A `-READONLY` at the front waits to be settled; nothing after
+            // it goes first.
+            return Ok(());
+        }
         let Some(backend) = self.backend.as_mut() else {
             return Ok(());
         };
@@ -188,15 +194,15 @@ impl Session {
                 }
                 // On a read endpoint the replica's `-READONLY` is the
                 // client's answer to a write: passed on unchanged.
-                Route::Demoted { .. } if self.shared.settings.reads.is_some() => {
+                Route::Demoted if self.shared.settings.reads.is_some() => {
                     pos += reply.len;
                 }
-                Route::Demoted { sole } => {
+                Route::Demoted => {
                     // Held at the front of the buffer until ROLE tells what
                     // it means (`on_readonly`); nothing after it goes first.
                     self.readonly = Some(ReadOnlyReply {
                         len: reply.len,
-                        sole,
+                        demoted: None,
                     });
                     break;
                 }
@@ -216,7 +222,11 @@ impl Session {
     async fn route_and_check(&mut self) -> Result<(), End> {
         self.route_replies()?;
         while let Some(held) = self.readonly.take() {
-            Box::pin(self.on_readonly(held)).await?;
+            if !Box::pin(self.on_readonly(held)).await? {
+                // Waiting for the rest of a retained batch's replies (held
+                // again in `readonly`).
+                break;
+            }
             self.route_replies()?;
         }
         if matches!(self.phase, Phase::Draining { .. }) && self.ledger.counted() == 0 {
@@ -228,46 +238,83 @@ impl Session {
     /// A `-READONLY` reply is at the front of the backend buffer. A master
     /// that still says `master` sent it on purpose (a script's error, `DEBUG
     /// ERROR`): the client gets it unchanged at once. Otherwise the node was
-    /// demoted: the control path is told, and a command that was alone in
-    /// flight (so it did not run) is retried on the new master; with others in
-    /// flight the error is forwarded and the session ends after their replies.
-    async fn on_readonly(&mut self, held: ReadOnlyReply) -> Result<(), End> {
+    /// demoted: the control path is told, and commands of a retained batch
+    /// that it refused (so they did not run) are retried on the new master
+    /// (`retry`); any other refusal is forwarded and the session ends after
+    /// the replies still in flight.
+    ///
+    /// Returns whether it is settled: `false` while the rest of a retained
+    /// batch's replies are awaited (`held` then stays in place).
+    async fn on_readonly(&mut self, mut held: ReadOnlyReply) -> Result<bool, End> {
         let Some(addr) = self.backend.as_ref().map(|b| b.addr) else {
-            return Ok(());
+            return Ok(true);
         };
-        let auth = self.shared.settings.backend_auth.as_deref();
-        let demoted =
-            is_master(&self.shared.dialer, addr, auth, LIVENESS_TIMEOUT).await != Some(true);
+        let demoted = match held.demoted {
+            Some(demoted) => demoted,
+            None => {
+                let auth = self.shared.settings.backend_auth.as_deref();
+                let is_master = is_master(&self.shared.dialer, addr, auth, LIVENESS_TIMEOUT).await;
+                let demoted = is_master != Some(true);
+                if demoted {
+                    self.shared.hints.send(Hint::Demoted(addr));
+                }
+                held.demoted = Some(demoted);
+                demoted
+            }
+        };
         let Some(buf) = self.backend.as_mut().and_then(|b| b.buf.as_mut()) else {
-            return Ok(());
+            return Ok(true);
         };
-        let retry = demoted && held.sole && self.retained > 0;
-        if !retry {
-            ClientOut {
-                counters: &self.shared.counters,
-                stream: &mut self.client,
-                pending: &mut self.to_client,
+        let plan = match (demoted, self.cbuf.as_ref()) {
+            (true, Some(cbuf)) if self.retained > 0 && !self.ledger.state.pin.multi => {
+                retry::plan(&cbuf[..self.retained], buf, held.len, self.ledger.counted())
             }
-            .send(&buf[..held.len])?;
-        }
-        buf.advance(held.len);
-        if demoted {
-            self.shared.hints.send(Hint::Demoted(addr));
-        }
-        if retry {
-            info!(%addr, "master answered -READONLY; retrying the command on the new master");
-            // Not executed: its bytes stay at the front of the input, unsent.
-            self.retained = 0;
-            self.avoid = Some(Avoid::Demoted);
-            self.drop_backend();
-        } else {
-            release_retained(&mut self.cbuf, &mut self.retained, self.ledger.counted());
-            if demoted {
-                info!(%addr, "master answered -READONLY; closing the session after its replies");
-                self.input = Input::Stopped;
+            _ => Retry::No,
+        };
+        match plan {
+            Retry::Wait => {
+                self.readonly = Some(held);
+                Ok(false)
+            }
+            Retry::Yes {
+                resend_from,
+                replies,
+            } => {
+                info!(%addr, "master answered -READONLY; retrying on the new master");
+                // None of these ran: their replies are dropped, and their
+                // bytes stay at the front of the input, unsent.
+                // The ledger took the held one already; it takes the rest.
+                buf.advance(held.len);
+                let mut left = replies - held.len;
+                while let Ok(Some(reply)) = ReplyScanner::default().scan(&buf[..left]) {
+                    self.ledger.route(&buf[..reply.len], reply.kind);
+                    buf.advance(reply.len);
+                    left -= reply.len;
+                }
+                if let Some(cbuf) = self.cbuf.as_mut() {
+                    cbuf.advance(resend_from);
+                }
+                self.retained = 0;
+                self.avoid = Some(Avoid::Demoted);
+                self.drop_backend();
+                Ok(true)
+            }
+            Retry::No => {
+                ClientOut {
+                    counters: &self.shared.counters,
+                    stream: &mut self.client,
+                    pending: &mut self.to_client,
+                }
+                .send(&buf[..held.len])?;
+                buf.advance(held.len);
+                release_retained(&mut self.cbuf, &mut self.retained, self.ledger.counted());
+                if demoted {
+                    info!(%addr, "master answered -READONLY; closing the session after its replies");
+                    self.input = Input::Stopped;
+                }
+                Ok(true)
             }
         }
-        Ok(())
     }
 
     /// The backend connection closed or failed. With replies in flight their
@@ -328,7 +375,7 @@ impl Session {
     }
 }
 
-/// The command kept at the front of `cbuf` for a retry after `-READONLY`
+/// The batch kept at the front of `cbuf` for a retry after `-READONLY`
 /// (`retained` bytes) is done with once nothing is in flight anymore.
 fn release_retained(cbuf: &mut Option<BytesMut>, retained: &mut usize, in_flight: usize) {
     if *retained > 0 && in_flight == 0 {
