@@ -222,19 +222,18 @@ impl Session {
             self.hold = None;
             return Ok(false);
         };
-        // Bytes past a retained command mean it is no longer alone in flight.
-        if self.retained > 0 && buf.len() > self.retained {
-            buf.advance(self.retained);
-            self.retained = 0;
-        }
-        if self.retained > 0 || buf.is_empty() {
+        if buf.len() == self.retained {
             self.hold = None;
             return Ok(false);
         }
         let in_flight_before = self.ledger.counted();
         let table = self.shared.commands.load();
         let on_shared = self.backend.as_deref().is_some_and(Backend::is_shared);
-        let mut batch = Batch::default();
+        // A retained batch stays at the front while what follows can join it
+        // (the batch keeps it; anything sent otherwise lets it go).
+        let mut batch = Batch::after(self.retained);
+        // The scan stopped at a command not complete yet, not at one it kept.
+        let mut incomplete_tail = false;
         // Whether this batch is plain forwarded commands and nothing else,
         // and, past one command, only reads and writes (only such a batch
         // may be retried after -READONLY: see `retry`).
@@ -250,7 +249,10 @@ impl Session {
         loop {
             let scanned = match self.requests.scan(&buf[batch.end..]) {
                 Ok(Some(scanned)) => scanned,
-                Ok(None) => break,
+                Ok(None) => {
+                    incomplete_tail = true;
+                    break;
+                }
                 Err(error) => {
                     batch.flush(&mut self.backend, &mut self.to_backend, buf)?;
                     self.ledger.push(Expect::LocalThenClose(error.reply()));
@@ -261,7 +263,8 @@ impl Session {
             };
             let req = match scanned {
                 Scanned::Empty(n) => {
-                    if batch.end == 0 {
+                    if batch.is_empty() {
+                        batch.flush(&mut self.backend, &mut self.to_backend, buf)?;
                         buf.advance(n);
                     } else if on_shared {
                         // Only commands go over a shared connection.
@@ -433,25 +436,35 @@ impl Session {
             }
         }
         self.used_shared |= on_shared && forwarded > 0;
-        if batch.end > 0 {
-            // A batch with nothing else in flight is kept until its replies:
-            // what a demoted master refused with -READONLY did not run and
-            // can be retried.
-            let retain = (forwarded == 1 || (forwarded > 1 && data_only))
+        // What is still kept: nothing once something went out on its own.
+        self.retained = batch.start;
+        if !batch.is_empty() {
+            // A batch sent with nothing else in flight but a retained one is
+            // kept with it until their replies: what a demoted master refused
+            // with -READONLY did not run and can be retried. A lone command
+            // may be any; more are only reads and writes (no blocking one
+            // among them to wait for), and joining a retained batch they
+            // must be too.
+            let alone = if batch.start > 0 {
+                data_only
+            } else {
+                in_flight_before == 0 && (forwarded == 1 || data_only)
+            };
+            let retain = alone
                 && plain
-                && in_flight_before == 0
-                && batch.end == buf.len()
+                && (batch.end == buf.len() || incomplete_tail)
                 && !self.ledger.state.pin.multi;
             if retain {
                 send_backend(
                     &mut self.backend,
                     &mut self.to_backend,
-                    &buf[..batch.end],
+                    &buf[batch.start..batch.end],
                     batch.replies,
                 )?;
                 self.retained = batch.end;
             } else {
                 batch.flush(&mut self.backend, &mut self.to_backend, buf)?;
+                self.retained = 0;
             }
         }
         if need_backend {

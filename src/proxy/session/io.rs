@@ -92,28 +92,47 @@ pub(super) fn send_backend(
     }
 }
 
-/// Complete commands at the front of a session's input buffer, not sent yet.
+/// Complete commands in a session's input buffer, not sent yet: after the
+/// retained bytes at its front (sent already, kept for a retry), if any.
 #[derive(Debug, Default)]
 pub(super) struct Batch {
-    /// They are `buf[..end]`.
+    /// Where they start: the retained bytes end here.
+    pub(super) start: usize,
+    /// They are `buf[start..end]`.
     pub(super) end: usize,
     /// Replies they will get.
     pub(super) replies: u64,
 }
 
 impl Batch {
-    /// Sends the batch to the backend and consumes it from `buf`.
+    /// An empty batch after `retained` bytes.
+    pub(super) fn after(retained: usize) -> Batch {
+        Batch {
+            start: retained,
+            end: retained,
+            replies: 0,
+        }
+    }
+
+    /// Whether it holds no command.
+    pub(super) fn is_empty(&self) -> bool {
+        self.end == self.start
+    }
+
+    /// Sends the batch to the backend and consumes it from `buf`, with the
+    /// retained bytes before it: once something else is in flight they can
+    /// no longer be retried (the caller stops counting them as retained).
     pub(super) fn flush(
         &mut self,
         backend: &mut Option<Box<Backend>>,
         pending: &mut Option<BytesMut>,
         buf: &mut BytesMut,
     ) -> Result<(), End> {
-        if self.end > 0 {
-            send_backend(backend, pending, &buf[..self.end], self.replies)?;
-            buf.advance(self.end);
-            *self = Batch::default();
+        if !self.is_empty() {
+            send_backend(backend, pending, &buf[self.start..self.end], self.replies)?;
         }
+        buf.advance(self.end);
+        *self = Batch::default();
         Ok(())
     }
 }

@@ -271,6 +271,7 @@ impl Session {
             }
             _ => Retry::No,
         };
+        debug!(%addr, demoted, retained = self.retained, awaited = self.ledger.counted(), ?plan, "settling -READONLY");
         match plan {
             Retry::Wait => {
                 self.readonly = Some(held);
