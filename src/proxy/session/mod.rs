@@ -349,6 +349,12 @@ impl Session {
         // When the last client read happened, for the request latency.
         let mut read_at: Option<Instant> = None;
         loop {
+            if self.backend.as_deref().is_some_and(|b| b.streaming > 0) {
+                // A large value passing through lets the worker go between
+                // two of its reads: the other sessions there get their turn
+                // instead of waiting behind megabytes of copying.
+                tokio::task::yield_now().await;
+            }
             let in_flight = self.ledger.counted();
             if let Err(end) = self.settle().await {
                 return Box::pin(self.close(end)).await;
