@@ -172,3 +172,40 @@ fn a_pipeline_answered_in_part_is_forwarded_then_closed() {
     );
     h.stop.cancel();
 }
+
+/// The new master is published while a write waits, paused, on the old one
+/// (as `FAILOVER` pauses writers): the session drains, then the demoted node
+/// refuses the write. It did not run, and the topology that replaces the old
+/// master is already there: the write runs on the new master at once, not
+/// after a hold.
+#[test]
+fn a_write_refused_during_a_drain_runs_on_the_master_already_published() {
+    let a = RedisServer::spawn();
+    let b = RedisServer::spawn();
+    let h = start(a.addr());
+    let mut client = RespClient::connect(h.addr);
+    client.set_timeout(Duration::from_secs(20));
+    assert_eq!(show(&client.command(&["PING"])), show(b"+PONG\r\n"));
+
+    a.cmd(&["CLIENT", "PAUSE", "10000", "WRITE"])
+        .expect("CLIENT PAUSE");
+    client.send_command(&["SET", "k", "v"]);
+    std::thread::sleep(Duration::from_millis(300));
+    h.writer.publish(Some(b.addr()), 1).expect("publish b");
+    std::thread::sleep(Duration::from_millis(300));
+    demote(&a, &b);
+    a.cmd(&["CLIENT", "UNPAUSE"]).expect("CLIENT UNPAUSE");
+
+    let asked = std::time::Instant::now();
+    assert_eq!(show(&client.read_reply()), show(b"+OK\r\n"));
+    assert!(
+        asked.elapsed() < Duration::from_secs(5),
+        "the write waited {:?} (held until the hold timeout?)",
+        asked.elapsed()
+    );
+    assert_eq!(
+        b.cmd(&["GET", "k"]).ok(),
+        Some(redis::Value::BulkString(b"v".to_vec()))
+    );
+    h.stop.cancel();
+}

@@ -296,7 +296,11 @@ impl Session {
                     cbuf.advance(resend_from);
                 }
                 self.retained = 0;
-                self.avoid = Some(Avoid::Demoted);
+                if self.topology.master == Some(addr) {
+                    // Not replaced yet: wait for the topology that replaces it
+                    // (a newer one may have come during a drain already).
+                    self.avoid = Some(Avoid::Demoted);
+                }
                 self.drop_backend();
                 Ok(true)
             }
