@@ -85,6 +85,18 @@ fn demote(a: &RedisServer, b: &RedisServer) {
     a.replicaof(Some(b.addr())).expect("REPLICAOF on a");
 }
 
+/// The session tells the control path that `a` was demoted; then `b` is
+/// published as the new master.
+fn expect_demoted_then_publish(h: &mut Harness, a: &RedisServer, b: &RedisServer) {
+    let hint = h
+        .runtime
+        .block_on(async { tokio::time::timeout(Duration::from_secs(5), h.hints.recv()).await })
+        .expect("a hint within 5 s")
+        .expect("hint channel open");
+    assert_eq!(hint, Hint::Demoted(a.addr()));
+    h.writer.publish(Some(b.addr()), 1).expect("publish b");
+}
+
 /// The session's only command meets the demoted master: it was not executed,
 /// so once the new master is published it runs there and the client sees only
 /// its normal reply.
@@ -102,13 +114,7 @@ fn a_lone_write_refused_with_readonly_is_retried_on_the_new_master() {
 
     demote(&a, &b);
     client.send_command(&["SET", "k", "v"]);
-    let hint = h
-        .runtime
-        .block_on(async { tokio::time::timeout(Duration::from_secs(5), h.hints.recv()).await })
-        .expect("a hint within 5 s")
-        .expect("hint channel open");
-    assert_eq!(hint, Hint::Demoted(a.addr()));
-    h.writer.publish(Some(b.addr()), 1).expect("publish b");
+    expect_demoted_then_publish(&mut h, &a, &b);
 
     assert_eq!(show(&client.read_reply()), show(b"+OK\r\n"));
     assert_eq!(
@@ -132,13 +138,7 @@ fn a_pipeline_refused_whole_is_retried_on_the_new_master() {
 
     demote(&a, &b);
     client.send(b"*3\r\n$3\r\nSET\r\n$1\r\nx\r\n$1\r\n1\r\n*2\r\n$4\r\nINCR\r\n$1\r\ny\r\n");
-    let hint = h
-        .runtime
-        .block_on(async { tokio::time::timeout(Duration::from_secs(5), h.hints.recv()).await })
-        .expect("a hint within 5 s")
-        .expect("hint channel open");
-    assert_eq!(hint, Hint::Demoted(a.addr()));
-    h.writer.publish(Some(b.addr()), 1).expect("publish b");
+    expect_demoted_then_publish(&mut h, &a, &b);
 
     assert_eq!(show(&client.read_reply()), show(b"+OK\r\n"));
     assert_eq!(show(&client.read_reply()), show(b":1\r\n"));

@@ -11,6 +11,16 @@ use crate::support;
 /// moves the master. No writer sees an error, every writer's writes continue
 /// on the new master, the counter there equals the number of acknowledged
 /// INCRs, and the old master ends up replicating from the new one.
+/// `SENTINEL FAILOVER mymaster` on the group's first proxy, which accepts it.
+fn ask_failover(group: &Group) {
+    let reply: String = sentinel_query(
+        group.proxies[0].sentinel_addr(),
+        &["SENTINEL", "FAILOVER", "mymaster"],
+    )
+    .expect("SENTINEL FAILOVER is accepted");
+    assert_eq!(reply, "OK");
+}
+
 #[test]
 fn a_planned_switchover_loses_no_write() {
     let group = Group::spawn(2, 3);
@@ -23,12 +33,7 @@ fn a_planned_switchover_loses_no_write() {
     );
 
     let asked = Instant::now();
-    let reply: String = sentinel_query(
-        group.proxies[0].sentinel_addr(),
-        &["SENTINEL", "FAILOVER", "mymaster"],
-    )
-    .expect("SENTINEL FAILOVER is accepted");
-    assert_eq!(reply, "OK");
+    ask_failover(&group);
     let new = group.wait_for_new_master(old, FAILOVER_BOUND);
     let switched = Instant::now();
     let at_switch = writes_on(group.node(new));
@@ -99,24 +104,7 @@ fn pipelined_writers_through_an_observer_see_no_error_in_a_switchover() {
     let group = Group::builder().voters(3).observers(1).spawn();
     let old = group.nodes[0].addr();
     let observer = &group.proxies[3];
-    let port = observer.addr().port().to_string();
-    let mut bench = std::process::Command::new("redis-benchmark");
-    bench.args([
-        "-h",
-        "127.0.0.1",
-        "-p",
-        &port,
-        "-t",
-        "incr",
-        "-c",
-        "10",
-        "-P",
-        "16",
-        "-q",
-    ]);
-    bench.args(["-n", &INCRS.to_string()]);
-    let runner =
-        std::thread::spawn(move || support::run_bounded(bench, b"", Duration::from_secs(120)));
+    let runner = support::pipelined_incrs(observer.addr().port(), INCRS);
     let counter = |node: &support::RedisServer| -> u64 {
         node.cmd(&["GET", "counter:__rand_int__"])
             .ok()
@@ -129,20 +117,11 @@ fn pipelined_writers_through_an_observer_see_no_error_in_a_switchover() {
         counter(&group.nodes[0]) > 50_000,
         "pipelined writes flow before the switchover"
     );
-    let reply: String = sentinel_query(
-        group.proxies[0].sentinel_addr(),
-        &["SENTINEL", "FAILOVER", "mymaster"],
-    )
-    .expect("SENTINEL FAILOVER is accepted");
-    assert_eq!(reply, "OK");
+    ask_failover(&group);
     let new = group.wait_for_new_master(old, FAILOVER_BOUND);
     let ended_early = runner.is_finished();
     let out = runner.join().expect("benchmark thread");
-    let text = format!(
-        "{}{}",
-        String::from_utf8_lossy(&out.stdout),
-        String::from_utf8_lossy(&out.stderr)
-    );
+    let text = support::output_text(&out);
     assert!(
         !ended_early,
         "the benchmark ended before the switchover: {text}"

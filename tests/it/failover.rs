@@ -538,39 +538,16 @@ fn pipelined_clients_ride_through_a_planned_failover() {
     let mut topology = Topology::spawn(1, 3);
     let proxy = proxy_following(&topology, &[]);
     let old_master = topology.current_master();
-    let port = proxy.addr().port().to_string();
-    let mut bench = std::process::Command::new("redis-benchmark");
-    bench.args([
-        "-h",
-        "127.0.0.1",
-        "-p",
-        &port,
-        "-t",
-        "incr",
-        "-n",
-        "1500000",
-        "-c",
-        "10",
-        "-P",
-        "16",
-        "-q",
-    ]);
-    let runner = thread::spawn(move || support::run_bounded(bench, b"", Duration::from_secs(120)));
+    let runner = support::pipelined_incrs(proxy.addr().port(), 1_500_000);
     thread::sleep(Duration::from_millis(500));
     topology.sentinels[0].failover().expect("SENTINEL FAILOVER");
     let new_master = topology.wait_for_new_master(old_master);
     let ended_early = runner.is_finished();
     let out = runner.join().expect("benchmark thread");
+    let text = support::output_text(&out);
     assert!(
         !ended_early,
-        "the benchmark ended before the failover (make it longer, unless it failed): {}{}",
-        String::from_utf8_lossy(&out.stdout),
-        String::from_utf8_lossy(&out.stderr)
-    );
-    let text = format!(
-        "{}{}",
-        String::from_utf8_lossy(&out.stdout),
-        String::from_utf8_lossy(&out.stderr)
+        "the benchmark ended before the failover (make it longer, unless it failed): {text}"
     );
     assert!(out.status.success(), "redis-benchmark failed: {text}");
     assert!(

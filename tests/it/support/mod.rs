@@ -430,6 +430,25 @@ pub fn python() -> Result<PathBuf, String> {
         })
 }
 
+/// Pipelined writers for failover tests: `redis-benchmark -t incr -c 10 -P 16
+/// -n COUNT` against `port`, in a thread (bounded to 120 s); join it for the
+/// output.
+pub fn pipelined_incrs(port: u16, count: u64) -> std::thread::JoinHandle<std::process::Output> {
+    let mut bench = Command::new("redis-benchmark");
+    bench.args(["-h", "127.0.0.1", "-p", &port.to_string(), "-t", "incr"]);
+    bench.args(["-c", "10", "-P", "16", "-q", "-n", &count.to_string()]);
+    std::thread::spawn(move || run_bounded(bench, b"", Duration::from_secs(120)))
+}
+
+/// A finished command's stdout and stderr, as text, for assertion messages.
+pub fn output_text(out: &std::process::Output) -> String {
+    format!(
+        "{}{}",
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    )
+}
+
 /// Runs `command` to completion with a deadline, feeding it `stdin` and
 /// collecting its output; kills it (by its PID) and panics if it runs over.
 pub fn run_bounded(mut command: Command, stdin: &[u8], deadline: Duration) -> std::process::Output {
